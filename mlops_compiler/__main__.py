@@ -1,0 +1,3 @@
+from mlops_compiler.cli.main import main
+
+main()

@@ -1,0 +1,130 @@
+"""`mlops` commands. Heavy modules are imported inside commands so `mlops --help` stays fast."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mlops_compiler import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SPECS = click.argument(
+    "specs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True)
+)
+OUT = click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("generated"),
+    show_default=True,
+    help="Output root; each spec builds into OUT/<name>/.",
+)
+LEVEL = click.option(
+    "--level", type=click.IntRange(0, 3), default=None, help="Override the spec's level."
+)
+
+
+def reports_errors(func: F) -> F:
+    """Map every MlopsError to its message and exit code; users never see a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlops_compiler.errors import MlopsError
+
+        try:
+            return func(*args, **kwargs)
+        except MlopsError as exc:
+            click.echo(exc.report(), err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# click's own usage errors exit 2, which is our code for invalid input too.
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlops")
+def cli() -> None:
+    """Compile one declarative mlops.yaml into a standalone MLOps project.
+
+    \b
+    Exit codes: 0 ok; 1 --check found stale or missing output; 2 invalid spec or usage.
+    """
+
+
+@cli.command()
+@SPECS
+@reports_errors
+def validate(specs: tuple[Path, ...]) -> None:
+    """Check specs and report every problem at once, as file:line:col: field: message."""
+    from mlops_compiler.pipeline import compile_specs
+
+    compiled = compile_specs(list(specs), Path("generated"), render=False)
+    for item in compiled:
+        click.echo(f"ok: {item.plan.name} (level {item.plan.level})")
+
+
+@cli.command()
+@SPECS
+@OUT
+@LEVEL
+@reports_errors
+def plan(specs: tuple[Path, ...], out: Path, level: int | None) -> None:
+    """Show every file the spec's level emits, against what is on disk."""
+    from mlops_compiler.cli.report import print_plan
+    from mlops_compiler.pipeline import changes_of, compile_specs
+
+    for item in compile_specs(list(specs), out, level):
+        print_plan(item, changes_of(item))
+
+
+@cli.command()
+@SPECS
+@OUT
+@LEVEL
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if output is stale or missing.")
+@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@reports_errors
+def build(specs: tuple[Path, ...], out: Path, level: int | None, check: bool, force: bool) -> None:
+    """Generate OUT/<name>/ for every spec, atomically, with its manifest."""
+    from mlops_compiler.cli.report import print_build, print_check
+    from mlops_compiler.pipeline import build as write_all
+    from mlops_compiler.pipeline import changes_of, compile_specs
+
+    compiled = compile_specs(list(specs), out, level)
+    if check:
+        stale = [(item, changes_of(item)) for item in compiled]
+        if print_check(stale):
+            sys.exit(1)
+        return
+    print_build(write_all(compiled, force=force))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("spec", type=click.Path(path_type=Path, exists=True))
+@click.argument("stage")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@OUT
+@click.option("--python", "python", default=None, help="Interpreter of the generated project.")
+@reports_errors
+def run(spec: Path, stage: str, args: tuple[str, ...], out: Path, python: str | None) -> None:
+    """Run a stage of the generated project (building first if stale); returns its exit code."""
+    from mlops_compiler.cli.stages import run_stage
+
+    sys.exit(run_stage(spec, stage, list(args), out, python))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of mlops.yaml (for editors' yaml-language-server)."""
+    from mlops_compiler.spec.json_schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="mlops")

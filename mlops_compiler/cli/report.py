@@ -1,0 +1,61 @@
+"""What build, plan and check print."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+
+from mlops_compiler.errors import display_path
+from mlops_compiler.pipeline import Compiled
+from mlops_compiler.plan.levels import COMPONENTS
+from mlops_compiler.write.changes import Change
+from mlops_compiler.write.manifest import MANIFEST
+
+_MARK = {"added": "+", "changed": "~", "removed": "-", "unchanged": " ", "edited": "!", "kept": "?"}
+
+
+def print_plan(item: Compiled, changes: list[Change]) -> None:
+    plan = item.plan
+    click.echo(f"{plan.name}: level {plan.level} -> {display_path(plan.out_dir)}/")
+    click.echo("  components (level range: emitted?):")
+    for c in COMPONENTS:
+        mark = "yes" if c.emitted_at(plan.level) else "no "
+        click.echo(f"    {mark} {c.name:<16} L{c.min_level}-L{c.max_level}  {c.summary}")
+    by_path = {a.path: a for a in plan.artifacts}
+    click.echo("  files:")
+    for change in changes:
+        artifact = by_path.get(change.path)
+        origin = f"{artifact.component} (L{artifact.level})" if artifact else (
+            "manifest" if change.path == MANIFEST else "dropped from plan"
+        )
+        click.echo(f"    {_MARK[change.status]} {change.status:<9} {change.path:<40} {origin}")
+    click.echo(f"  {_summary(changes)}")
+
+
+def _summary(changes: list[Change]) -> str:
+    counts = Counter(c.status for c in changes)
+    return ", ".join(f"{counts[s]} {s}" for s in _MARK if counts[s])
+
+
+def print_build(results: list[tuple[Compiled, list[Change]]]) -> None:
+    for item, changes in results:
+        click.echo(f"{item.plan.name}: {display_path(item.plan.out_dir)}/ ({_summary(changes)})")
+        for c in changes:
+            if c.status == "kept":
+                click.echo(f"  kept {c.path}: dropped from the plan but edited by hand")
+
+
+def print_check(results: list[tuple[Compiled, list[Change]]]) -> bool:
+    """True when anything is stale."""
+    stale = False
+    for item, changes in results:
+        bad = [c for c in changes if c.status not in ("unchanged", "kept")]
+        if bad:
+            stale = True
+            click.echo(f"{item.plan.name}: stale output in {display_path(item.plan.out_dir)}/", err=True)
+            for c in bad:
+                click.echo(f"  {c.status}: {c.path}", err=True)
+    if stale:
+        click.echo("run `mlops build` on the same specs to regenerate.", err=True)
+    return stale

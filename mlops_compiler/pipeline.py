@@ -1,0 +1,111 @@
+"""The compiler's flow, one call per stage: discover → load → validate → plan → render → write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_compiler.errors import Diagnostic, SpecError, UsageError, WriteConflict, display_path
+from mlops_compiler.load import load_spec
+from mlops_compiler.plan import Plan, make_plan
+from mlops_compiler.render.render import render_plan
+from mlops_compiler.spec.validate import validate
+from mlops_compiler.write.changes import Change, compare, inside
+from mlops_compiler.write.manifest import MANIFEST, manifest_bytes
+from mlops_compiler.write.transaction import Op, apply
+
+SPEC_NAMES = ("mlops.yaml", "*.mlops.yaml")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    plan: Plan
+    files: dict[str, bytes]  # every output file, the manifest included
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Spec files named directly, plus every mlops.yaml / *.mlops.yaml below named folders."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            below = {p for pattern in SPEC_NAMES for p in path.rglob(pattern)}
+            found.extend(
+                sorted(
+                    p for p in below
+                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"{display_path(path)}: no such file or folder")
+    if not found:
+        raise UsageError("no spec found (looked for mlops.yaml and *.mlops.yaml)")
+    return list(dict.fromkeys(found))
+
+
+def compile_specs(
+    paths: list[Path], out_root: Path, level: int | None = None, *, render: bool = True
+) -> list[Compiled]:
+    """Every spec to in-memory files; any invalid spec fails the whole call, naming all problems."""
+    problems: list[Diagnostic] = []
+    compiled: list[Compiled] = []
+    owners: dict[str, str] = {}
+    for spec_path in discover(paths):
+        try:
+            loaded = load_spec(spec_path)
+            spec = validate(loaded)
+        except SpecError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        if spec.name in owners:
+            problems.append(
+                loaded.diagnostic(("name",), f"name {spec.name!r} is also used by {owners[spec.name]}")
+            )
+            continue
+        owners[spec.name] = loaded.display
+        plan = make_plan(spec, loaded, out_root, level)
+        try:
+            for artifact in plan.artifacts:
+                inside(plan.out_dir, artifact.path)
+        except ValueError as exc:
+            problems.append(loaded.diagnostic(("name",), str(exc)))
+            continue
+        files = render_plan(plan) if render else {}
+        if render:
+            files[MANIFEST] = manifest_bytes(plan, files)
+        compiled.append(Compiled(plan, files))
+    if problems:
+        raise SpecError(problems)
+    return compiled
+
+
+def changes_of(item: Compiled) -> list[Change]:
+    return compare(item.plan.out_dir, item.files)
+
+
+def build(compiled: list[Compiled], *, force: bool = False) -> list[tuple[Compiled, list[Change]]]:
+    """Write every spec's output; refuses before writing anything if a file was hand-edited."""
+    results = [(item, changes_of(item)) for item in compiled]
+    edited = [
+        f"{display_path(item.plan.out_dir / c.path)}"
+        for item, changes in results
+        for c in changes
+        if c.status == "edited"
+    ]
+    if edited and not force:
+        raise WriteConflict(
+            "these generated files were edited by hand or are not ours; "
+            "edit the spec instead, or pass --force to overwrite them:\n  " + "\n  ".join(edited)
+        )
+    for item, changes in results:
+        ops = [
+            Op(c.path, item.files[c.path])
+            for c in changes
+            if c.status in ("added", "changed", "edited")
+        ]
+        ops += [Op(c.path, None) for c in changes if c.status == "removed"]
+        # The manifest goes last so that it only ever describes files already in place.
+        ops.sort(key=lambda op: op.path == MANIFEST)
+        apply(item.plan.out_dir, ops)
+    return results

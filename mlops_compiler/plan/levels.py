@@ -1,0 +1,87 @@
+"""The level gating table: which component each level emits, and the files it is made of.
+
+This is the one place that decides what a level means; `mlops plan` prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Emit:
+    path: str  # relative to the output root
+    template: str  # relative to templates/; "*.jinja" is rendered, anything else copied
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    min_level: int
+    max_level: int
+    summary: str
+    files: tuple[Emit, ...]
+    requirements: tuple[str, ...] = ()
+    commands: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def emitted_at(self, level: int) -> bool:
+        return self.min_level <= level <= self.max_level
+
+
+def _package(*modules: str) -> tuple[Emit, ...]:
+    return tuple(
+        Emit(f"mlops_project/{m}", f"project/mlops_project/{m}") for m in sorted(modules)
+    )
+
+
+_TRAIN = ("python", "-m", "mlops_project.train")
+_LINEAGE = ("python", "-m", "mlops_project.lineage")
+
+COMPONENTS: tuple[Component, ...] = (
+    Component(
+        "project",
+        0,
+        3,
+        "README, requirements, configuration and data contract of the generated project",
+        (
+            Emit(".gitignore", "project/gitignore.jinja"),
+            Emit("README.md", "project/README.md.jinja"),
+            Emit("mlops_project/__init__.py", "project/mlops_project/__init__.py"),
+            Emit("mlops_project/config.py", "project/mlops_project/config.py.jinja"),
+            Emit("mlops_project/contract.py", "project/mlops_project/contract.py.jinja"),
+            Emit("requirements.txt", "project/requirements.txt.jinja"),
+        ),
+        ("joblib>=1.3,<2", "pandas>=2.2,<4", "pyarrow>=15,<30", "scikit-learn>=1.5,<2"),
+    ),
+    Component(
+        "training-plain",
+        0,
+        0,
+        "plain training script: fit, print metrics, save a local model file; no tracking",
+        (
+            *_package("data.py", "features.py", "metrics.py"),
+            Emit("mlops_project/train.py", "project/mlops_project/train_plain.py"),
+        ),
+        (),
+        (("train", _TRAIN),),
+    ),
+    Component(
+        "training",
+        1,
+        3,
+        "contract gate, tracked training on MLflow, registry aliases, lineage, reference profile",
+        _package(
+            "contract_gate.py",
+            "data.py",
+            "features.py",
+            "lineage.py",
+            "metrics.py",
+            "profile.py",
+            "registry.py",
+            "tracking.py",
+            "train.py",
+        ),
+        ("mlflow>=3.5,<4", "pandera>=0.22,<1", "skops>=0.10,<1"),
+        (("lineage", _LINEAGE), ("train", _TRAIN)),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Stage 4: render a plan's artifacts from Jinja templates, escaped per target language."""

@@ -1,0 +1,46 @@
+"""The one Jinja environment factory, used by the build and by the tests alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from mlops_compiler.render.filters import FILTERS, Escaped
+
+
+def templates_dir() -> Path:
+    """templates/ ships inside the wheel as mlops_compiler/templates (see pyproject)."""
+    packaged = Path(__file__).resolve().parent.parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+class UnescapedValue(TypeError):
+    pass
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, Escaped):
+        return value
+    raise UnescapedValue(
+        f"{value!r} reached the output without an escape filter "
+        "(" + ", ".join(sorted(FILTERS)) + ")"
+    )
+
+
+def make_environment(root: Path | None = None) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root or templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_finalize,
+        auto_reload=False,
+    )
+    env.filters.update(FILTERS)
+    return env

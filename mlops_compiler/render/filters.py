@@ -1,0 +1,122 @@
+"""Escape filters, one per target language: the only way a spec value reaches a file.
+
+Each returns `Escaped`, and the environment refuses to print anything else, so a template
+that forgets a filter fails at build time instead of emitting an injectable value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pprint
+import shlex
+from typing import Any
+
+from markupsafe import escape
+
+
+class Escaped(str):
+    """Text already made safe for the place it is printed."""
+
+    __slots__ = ()
+
+
+def _check_finite(value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("non-finite numbers have no literal in the generated files")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(k)
+            _check_finite(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_finite(v)
+
+
+def pyrepr(value: Any) -> Escaped:
+    """A Python literal (str, int, float, bool, None, and lists/dicts of them)."""
+    _check_finite(value)
+    return Escaped(pprint.pformat(value, width=88, sort_dicts=False, underscore_numbers=False))
+
+
+def json_value(value: Any) -> Escaped:
+    _check_finite(value)
+    return Escaped(json.dumps(value, ensure_ascii=True, sort_keys=False))
+
+
+_YAML_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\0": "\\0",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    "\x1b": "\\e",
+}
+
+
+def _yaml_string(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in _YAML_ESCAPES:
+            out.append(_YAML_ESCAPES[ch])
+        elif " " <= ch <= "~":
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def yaml_value(value: Any) -> Escaped:
+    """A YAML flow value: double-quoted strings with every non-ASCII character escaped."""
+    _check_finite(value)
+    if isinstance(value, str):
+        return Escaped(_yaml_string(value))
+    if isinstance(value, bool) or value is None:
+        return Escaped(json.dumps(value))
+    if isinstance(value, int | float):
+        return Escaped(repr(value))
+    if isinstance(value, dict):
+        items = ", ".join(f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items())
+        return Escaped("{" + items + "}")
+    if isinstance(value, list | tuple):
+        return Escaped("[" + ", ".join(yaml_value(v) for v in value) + "]")
+    raise TypeError(f"no YAML literal for {type(value).__name__}")
+
+
+def shell_quote(value: Any) -> Escaped:
+    return Escaped(shlex.quote(str(value)))
+
+
+def shell_words(values: Any) -> Escaped:
+    """An argv list as one shell command line, each word quoted as needed."""
+    return Escaped(" ".join(shlex.quote(str(v)) for v in values))
+
+
+def html(value: Any) -> Escaped:
+    """Text for HTML and Markdown: markup characters escaped, newlines flattened."""
+    return Escaped(str(escape(" ".join(str(value).split()))))
+
+
+def line(value: Any) -> Escaped:
+    """One line of plain text (a comment, a requirement): nothing can start a new line."""
+    return Escaped(" ".join(str(value).split()).encode("unicode_escape").decode("ascii"))
+
+
+FILTERS = {
+    "pyrepr": pyrepr,
+    "json_value": json_value,
+    "yaml_value": yaml_value,
+    "shell_quote": shell_quote,
+    "shell_words": shell_words,
+    "html": html,
+    "line": line,
+}

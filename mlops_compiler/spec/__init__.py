@@ -1,0 +1,1 @@
+"""Stage 2: the spec schema and its validation."""

@@ -1,0 +1,247 @@
+"""The mlops.yaml schema (apiVersion mlops/v1): pydantic models at the boundary only.
+
+Field-level syntax is checked here; rules that relate several fields live in `rules.py` so
+that every problem can be reported at once with its own position.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from mlops_compiler.spec import scalars
+from mlops_compiler.spec.metrics import HIGHER_IS_BETTER
+
+
+def _threshold(text: str) -> str:
+    scalars.parse_threshold(text)
+    return text
+
+
+def _duration(text: str) -> str:
+    scalars.parse_duration(text)
+    return text
+
+
+def _cron(text: str) -> str:
+    scalars.check_cron(text)
+    return text
+
+
+def _metric(name: str) -> str:
+    if name not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(HIGHER_IS_BETTER))}")
+    return name
+
+
+def _no_secret(text: str) -> str:
+    kind = scalars.looks_secret(text)
+    if kind:
+        raise ValueError(f"looks like {kind}; keep secrets in environment variables (*_env)")
+    return text
+
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"),
+    Field(description="Lower-case DNS-style name (a-z, 0-9, '-'), at most 40 characters."),
+]
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+EnvName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$"),
+    Field(description="Name of an environment variable that holds the secret."),
+]
+Threshold = Annotated[str, AfterValidator(_threshold), Field(examples=[">= 0.8"])]
+Duration = Annotated[str, AfterValidator(_duration), Field(examples=["30s", "1h", "7d"])]
+Cron = Annotated[str, AfterValidator(_cron), Field(examples=["0 * * * *"])]
+Metric = Annotated[str, AfterValidator(_metric)]
+FreeText = Annotated[str, StringConstraints(max_length=10_000)]
+Scalar = str | int | float | bool
+ParamValue = Scalar | None | list[Scalar | None]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Split(Strict):
+    test_size: float = Field(0.2, gt=0, lt=1)
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+    stratify: bool | None = Field(None, description="Default: true for classification.")
+
+
+class Column(Strict):
+    type: Literal["int", "float", "bool", "category", "str"]
+    description: FreeText = ""
+    nullable: bool = False
+    max_null_fraction: float | None = Field(None, ge=0, le=1)
+    min: float | None = None
+    max: float | None = None
+    values: list[Scalar] | None = Field(None, min_length=1)
+    unique: bool = False
+
+
+class Contract(Strict):
+    min_rows: int = Field(1, ge=0)
+    extra_columns: Literal["ignore", "forbid"] = "ignore"
+    columns: dict[ColumnName, Column] = Field(min_length=1)
+
+
+class Data(Strict):
+    train: Annotated[str, StringConstraints(pattern=r"(?i)\.(csv|parquet|pq)$")] = Field(
+        description="CSV or Parquet file, relative to the spec."
+    )
+    target: ColumnName
+    split: Split = Split()
+    contract: Contract
+
+
+class NumericFeatures(Strict):
+    columns: list[ColumnName] = []
+    impute: Literal["median", "mean", "none"] = "median"
+    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+
+
+class CategoricalFeatures(Strict):
+    columns: list[ColumnName] = []
+    impute: Literal["most_frequent", "none"] = "most_frequent"
+    encode: Literal["onehot", "ordinal"] = "onehot"
+
+
+class Features(Strict):
+    numeric: NumericFeatures = NumericFeatures()
+    categorical: CategoricalFeatures = CategoricalFeatures()
+    passthrough: list[ColumnName] = []
+
+
+class Gate(Strict):
+    metrics: dict[Metric, Threshold] = Field({}, description="Absolute thresholds.")
+    vs_champion: dict[Metric, Threshold] = Field(
+        {}, description="Bounds on candidate minus champion."
+    )
+    promote: Literal["auto", "manual"] = "auto"
+
+
+class Model(Strict):
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="Default: the known estimator's task."
+    )
+    estimator: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")]
+    custom_estimator: bool = Field(False, description="Allow an estimator not in the known table.")
+    params: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")], ParamValue] = {}
+    gate: Gate = Gate()
+
+
+class Tracking(Strict):
+    uri: Annotated[str, AfterValidator(_no_secret)] = "sqlite:///mlruns.db"
+    experiment: Name | None = None
+
+
+class Profile(Strict):
+    sample_size: int = Field(1000, ge=0, le=100_000)
+    bins: int = Field(20, ge=2, le=200)
+
+
+class Batching(Strict):
+    max_batch_size: int = Field(32, ge=1, le=4096)
+    max_wait_ms: float = Field(2, ge=0, le=1000)
+
+
+class ABTest(Strict):
+    challenger_weight: float = Field(gt=0, lt=1)
+    sticky_key: ColumnName | None = None
+
+
+class PredictionLog(Strict):
+    dir: str = "prediction_log"
+    rotate_mb: int = Field(64, ge=1, le=10_000)
+
+
+class Serving(Strict):
+    batching: Batching = Batching()
+    ab_test: ABTest | None = None
+    reload_interval: Duration = "10s"
+    max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
+    unknown_categories: Literal["reject", "allow"] = "reject"
+    prediction_log: PredictionLog = PredictionLog()
+
+
+class Drift(Strict):
+    window: Duration = "1h"
+    method: Literal["auto", "psi", "ks", "chi2", "wasserstein"] = "auto"
+    threshold: float = Field(0.1, gt=0)
+    drift_share: float = Field(0.5, gt=0, le=1)
+
+
+class Performance(Strict):
+    labels: str
+    join_key: ColumnName
+    metric: Metric
+    min: float
+
+
+class Latency(Strict):
+    p99_ms: float = Field(gt=0)
+
+
+class Monitors(Strict):
+    schedule: Cron = "0 * * * *"
+    drift: Drift | None = None
+    performance: Performance | None = None
+    latency: Latency | None = None
+
+
+class Alert(Strict):
+    kind: Literal["webhook", "slack"]
+    url_env: EnvName
+    name: FreeText = ""
+
+
+class Rollback(Strict):
+    when: list[Annotated[str, StringConstraints(min_length=1)]] = ["performance", "latency"]
+    keep_versions: int = Field(5, ge=1, le=100)
+
+
+class Retrain(Strict):
+    on: list[Literal["drift", "performance", "schedule"]] = ["drift"]
+    cooldown: Duration = "24h"
+
+
+class CI(Strict):
+    provider: Literal["github"] = "github"
+
+
+class Autoscale(Strict):
+    min: int = Field(1, ge=1)
+    max: int = Field(ge=1, le=1000)
+    cpu_percent: int = Field(70, ge=1, le=100)
+
+
+class Deploy(Strict):
+    target: Literal["kubernetes", "compose"] = "kubernetes"
+    replicas: int = Field(2, ge=1, le=1000)
+    autoscale: Autoscale | None = None
+
+
+class Spec(Strict):
+    """An mlops.yaml document."""
+
+    apiVersion: Literal["mlops/v1"]  # noqa: N815 - the key users write
+    name: Name
+    description: FreeText = ""
+    level: int = Field(1, ge=0, le=3)
+    tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], FreeText] = {}
+    data: Data
+    features: Features | None = Field(None, description="Default: derived from the contract.")
+    model: Model
+    tracking: Tracking = Tracking()
+    profile: Profile = Profile()
+    serving: Serving = Serving()
+    monitors: Monitors = Monitors()
+    alerts: list[Alert] = []
+    rollback: Rollback = Rollback()
+    retrain: Retrain = Retrain()
+    ci: CI = CI()
+    deploy: Deploy = Deploy()

@@ -1,0 +1,158 @@
+"""Rules that relate several fields of a valid spec; each finding keeps its own position."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+
+from mlops_compiler.spec.estimators import KNOWN_ESTIMATORS
+from mlops_compiler.spec.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK, UNIT_INTERVAL
+from mlops_compiler.spec.model import Spec
+from mlops_compiler.spec.scalars import parse_threshold
+
+Finding = tuple[tuple[str | int, ...], str]
+
+NUMERIC_TYPES = {"int", "float", "bool"}
+CATEGORICAL_TYPES = {"category", "str", "bool"}
+_ROLLBACK_WHEN = re.compile(
+    r"^(performance|latency|drift|error_rate\s*>\s*(0(\.\d+)?|1(\.0+)?))$"
+)
+
+
+def suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def task_of(spec: Spec) -> str:
+    """The declared task, else the known estimator's task."""
+    if spec.model.task:
+        return spec.model.task
+    return KNOWN_ESTIMATORS.get(spec.model.estimator, "classification")
+
+
+def check(spec: Spec) -> list[Finding]:
+    return [
+        *_columns(spec),
+        *_features(spec),
+        *_estimator(spec),
+        *_gate(spec),
+        *_operations(spec),
+    ]
+
+
+def _columns(spec: Spec) -> Iterator[Finding]:
+    columns = spec.data.contract.columns
+    names = list(columns)
+    if spec.data.target not in columns:
+        yield (
+            ("data", "target"),
+            f"target {spec.data.target!r} is not a contract column{suggest(spec.data.target, names)}",
+        )
+    for name, col in columns.items():
+        loc: tuple[str | int, ...] = ("data", "contract", "columns", name)
+        if col.min is not None and col.max is not None and col.min > col.max:
+            yield (*loc, "min"), f"min {col.min} is greater than max {col.max}"
+        if (col.min is not None or col.max is not None) and col.type not in {"int", "float"}:
+            yield loc, f"min/max apply to int and float columns, not {col.type}"
+        if col.values is not None:
+            if col.type not in {"category", "str"}:
+                yield (*loc, "values"), f"allowed values apply to category/str columns, not {col.type}"
+            elif len({repr(v) for v in col.values}) != len(col.values):
+                yield (*loc, "values"), "allowed values must be distinct"
+        if col.max_null_fraction is not None and not col.nullable and col.max_null_fraction > 0:
+            yield (*loc, "max_null_fraction"), "max_null_fraction > 0 needs nullable: true"
+
+
+def _features(spec: Spec) -> Iterator[Finding]:
+    if spec.features is None:
+        return
+    columns = spec.data.contract.columns
+    names = list(columns)
+    seen: dict[str, str] = {}
+    groups = (
+        ("numeric", spec.features.numeric.columns, NUMERIC_TYPES),
+        ("categorical", spec.features.categorical.columns, CATEGORICAL_TYPES),
+        ("passthrough", spec.features.passthrough, NUMERIC_TYPES),
+    )
+    for group, cols, types in groups:
+        for i, col in enumerate(cols):
+            loc: tuple[str | int, ...] = (
+                ("features", group, i) if group == "passthrough" else ("features", group, "columns", i)
+            )
+            if col not in columns:
+                yield loc, f"{col!r} is not a contract column{suggest(col, names)}"
+                continue
+            if col == spec.data.target:
+                yield loc, f"{col!r} is the target; it cannot also be a feature"
+            elif col in seen:
+                yield loc, f"{col!r} is already a {seen[col]} feature"
+            elif columns[col].type not in types:
+                yield loc, f"{col!r} is a {columns[col].type} column; {group} features take {'/'.join(sorted(types))}"
+            seen[col] = group
+    if not seen:
+        yield ("features",), "no feature columns declared"
+
+
+def _estimator(spec: Spec) -> Iterator[Finding]:
+    model = spec.model
+    known = KNOWN_ESTIMATORS.get(model.estimator)
+    if known is None and not model.custom_estimator:
+        yield (
+            ("model", "estimator"),
+            f"unknown estimator {model.estimator!r}{suggest(model.estimator, list(KNOWN_ESTIMATORS))}; "
+            "set custom_estimator: true to use your own",
+        )
+    if known and model.task and model.task != known:
+        yield ("model", "task"), f"{model.estimator} is a {known} estimator, not {model.task}"
+    if known is None and model.custom_estimator and model.task is None:
+        yield ("model", "task"), "a custom estimator needs an explicit task"
+    target = spec.data.contract.columns.get(spec.data.target)
+    task = task_of(spec)
+    if target is not None:
+        if task == "regression" and target.type not in {"int", "float"}:
+            yield ("data", "target"), f"regression needs a numeric target, not {target.type}"
+        if task == "classification" and target.type == "float":
+            yield ("data", "target"), "classification needs a discrete target, not float"
+        if target.nullable:
+            yield ("data", "target"), "the target column cannot be nullable"
+    if spec.data.split.stratify and task == "regression":
+        yield ("data", "split", "stratify"), "stratified splits apply to classification only"
+
+
+def _gate(spec: Spec) -> Iterator[Finding]:
+    task = task_of(spec)
+    allowed = list(METRICS_BY_TASK[task])
+    for section in ("metrics", "vs_champion"):
+        for metric, text in getattr(spec.model.gate, section).items():
+            loc: tuple[str | int, ...] = ("model", "gate", section, metric)
+            if metric not in allowed:
+                yield loc, f"{metric} is not a {task} metric; use one of {', '.join(allowed)}"
+                continue
+            threshold = parse_threshold(text)
+            higher = HIGHER_IS_BETTER[metric]
+            if section == "metrics" and metric in UNIT_INTERVAL and not 0 <= threshold.value <= 1:
+                yield loc, f"{metric} lies in [0, 1]; {threshold.value} can never be met"
+            if section == "vs_champion" and (threshold.op.startswith(">") != higher):
+                better = "higher" if higher else "lower"
+                want = ">=" if higher else "<="
+                yield loc, f"{metric} is {better}-is-better: bound the change with {want}"
+    perf = spec.monitors.performance
+    if perf is not None and perf.metric not in allowed:
+        yield (
+            ("monitors", "performance", "metric"),
+            f"{perf.metric} is not a {task} metric; use one of {', '.join(allowed)}",
+        )
+
+
+def _operations(spec: Spec) -> Iterator[Finding]:
+    for i, when in enumerate(spec.rollback.when):
+        if not _ROLLBACK_WHEN.match(when.strip()):
+            yield (
+                ("rollback", "when", i),
+                f"unknown trigger {when!r}; use performance, latency, drift or 'error_rate > 0.05'",
+            )
+    auto = spec.deploy.autoscale
+    if auto is not None and auto.min > auto.max:
+        yield ("deploy", "autoscale", "min"), f"min {auto.min} is greater than max {auto.max}"

@@ -1,0 +1,1 @@
+"""Stage 5: compare with disk, then write atomically under a manifest."""
