@@ -60,8 +60,11 @@ class LoadedSpec:
             probe = probe[:-1]
         return self.values.get((), (1, 1))
 
-    def diagnostic(self, loc: Path_, message: str, *, key: bool = False) -> Diagnostic:
-        line, col = self.position(loc, key=key)
+    def diagnostic(
+        self, loc: Path_, message: str, *, key: bool = False, at: Path_ | None = None
+    ) -> Diagnostic:
+        """A problem about `loc`, shown at `at` (default: loc itself)."""
+        line, col = self.position(loc if at is None else at, key=key)
         return Diagnostic(
             self.display, line, col, dotted(loc), message, snippet(self.text, line, col)
         )
@@ -103,20 +106,20 @@ class _Builder:
             return self._mapping(node, loc)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ:
-                self.problem(node, loc, f"unsupported YAML tag {node.tag!r}")
+                self.problem(node, loc, f"unsupported YAML tag {_short(node.tag)}")
                 return None
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
         if node.tag == _TIMESTAMP:
             return node.value  # an unquoted date is meant as text here
         if node.tag not in _PLAIN_TAGS:
-            self.problem(node, loc, f"unsupported YAML tag {node.tag!r}; only plain values")
+            self.problem(node, loc, f"unsupported YAML tag {_short(node.tag)}; only plain values")
             return None
         return self.scalars.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode, loc: Path_) -> dict[str, Any]:
         if node.tag != _MAP:
-            self.problem(node, loc, f"unsupported YAML tag {node.tag!r}")
+            self.problem(node, loc, f"unsupported YAML tag {_short(node.tag)}")
             return {}
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -137,6 +140,10 @@ class _Builder:
             self.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, child)
         return out
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
 
 
 class _TooLarge(Exception):

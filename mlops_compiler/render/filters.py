@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import pprint
 import shlex
 from typing import Any
 
@@ -33,10 +32,31 @@ def _check_finite(value: Any) -> None:
             _check_finite(v)
 
 
+def _py_literal(value: Any, indent: int) -> str:
+    if value is None or isinstance(value, bool | int | float | str):
+        return repr(value)
+    if isinstance(value, dict):
+        items = [(repr(k), _py_literal(v, indent + 4)) for k, v in value.items()]
+        flat = "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+        if len(flat) + indent <= 80 and "\n" not in flat:
+            return flat
+        pad = " " * (indent + 4)
+        return "{\n" + "".join(f"{pad}{k}: {v},\n" for k, v in items) + " " * indent + "}"
+    if isinstance(value, list | tuple):
+        parts = [_py_literal(v, indent + 4) for v in value]
+        flat = "[" + ", ".join(parts) + "]"
+        if len(flat) + indent <= 80 and "\n" not in flat:
+            return flat
+        pad = " " * (indent + 4)
+        return "[\n" + "".join(f"{pad}{p},\n" for p in parts) + " " * indent + "]"
+    raise TypeError(f"no Python literal for {type(value).__name__}")
+
+
 def pyrepr(value: Any) -> Escaped:
-    """A Python literal (str, int, float, bool, None, and lists/dicts of them)."""
+    """A Python literal (str, int, float, bool, None, and lists/dicts of them), laid out
+    the way a formatter would, so generated modules read like hand-written ones."""
     _check_finite(value)
-    return Escaped(pprint.pformat(value, width=88, sort_dicts=False, underscore_numbers=False))
+    return Escaped(_py_literal(value, 0))
 
 
 def json_value(value: Any) -> Escaped:

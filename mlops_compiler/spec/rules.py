@@ -20,9 +20,14 @@ _ROLLBACK_WHEN = re.compile(
 )
 
 
-def suggest(word: str, options: list[str]) -> str:
+def close_match(word: str, options: list[str]) -> str | None:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def suggest(word: str, options: list[str]) -> str:
+    close = close_match(word, options)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def task_of(spec: Spec) -> str:

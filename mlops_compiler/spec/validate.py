@@ -35,9 +35,9 @@ def validate(loaded: LoadedSpec) -> Spec:
 
 
 def _dedupe(problems: list[Diagnostic]) -> list[Diagnostic]:
-    seen: dict[tuple[int, int, str], Diagnostic] = {}
+    seen: dict[tuple[int, int, str, str], Diagnostic] = {}
     for p in problems:
-        seen.setdefault((p.line, p.col, p.path), p)
+        seen.setdefault((p.line, p.col, p.path, p.message), p)
     return list(seen.values())
 
 
@@ -109,8 +109,16 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
 
 
 def _pydantic_problems(loaded: LoadedSpec, exc: ValidationError) -> Iterator[Diagnostic]:
-    for err in exc.errors(include_url=False):
-        loc = _document_loc(loaded.data, tuple(err["loc"]))
+    errors = [(err, _document_loc(loaded.data, tuple(err["loc"]))) for err in exc.errors(include_url=False)]
+    # A misspelt required key shows up twice (unknown 'trian', missing 'train'); say it once.
+    suggested: set[Loc] = set()
+    for err, loc in errors:
+        if err["type"] == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            close = rules.close_match(str(loc[-1]), sorted(model.model_fields) if model else [])
+            if close:
+                suggested.add((*loc[:-1], close))
+    for err, loc in errors:
         kind = err["type"]
         if kind == "extra_forbidden":
             model = _model_at(loc[:-1])
@@ -120,7 +128,12 @@ def _pydantic_problems(loaded: LoadedSpec, exc: ValidationError) -> Iterator[Dia
                 hint = f" (allowed: {', '.join(options)})"
             yield loaded.diagnostic(loc, f"unknown key {loc[-1]!r}{hint}", key=True)
         elif kind == "missing":
-            yield loaded.diagnostic(loc, f"missing required key {loc[-1]!r}")
+            if loc not in suggested:
+                yield loaded.diagnostic(
+                    loc, f"missing required key {loc[-1]!r}", key=True, at=loc[:-1]
+                )
+        elif kind == "string_pattern_mismatch" and _description(loc):
+            yield loaded.diagnostic(loc, f"{_description(loc)}{_given(err)}")
         elif kind == "literal_error":
             options = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
             given = err.get("input")
@@ -132,6 +145,13 @@ def _pydantic_problems(loaded: LoadedSpec, exc: ValidationError) -> Iterator[Dia
             yield loaded.diagnostic(loc, str(err["msg"]).removeprefix("Value error, "))
         else:
             yield loaded.diagnostic(loc, _lower_first(str(err["msg"])) + _given(err))
+
+
+def _description(loc: Loc) -> str:
+    """The field's own description of its syntax, which reads better than a regex."""
+    model = _model_at(loc[:-1]) if loc else None
+    info = model.model_fields.get(str(loc[-1])) if model else None
+    return (info.description or "") if info else ""
 
 
 def _lower_first(text: str) -> str:

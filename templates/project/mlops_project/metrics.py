@@ -67,11 +67,11 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
-def evaluate(pipeline: Any, X: Any, y: np.ndarray, task: str) -> dict[str, float]:
-    predictions = pipeline.predict(X)
+def evaluate(pipeline: Any, x: Any, y: np.ndarray, task: str) -> dict[str, float]:
+    predictions = pipeline.predict(x)
     if task == "regression":
         return regression_metrics(y, predictions)
-    proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
+    proba = pipeline.predict_proba(x) if hasattr(pipeline, "predict_proba") else None
     return classification_metrics(y, predictions, proba, pipeline.classes_)
 
 
@@ -111,7 +111,7 @@ def evaluate_absolute(metrics: Mapping[str, float], rules: Sequence[Mapping[str,
 def evaluate_vs_champion(
     metrics: Mapping[str, float], champion: Mapping[str, float], rules: Sequence[Mapping[str, Any]]
 ) -> GateResult:
-    """Each rule bounds the delta candidate − champion: `delta op value`."""
+    """Each rule bounds the delta candidate - champion: `delta op value`."""
     checks = []
     for rule in rules:
         candidate = metrics.get(rule["metric"])

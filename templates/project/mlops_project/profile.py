@@ -35,7 +35,7 @@ def histogram(values: np.ndarray, bins: int, value_range: tuple[float, float] | 
 def numeric_profile(series: pd.Series, bins: int) -> dict[str, Any]:
     values = series.to_numpy(dtype="float64", na_value=np.nan)
     finite = values[np.isfinite(values)]
-    stats: dict[str, Any] = {"kind": "numeric", "count": int(len(values)), "null_rate": _null_rate(series)}
+    stats: dict[str, Any] = {"kind": "numeric", "count": len(values), "null_rate": _null_rate(series)}
     if len(finite):
         stats.update(
             mean=float(finite.mean()),
@@ -57,9 +57,9 @@ def categorical_profile(series: pd.Series) -> dict[str, Any]:
     top = shares.iloc[:MAX_CATEGORIES]
     return {
         "kind": "categorical",
-        "count": int(len(series)),
+        "count": len(series),
         "null_rate": _null_rate(series),
-        "distinct": int(len(shares)),
+        "distinct": len(shares),
         "frequencies": {str(k): float(v) for k, v in top.items()},
         "other": float(shares.iloc[MAX_CATEGORIES:].sum()),
     }
@@ -95,7 +95,7 @@ def _clip(value: Any) -> Any:
 def prediction_profile(
     task: str, predictions: np.ndarray, proba: np.ndarray | None, classes: Sequence[Any] | None, bins: int
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"task": task, "split": "test", "count": int(len(predictions))}
+    out: dict[str, Any] = {"task": task, "split": "test", "count": len(predictions)}
     if task == "regression":
         out.update(numeric_profile(pd.Series(predictions), bins))
         out["kind"] = "regression"
@@ -144,7 +144,7 @@ def build_profile(
         "version": PROFILE_VERSION,
         "name": config.get("name"),
         "task": config["model"]["task"],
-        "rows": int(len(train)),
+        "rows": len(train),
         "bins": bins,
         "features": features,
         "target": {"column": target, **column_profile(train[target], bins, target_categorical)},

@@ -20,7 +20,7 @@ MAX_EXAMPLES = 5
 MAX_EXAMPLE_ROWS = 3
 
 
-class ContractViolation(Exception):
+class ContractViolation(Exception):  # noqa: N818 - the name the contract docs use
     """The data broke its contract; `report` says how, `report_path` where it was written."""
 
     def __init__(self, report: dict[str, Any], report_path: Path | None = None) -> None:

@@ -42,7 +42,7 @@ class Fitted:
     pipeline: Any
     train: pd.DataFrame
     test: pd.DataFrame
-    X_test: pd.DataFrame
+    x_test: pd.DataFrame
     y_test: np.ndarray
     predictions: np.ndarray
     proba: np.ndarray | None
@@ -81,17 +81,17 @@ def fit_and_evaluate(frame: pd.DataFrame, config: Mapping[str, Any], pipeline: A
     train, test = split_frame(frame, config)
     pipeline = build_pipeline(config) if pipeline is None else pipeline
     pipeline.fit(model_frame(train, config), target_array(train, config))
-    X_test = model_frame(test, config)
+    x_test = model_frame(test, config)
     y_test = target_array(test, config)
-    predictions = np.asarray(pipeline.predict(X_test))
+    predictions = np.asarray(pipeline.predict(x_test))
     if config["model"]["task"] == "regression":
         return Fitted(
-            pipeline, train, test, X_test, y_test, predictions, None, None, regression_metrics(y_test, predictions)
+            pipeline, train, test, x_test, y_test, predictions, None, None, regression_metrics(y_test, predictions)
         )
     classes = list(pipeline.classes_)
-    proba = pipeline.predict_proba(X_test) if hasattr(pipeline, "predict_proba") else None
+    proba = pipeline.predict_proba(x_test) if hasattr(pipeline, "predict_proba") else None
     metrics = classification_metrics(y_test, predictions, proba, classes)
-    return Fitted(pipeline, train, test, X_test, y_test, predictions, proba, classes, metrics)
+    return Fitted(pipeline, train, test, x_test, y_test, predictions, proba, classes, metrics)
 
 
 def lineage_tags(config: Mapping[str, Any], data_path: Path, data_sha: str, rows: int) -> dict[str, str]:
@@ -190,7 +190,7 @@ def _track_and_register(
                 EXIT_GATE, fitted.metrics, run_id, gate=gate.checks, message=f"model gate failed: {describe(gate)}"
             )
         mlflow.set_tag("mlops.gate", "passed")
-        info = log_model(fitted.pipeline, fitted.X_test.head(5), config["model"]["estimator"])
+        info = log_model(fitted.pipeline, fitted.x_test.head(5), config["model"]["estimator"])
         champion = alias_version(client, name, CHAMPION)
         vs_checks: list[dict[str, Any]] = []
         beats = False

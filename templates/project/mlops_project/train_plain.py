@@ -1,0 +1,86 @@
+"""Training script of a level-0 project: python -m mlops_project.train
+
+Fits the pipeline, prints test metrics and saves it to model/model.joblib. No tracking, no
+registry, no contract gate: imports neither MLflow nor pandera.
+
+Exit codes: 0 trained and saved; 2 configuration error; 3 the data file cannot be read or is
+empty (reports/contract_report.json says why).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from mlops_project.data import (
+    coerce_frame,
+    dropna_target,
+    load_table,
+    resolve_data_path,
+    split_frame,
+)
+from mlops_project.features import build_pipeline, model_frame, target_array
+from mlops_project.metrics import classification_metrics, regression_metrics
+from mlops_project.report import ContractViolation
+
+MODEL_PATH = Path("model") / "model.joblib"
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_DATA = 3
+
+
+def train(
+    config: Mapping[str, Any],
+    contract: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    model_path: Path | None = None,
+) -> tuple[dict[str, float], Path]:
+    """Fit, score on the held-out split, save; returns (metrics, path of the saved model)."""
+    raw = load_table(resolve_data_path(config, environ), contract)
+    # Without a contract pandas' own inference types the columns.
+    frame = coerce_frame(raw, contract)[0] if contract else raw
+    frame, _ = dropna_target(frame, config["data"]["target"])
+    train_part, test_part = split_frame(frame, config)
+    pipeline = build_pipeline(config)
+    pipeline.fit(model_frame(train_part, config), target_array(train_part, config))
+    x_test, y_test = model_frame(test_part, config), target_array(test_part, config)
+    predictions = np.asarray(pipeline.predict(x_test))
+    if config["model"]["task"] == "regression":
+        metrics = regression_metrics(y_test, predictions)
+    else:
+        proba = pipeline.predict_proba(x_test) if hasattr(pipeline, "predict_proba") else None
+        metrics = classification_metrics(y_test, predictions, proba, list(pipeline.classes_))
+    target = Path.cwd() / MODEL_PATH if model_path is None else model_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, target)
+    return metrics, target
+
+
+def main(argv: list[str] | None = None) -> int:
+    del argv
+    from mlops_project.config import CONFIG
+
+    try:
+        from mlops_project.contract import CONTRACT
+    except ImportError:  # a level-0 project may be generated without a contract module
+        CONTRACT = None  # noqa: N806
+    try:
+        metrics, path = train(CONFIG, CONTRACT)
+    except ContractViolation as violation:
+        print(violation, file=sys.stderr)
+        return EXIT_DATA
+    except (ImportError, ValueError, KeyError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{CONFIG.get('name')}: saved {path}")
+    print("  metrics: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
