@@ -31,8 +31,10 @@ def discover(paths: list[Path]) -> list[Path]:
             below = {p for pattern in SPEC_NAMES for p in path.rglob(pattern)}
             found.extend(
                 sorted(
-                    p for p in below
-                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                    p
+                    for p in below
+                    if p.is_file()
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 )
             )
         elif path.exists():
@@ -60,7 +62,9 @@ def compile_specs(
             continue
         if spec.name in owners:
             problems.append(
-                loaded.diagnostic(("name",), f"name {spec.name!r} is also used by {owners[spec.name]}")
+                loaded.diagnostic(
+                    ("name",), f"name {spec.name!r} is also used by {owners[spec.name]}"
+                )
             )
             continue
         owners[spec.name] = loaded.display

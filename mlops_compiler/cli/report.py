@@ -9,10 +9,17 @@ import click
 from mlops_compiler.errors import display_path
 from mlops_compiler.pipeline import Compiled
 from mlops_compiler.plan.levels import COMPONENTS
-from mlops_compiler.write.changes import Change
+from mlops_compiler.write.changes import Change, Status
 from mlops_compiler.write.manifest import MANIFEST
 
-_MARK = {"added": "+", "changed": "~", "removed": "-", "unchanged": " ", "edited": "!", "kept": "?"}
+_MARK: dict[Status, str] = {
+    "added": "+",
+    "changed": "~",
+    "removed": "-",
+    "unchanged": " ",
+    "edited": "!",
+    "kept": "?",
+}
 
 
 def print_plan(item: Compiled, changes: list[Change]) -> None:
@@ -26,8 +33,10 @@ def print_plan(item: Compiled, changes: list[Change]) -> None:
     click.echo("  files:")
     for change in changes:
         artifact = by_path.get(change.path)
-        origin = f"{artifact.component} (L{artifact.level})" if artifact else (
-            "manifest" if change.path == MANIFEST else "dropped from plan"
+        origin = (
+            f"{artifact.component} (L{artifact.level})"
+            if artifact
+            else ("manifest" if change.path == MANIFEST else "dropped from plan")
         )
         click.echo(f"    {_MARK[change.status]} {change.status:<9} {change.path:<40} {origin}")
     click.echo(f"  {_summary(changes)}")
@@ -53,7 +62,9 @@ def print_check(results: list[tuple[Compiled, list[Change]]]) -> bool:
         bad = [c for c in changes if c.status not in ("unchanged", "kept")]
         if bad:
             stale = True
-            click.echo(f"{item.plan.name}: stale output in {display_path(item.plan.out_dir)}/", err=True)
+            click.echo(
+                f"{item.plan.name}: stale output in {display_path(item.plan.out_dir)}/", err=True
+            )
             for c in bad:
                 click.echo(f"  {c.status}: {c.path}", err=True)
     if stale:

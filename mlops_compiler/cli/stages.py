@@ -23,7 +23,9 @@ def run_stage(spec: Path, stage: str, args: list[str], out: Path, python: str | 
     commands: dict[str, list[str]] = manifest["commands"]
     if stage not in commands:
         known = ", ".join(sorted(commands)) or "none"
-        raise UsageError(f"level {item.plan.level} of {item.plan.name!r} has no stage {stage!r} (stages: {known})")
+        raise UsageError(
+            f"level {item.plan.level} of {item.plan.name!r} has no stage {stage!r} (stages: {known})"
+        )
     argv = list(commands[stage])
     if argv and argv[0] == "python":
         argv[0] = python or sys.executable

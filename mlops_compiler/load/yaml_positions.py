@@ -202,6 +202,4 @@ def load_spec(path: Path) -> LoadedSpec:
             big.node, (), f"document expands to more than {MAX_NODES} nodes (alias bomb?)"
         )
         raise SpecError(builder.problems) from None
-    return LoadedSpec(
-        path, text, raw, data, builder.values, builder.keys, tuple(builder.problems)
-    )
+    return LoadedSpec(path, text, raw, data, builder.values, builder.keys, tuple(builder.problems))

@@ -32,7 +32,9 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
     components = [c for c in COMPONENTS if c.emitted_at(level)]
     for component in components:
         for emit in component.files:
-            artifacts.append(Artifact(emit.path, emit.template, component.name, component.min_level))
+            artifacts.append(
+                Artifact(emit.path, emit.template, component.name, component.min_level)
+            )
         commands.update(dict(component.commands))
         requirements.update(component.requirements)
     spec_sha = hashlib.sha256(loaded.raw).hexdigest()
@@ -64,7 +66,8 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
 
 def default_features(spec: Spec) -> Features:
     """Every non-target contract column, grouped by its type."""
-    numeric, categorical = [], []
+    numeric: list[str] = []
+    categorical: list[str] = []
     for name, col in spec.data.contract.columns.items():
         if name == spec.data.target:
             continue
@@ -136,4 +139,8 @@ def _contract(spec: Spec) -> dict[str, Any]:
             "values": list(col.values) if col.values is not None else None,
             "unique": col.unique,
         }
-    return {"min_rows": contract.min_rows, "extra_columns": contract.extra_columns, "columns": columns}
+    return {
+        "min_rows": contract.min_rows,
+        "extra_columns": contract.extra_columns,
+        "columns": columns,
+    }

@@ -29,9 +29,7 @@ class Component:
 
 
 def _package(*modules: str) -> tuple[Emit, ...]:
-    return tuple(
-        Emit(f"mlops_project/{m}", f"project/mlops_project/{m}") for m in sorted(modules)
-    )
+    return tuple(Emit(f"mlops_project/{m}", f"project/mlops_project/{m}") for m in sorted(modules))
 
 
 _TRAIN = ("python", "-m", "mlops_project.train")

@@ -11,6 +11,7 @@ import math
 import shlex
 from typing import Any
 
+import jinja2
 from markupsafe import escape
 
 
@@ -21,6 +22,8 @@ class Escaped(str):
 
 
 def _check_finite(value: Any) -> None:
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises here, naming the missing variable
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("non-finite numbers have no literal in the generated files")
     if isinstance(value, dict):
@@ -113,21 +116,25 @@ def yaml_value(value: Any) -> Escaped:
 
 
 def shell_quote(value: Any) -> Escaped:
+    _check_finite(value)
     return Escaped(shlex.quote(str(value)))
 
 
 def shell_words(values: Any) -> Escaped:
     """An argv list as one shell command line, each word quoted as needed."""
+    _check_finite(values)
     return Escaped(" ".join(shlex.quote(str(v)) for v in values))
 
 
 def html(value: Any) -> Escaped:
     """Text for HTML and Markdown: markup characters escaped, newlines flattened."""
+    _check_finite(value)
     return Escaped(str(escape(" ".join(str(value).split()))))
 
 
 def line(value: Any) -> Escaped:
     """One line of plain text (a comment, a requirement): nothing can start a new line."""
+    _check_finite(value)
     return Escaped(" ".join(str(value).split()).encode("unicode_escape").decode("ascii"))
 
 

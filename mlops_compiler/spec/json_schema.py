@@ -7,7 +7,6 @@ import json
 from mlops_compiler.spec.model import Spec
 
 
-
 def schema_text() -> str:
     document = Spec.model_json_schema(mode="validation")
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -15,9 +15,7 @@ Finding = tuple[tuple[str | int, ...], str]
 
 NUMERIC_TYPES = {"int", "float", "bool"}
 CATEGORICAL_TYPES = {"category", "str", "bool"}
-_ROLLBACK_WHEN = re.compile(
-    r"^(performance|latency|drift|error_rate\s*>\s*(0(\.\d+)?|1(\.0+)?))$"
-)
+_ROLLBACK_WHEN = re.compile(r"^(performance|latency|drift|error_rate\s*>\s*(0(\.\d+)?|1(\.0+)?))$")
 
 
 def close_match(word: str, options: list[str]) -> str | None:
@@ -63,7 +61,10 @@ def _columns(spec: Spec) -> Iterator[Finding]:
             yield loc, f"min/max apply to int and float columns, not {col.type}"
         if col.values is not None:
             if col.type not in {"category", "str"}:
-                yield (*loc, "values"), f"allowed values apply to category/str columns, not {col.type}"
+                yield (
+                    (*loc, "values"),
+                    f"allowed values apply to category/str columns, not {col.type}",
+                )
             elif len({repr(v) for v in col.values}) != len(col.values):
                 yield (*loc, "values"), "allowed values must be distinct"
         if col.max_null_fraction is not None and not col.nullable and col.max_null_fraction > 0:
@@ -84,7 +85,9 @@ def _features(spec: Spec) -> Iterator[Finding]:
     for group, cols, types in groups:
         for i, col in enumerate(cols):
             loc: tuple[str | int, ...] = (
-                ("features", group, i) if group == "passthrough" else ("features", group, "columns", i)
+                ("features", group, i)
+                if group == "passthrough"
+                else ("features", group, "columns", i)
             )
             if col not in columns:
                 yield loc, f"{col!r} is not a contract column{suggest(col, names)}"
@@ -94,7 +97,10 @@ def _features(spec: Spec) -> Iterator[Finding]:
             elif col in seen:
                 yield loc, f"{col!r} is already a {seen[col]} feature"
             elif columns[col].type not in types:
-                yield loc, f"{col!r} is a {columns[col].type} column; {group} features take {'/'.join(sorted(types))}"
+                yield (
+                    loc,
+                    f"{col!r} is a {columns[col].type} column; {group} features take {'/'.join(sorted(types))}",
+                )
             seen[col] = group
     if not seen:
         yield ("features",), "no feature columns declared"

@@ -109,7 +109,10 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
 
 
 def _pydantic_problems(loaded: LoadedSpec, exc: ValidationError) -> Iterator[Diagnostic]:
-    errors = [(err, _document_loc(loaded.data, tuple(err["loc"]))) for err in exc.errors(include_url=False)]
+    errors = [
+        (err, _document_loc(loaded.data, tuple(err["loc"])))
+        for err in exc.errors(include_url=False)
+    ]
     # A misspelt required key shows up twice (unknown 'trian', missing 'train'); say it once.
     suggested: set[Loc] = set()
     for err, loc in errors:

@@ -54,6 +54,10 @@ def recorded_hashes(manifest: dict[str, Any] | None) -> dict[str, str]:
         return {}
     out = {}
     for path, entry in manifest["files"].items():
-        if isinstance(path, str) and isinstance(entry, dict) and isinstance(entry.get("sha256"), str):
+        if (
+            isinstance(path, str)
+            and isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+        ):
             out[path] = entry["sha256"]
     return out

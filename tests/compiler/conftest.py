@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
 
 
-def run_mlops(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_mlops(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real CLI as a user runs it: a separate process, output captured."""
     return subprocess.run(
         [sys.executable, "-m", "mlops_compiler", *args],

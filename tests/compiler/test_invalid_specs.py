@@ -27,7 +27,8 @@ def test_invalid_spec_matches_snapshot_and_writes_nothing(spec: Path, tmp_path: 
 @pytest.mark.parametrize("spec", INVALID, ids=lambda p: p.stem)
 def test_every_message_is_positioned(spec: Path) -> None:
     lines = [
-        ln for ln in spec.with_suffix(".expected").read_text().splitlines()
+        ln
+        for ln in spec.with_suffix(".expected").read_text().splitlines()
         if ln.startswith("tests/")
     ]
     assert lines, "no diagnostics"
@@ -63,7 +64,9 @@ def test_file_level_problems(content: bytes, message: str, tmp_path: Path) -> No
 
 
 def test_problems_from_several_specs_are_reported_together(tmp_path: Path) -> None:
-    (tmp_path / "a.mlops.yaml").write_text(MINIMAL.replace("level", "x").replace("churn\n", "a\nlevel: 9\n", 1))
+    (tmp_path / "a.mlops.yaml").write_text(
+        MINIMAL.replace("level", "x").replace("churn\n", "a\nlevel: 9\n", 1)
+    )
     (tmp_path / "b.mlops.yaml").write_text(MINIMAL.replace("churn\n", "b\nbogus: 1\n", 1))
     (tmp_path / "c.mlops.yaml").write_text(MINIMAL.replace("churn\n", "c\n", 1))
     result = run_mlops("build", ".", "--out", "out", cwd=tmp_path)

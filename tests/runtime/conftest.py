@@ -230,8 +230,15 @@ def project_factory(tmp_path: Path, empty_store: Path) -> Iterator[Callable[...,
     yield make
 
 
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLOPS_TRAIN_DATA", "PYTHONPATH")}
-    env.update(QUIET_ENV)
-    env.update(extra)
-    return env
+@pytest.fixture
+def sub_env() -> Callable[..., dict[str, str]]:
+    """Environment for stage subprocesses: no inherited tracking/data overrides, no telemetry."""
+
+    def make(**extra: str) -> dict[str, str]:
+        skip = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLOPS_TRAIN_DATA", "PYTHONPATH")
+        env = {k: v for k, v in os.environ.items() if k not in skip}
+        env.update(QUIET_ENV)
+        env.update(extra)
+        return env
+
+    return make

@@ -129,10 +129,13 @@ def coerce_value(value: Any, kind: str) -> tuple[bool, Any]:
     if isinstance(number, float) and math.isnan(number):
         return True, None
     if kind == "float":
-        return True, float(number)
+        try:
+            return True, float(number)
+        except OverflowError:  # an int too large for a double
+            return False, None
     if kind == "int":
         if isinstance(number, int):
-            return (INT64_MIN <= number <= INT64_MAX), number
+            return (True, number) if INT64_MIN <= number <= INT64_MAX else (False, None)
         if math.isfinite(number) and number.is_integer() and INT64_MIN <= number <= INT64_MAX:
             return True, int(number)
         return False, None
@@ -203,6 +206,8 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
         return pd.Series(numbers, index=series.index, name=series.name), pd.Series(False, index=series.index)
     if kind == "bool":
         ok = null | (numbers == 0) | (numbers == 1)
+    elif pd.api.types.is_unsigned_integer_dtype(series.dtype):
+        ok = null | (series.to_numpy(dtype="uint64", na_value=0) <= np.uint64(INT64_MAX))
     elif pd.api.types.is_integer_dtype(series.dtype):
         ok = np.ones(len(series), dtype=bool)
     else:  # int from float: only finite integral values within int64
@@ -213,8 +218,12 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
     if kind == "bool":
         typed = pd.array(np.where(keep, numbers == 1, False), dtype=dtype)
         typed[~keep] = pd.NA
-    elif pd.api.types.is_integer_dtype(series.dtype):
+    elif pd.api.types.is_signed_integer_dtype(series.dtype):
         typed = pd.array(series.to_numpy(), dtype=dtype)
+    elif pd.api.types.is_unsigned_integer_dtype(series.dtype):
+        raw = series.to_numpy(dtype="uint64", na_value=0)
+        typed = pd.array(np.where(keep, raw, 0).astype("int64"), dtype=dtype)
+        typed[~keep] = pd.NA
     else:
         typed = pd.array(np.where(keep, numbers, 0).astype("int64"), dtype=dtype)
         typed[~keep] = pd.NA
