@@ -211,7 +211,7 @@ def _frame_failures(frame: pd.DataFrame) -> set[tuple[str | None, str]]:
     return set()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(record=record_strategy)
 def test_record_and_table_paths_agree(record):
     expected = {(e["column"], e["check"]) for e in check_record(record, AGREEMENT_CONTRACT)}

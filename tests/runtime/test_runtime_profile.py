@@ -1,0 +1,97 @@
+"""Reference profile: structure, determinism and a size that does not grow with the data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from mlops_project.profile import MAX_CATEGORIES, build_profile, write_profile
+
+
+def config(sample_size: int = 50, bins: int = 8):
+    return {
+        "name": "synthetic",
+        "data": {"target": "y", "split": {"seed": 1}},
+        "features": {
+            "numeric": {"columns": ["a", "b"]},
+            "categorical": {"columns": ["c"]},
+            "passthrough": ["flag"],
+        },
+        "model": {"task": "classification"},
+        "profile": {"sample_size": sample_size, "bins": bins},
+    }
+
+
+CONTRACT = {"columns": {"a": {"type": "float"}, "b": {"type": "int"}, "c": {"type": "category"},
+                        "flag": {"type": "bool"}, "y": {"type": "str"}}}  # fmt: skip
+
+
+def frame(rows: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=rows)
+    a[::10] = np.nan
+    return pd.DataFrame(
+        {
+            "a": a,
+            "b": pd.array(rng.integers(0, 5, rows), dtype="Int64"),
+            # Far more distinct values than MAX_CATEGORIES: frequencies must still be capped.
+            "c": pd.array([f"cat{i}" for i in rng.integers(0, 5000, rows)], dtype="string"),
+            "flag": pd.array(rng.integers(0, 2, rows).astype(bool), dtype="boolean"),
+            "y": pd.array(rng.choice(["p", "q"], rows), dtype="string"),
+        }
+    )
+
+
+def profile_of(rows: int, **kw):
+    data = frame(rows)
+    predictions = np.where(np.arange(rows) % 3 == 0, "p", "q").astype(object)
+    proba = np.column_stack([np.linspace(0, 1, rows), 1 - np.linspace(0, 1, rows)])
+    return build_profile(data, config(**kw), CONTRACT, predictions=predictions, proba=proba, classes=["p", "q"])
+
+
+def test_profile_structure():
+    profile = profile_of(1000)
+    assert profile["rows"] == 1000 and profile["version"] == 1
+    a = profile["features"]["a"]
+    assert a["kind"] == "numeric" and a["null_rate"] == 0.1
+    assert len(a["histogram"]["edges"]) == 9 and sum(a["histogram"]["counts"]) == 900
+    assert list(a["quantiles"]) == ["0.01", "0.05", "0.1", "0.25", "0.5", "0.75", "0.9", "0.95", "0.99"]
+    c = profile["features"]["c"]
+    assert c["kind"] == "categorical" and len(c["frequencies"]) == MAX_CATEGORIES
+    assert abs(sum(c["frequencies"].values()) + c["other"] - 1.0) < 1e-9
+    assert profile["features"]["flag"]["kind"] == "categorical"
+    assert set(profile["features"]["flag"]["frequencies"]) == {"True", "False"}
+    assert profile["target"]["column"] == "y" and profile["target"]["kind"] == "categorical"
+    predictions = profile["predictions"]
+    assert predictions["class_frequencies"]["p"] == 334 / 1000
+    assert set(predictions["probability_histograms"]) == {"p", "q"}
+    assert predictions["probability_histograms"]["p"]["edges"][0] == 0.0
+    assert sum(predictions["probability_histograms"]["q"]["counts"]) == 1000
+    sample = profile["sample"]
+    assert sample["size"] == 50 and len(sample["rows"]) == 50 and sample["columns"] == ["a", "b", "c", "flag", "y"]
+
+
+def test_regression_predictions_get_a_score_histogram():
+    data = frame(200)
+    cfg = config()
+    cfg["model"]["task"] = "regression"
+    profile = build_profile(data, cfg, CONTRACT, predictions=np.linspace(0, 10, 200))
+    assert profile["predictions"]["kind"] == "regression"
+    assert sum(profile["predictions"]["histogram"]["counts"]) == 200
+    assert profile["predictions"]["quantiles"]["0.5"] == 5.0
+
+
+def test_profile_is_deterministic_and_strict_json(tmp_path):
+    first, second = profile_of(500), profile_of(500)
+    assert first == second
+    path = write_profile(first, tmp_path / "p.json")
+    assert json.loads(path.read_text()) == json.loads(json.dumps(first))
+
+
+def test_profile_size_does_not_grow_with_rows(tmp_path):
+    small = write_profile(profile_of(2_000, sample_size=1000, bins=20), tmp_path / "small.json").stat().st_size
+    large = write_profile(profile_of(300_000, sample_size=1000, bins=20), tmp_path / "large.json").stat().st_size
+    assert large < 1_000_000
+    assert large < small * 1.2
