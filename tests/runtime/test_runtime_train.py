@@ -27,12 +27,12 @@ def client_for(workdir: Path) -> MlflowClient:
 
 
 def versions(client: MlflowClient, name: str) -> list[str]:
-    return sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
+    return sorted(str(v.version) for v in client.search_model_versions(f"name='{name}'"))
 
 
 def champion(client: MlflowClient, name: str) -> str | None:
     try:
-        return client.get_model_version_by_alias(name, "champion").version
+        return str(client.get_model_version_by_alias(name, "champion").version)
     except mlflow.exceptions.MlflowException:
         return None
 
@@ -133,7 +133,7 @@ def test_second_run_follows_alias_policy(promote, vs_rule, champion_after, secon
     client = client_for(workdir)
     assert champion(client, "diabetes") == champion_after
     aliases = client.get_registered_model("diabetes").aliases
-    assert aliases.get(second_alias) == "2"
+    assert str(aliases.get(second_alias)) == "2"
     assert lineage(client, "diabetes", second_alias)["version"] == "2"
 
 
