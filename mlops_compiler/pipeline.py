@@ -70,8 +70,9 @@ def compile_specs(
         owners[spec.name] = loaded.display
         plan = make_plan(spec, loaded, out_root, level)
         try:
+            base = plan.out_dir.resolve()
             for artifact in plan.artifacts:
-                inside(plan.out_dir, artifact.path)
+                inside(plan.out_dir, artifact.path, resolved_root=base)
         except ValueError as exc:
             problems.append(loaded.diagnostic(("name",), str(exc)))
             continue

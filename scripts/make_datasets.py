@@ -57,7 +57,9 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     for row in frame.itertuples(index=False, name=None):
         cells = []
         for col, value in zip(frame.columns, row, strict=True):
-            missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+            missing = (
+                value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+            )
             cells.append("" if missing else formatters[col](value))
         writer.writerow(cells)
     return buffer.getvalue().encode("utf-8")

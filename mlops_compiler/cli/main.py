@@ -119,6 +119,36 @@ def run(spec: Path, stage: str, args: tuple[str, ...], out: Path, python: str | 
 
 
 @cli.command()
+@click.option(
+    "--data", required=True, type=click.Path(path_type=Path), help="CSV or Parquet training data."
+)
+@click.option("--target", required=True, help="The column to predict.")
+@click.option("--name", default=None, help="Spec name (default: from the data file's name).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("mlops.yaml"),
+    show_default=True,
+    help="Spec file to write.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing spec file.")
+@reports_errors
+def init(data: Path, target: str, name: str | None, out: Path, force: bool) -> None:
+    """Write a starter spec whose data contract is inferred from DATA."""
+    from mlops_compiler.errors import display_path
+    from mlops_compiler.init import init_spec
+
+    inferred, chosen = init_spec(data, target, name=name, spec_path=out, force=force)
+    for warning in inferred.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"wrote {display_path(out)}: {chosen!r}, {inferred.task} of {inferred.target!r}, "
+        f"{len(inferred.columns)} columns from {inferred.rows} rows; "
+        f"next: mlops build {display_path(out)}"
+    )
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of mlops.yaml (for editors' yaml-language-server)."""
     from mlops_compiler.spec.json_schema import schema_text

@@ -122,6 +122,13 @@ def _threshold(metric: str, text: str) -> dict[str, Any]:
     return {"metric": metric, "op": t.op, "value": t.value}
 
 
+def _as_text(value: str | int | float | bool) -> str:
+    """Category values as the text a CSV cell holds: `values: [0, 1]` means "0" and "1"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value)
+
+
 def _contract(spec: Spec) -> dict[str, Any]:
     contract = spec.data.contract
     columns = {}
@@ -136,7 +143,7 @@ def _contract(spec: Spec) -> dict[str, Any]:
             ),
             "min": col.min,
             "max": col.max,
-            "values": list(col.values) if col.values is not None else None,
+            "values": [_as_text(v) for v in col.values] if col.values is not None else None,
             "unique": col.unique,
         }
     return {

@@ -49,7 +49,14 @@ COMPONENTS: tuple[Component, ...] = (
             Emit("mlops_project/contract.py", "project/mlops_project/contract.py.jinja"),
             Emit("requirements.txt", "project/requirements.txt.jinja"),
         ),
-        ("joblib>=1.3,<2", "pandas>=2.2,<4", "pyarrow>=15,<30", "scikit-learn>=1.5,<2"),
+        (
+            "joblib>=1.3,<2",
+            "numpy>=1.26,<3",
+            "pandas>=2.2,<4",
+            "pyarrow>=15,<30",
+            "scikit-learn>=1.5,<2",
+            "scipy>=1.11,<2",
+        ),
     ),
     Component(
         "training-plain",
@@ -57,7 +64,7 @@ COMPONENTS: tuple[Component, ...] = (
         0,
         "plain training script: fit, print metrics, save a local model file; no tracking",
         (
-            *_package("data.py", "features.py", "metrics.py"),
+            *_package("data.py", "features.py", "metrics.py", "report.py"),
             Emit("mlops_project/train.py", "project/mlops_project/train_plain.py"),
         ),
         (),
@@ -76,10 +83,11 @@ COMPONENTS: tuple[Component, ...] = (
             "metrics.py",
             "profile.py",
             "registry.py",
+            "report.py",
             "tracking.py",
             "train.py",
         ),
-        ("mlflow>=3.5,<4", "pandera>=0.22,<1", "skops>=0.10,<1"),
+        ("mlflow>=3.1,<4", "pandera>=0.24,<1", "skops>=0.10,<1"),
         (("lineage", _LINEAGE), ("train", _TRAIN)),
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import jinja2
 from mlops_compiler.render.filters import FILTERS, Escaped
 
 
+@functools.cache
 def templates_dir() -> Path:
     """templates/ ships inside the wheel as mlops_compiler/templates (see pyproject)."""
     packaged = Path(__file__).resolve().parent.parent / "templates"

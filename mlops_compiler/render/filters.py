@@ -105,8 +105,14 @@ def yaml_value(value: Any) -> Escaped:
         return Escaped(_yaml_string(value))
     if isinstance(value, bool) or value is None:
         return Escaped(json.dumps(value))
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return Escaped(repr(value))
+    if isinstance(value, float):
+        # YAML 1.1 readers (PyYAML) take "1e-05" for a string: the mantissa needs a dot.
+        mantissa, e, exponent = repr(value).partition("e")
+        if e and "." not in mantissa:
+            mantissa += ".0"
+        return Escaped(mantissa + e + exponent)
     if isinstance(value, dict):
         items = ", ".join(f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items())
         return Escaped("{" + items + "}")

@@ -38,6 +38,11 @@ def header_for(path: str, spec_ref: str) -> str | None:
     return style.format(text)
 
 
+@functools.cache
+def _static_text(template: str) -> str:
+    return (templates_dir() / template).read_text(encoding="utf-8")
+
+
 def _template_line(exc: BaseException, template: str) -> int | None:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(template):
@@ -62,7 +67,7 @@ def render_artifact(env: jinja2.Environment, plan: Plan, artifact: Artifact) -> 
             ) from None
     else:
         try:
-            body = (templates_dir() / artifact.template).read_text(encoding="utf-8")
+            body = _static_text(artifact.template)
         except OSError as exc:
             raise RenderError(
                 f"templates/{artifact.template}: copying {artifact.path}: {exc.strerror}"

@@ -20,10 +20,11 @@ class Change:
     # "kept":   dropped from the plan but edited by hand, so left in place.
 
 
-def inside(root: Path, relative: str) -> Path:
+def inside(root: Path, relative: str, *, resolved_root: Path | None = None) -> Path:
     """root/relative, refusing anything that would resolve outside root."""
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root.resolve()) or target == root.resolve():
+    base = resolved_root or root.resolve()
+    target = (base / relative).resolve()
+    if target == base or not target.is_relative_to(base):
         raise ValueError(f"{relative!r} resolves outside {root}")
     return target
 
@@ -37,9 +38,10 @@ def _read(path: Path) -> bytes | None:
 
 def compare(out_dir: Path, rendered: dict[str, bytes]) -> list[Change]:
     previous = recorded_hashes(read_manifest(out_dir))
+    base = out_dir.resolve()
     changes: list[Change] = []
     for path, data in sorted(rendered.items()):
-        current = _read(inside(out_dir, path))
+        current = _read(inside(out_dir, path, resolved_root=base))
         if current is None:
             changes.append(Change(path, "added"))
         elif current == data:
@@ -50,7 +52,7 @@ def compare(out_dir: Path, rendered: dict[str, bytes]) -> list[Change]:
             changes.append(Change(path, "edited"))
     for path in sorted(set(previous) - set(rendered)):
         try:
-            target = inside(out_dir, path)
+            target = inside(out_dir, path, resolved_root=base)
         except ValueError:
             continue  # a tampered manifest cannot make us touch anything outside
         current = _read(target)

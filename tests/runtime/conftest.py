@@ -63,7 +63,9 @@ def col(kind: str, **rule: Any) -> dict[str, Any]:
     return base
 
 
-def _base_config(name: str, target: str, task: str, estimator: str, params: dict[str, Any]) -> dict[str, Any]:
+def _base_config(
+    name: str, target: str, task: str, estimator: str, params: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "name": name.replace("_", "-"),
         "level": 1,
@@ -82,14 +84,22 @@ def _base_config(name: str, target: str, task: str, estimator: str, params: dict
         },
         "model": {"task": task, "estimator": estimator, "params": params},
         "gate": {"absolute": [], "vs_champion": [], "promote": "auto"},
-        "tracking": {"uri": "sqlite:///mlruns.db", "experiment": name, "registered_model": name.replace("_", "-")},
+        "tracking": {
+            "uri": "sqlite:///mlruns.db",
+            "experiment": name,
+            "registered_model": name.replace("_", "-"),
+        },
         "profile": {"sample_size": 100, "bins": 10},
     }
 
 
 def breast_cancer() -> tuple[dict[str, Any], dict[str, Any]]:
     config = _base_config(
-        "breast_cancer", "malignant", "classification", "sklearn.linear_model.LogisticRegression", {"max_iter": 300}
+        "breast_cancer",
+        "malignant",
+        "classification",
+        "sklearn.linear_model.LogisticRegression",
+        {"max_iter": 300},
     )
     config["features"]["numeric"]["columns"] = list(BREAST_CANCER_FEATURES)
     config["gate"]["absolute"] = [{"metric": "roc_auc", "op": ">=", "value": 0.9}]
@@ -100,8 +110,20 @@ def breast_cancer() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def diabetes() -> tuple[dict[str, Any], dict[str, Any]]:
-    config = _base_config("diabetes", "progression", "regression", "sklearn.linear_model.Ridge", {"alpha": 1.0})
-    config["features"]["numeric"]["columns"] = ["age", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+    config = _base_config(
+        "diabetes", "progression", "regression", "sklearn.linear_model.Ridge", {"alpha": 1.0}
+    )
+    config["features"]["numeric"]["columns"] = [
+        "age",
+        "bmi",
+        "bp",
+        "s1",
+        "s2",
+        "s3",
+        "s4",
+        "s5",
+        "s6",
+    ]
     config["features"]["categorical"] = {"columns": ["sex"], "impute": "none", "encode": "onehot"}
     config["gate"]["absolute"] = [{"metric": "r2", "op": ">", "value": 0.2}]
     config["gate"]["vs_champion"] = [{"metric": "rmse", "op": "<=", "value": 1.0}]
@@ -124,7 +146,11 @@ def wine() -> tuple[dict[str, Any], dict[str, Any]]:
         "sklearn.ensemble.HistGradientBoostingClassifier",
         {"max_iter": 30, "learning_rate": 0.2},
     )
-    config["features"]["numeric"] = {"columns": list(WINE_FEATURES), "impute": "none", "scale": "none"}
+    config["features"]["numeric"] = {
+        "columns": list(WINE_FEATURES),
+        "impute": "none",
+        "scale": "none",
+    }
     config["gate"]["absolute"] = [{"metric": "accuracy", "op": ">=", "value": 0.8}]
     columns = {c: col("float", min=0.0) for c in WINE_FEATURES}
     columns["magnesium"] = col("int", min=50, max=200)
@@ -141,7 +167,12 @@ def penguins() -> tuple[dict[str, Any], dict[str, Any]]:
         "sklearn.ensemble.RandomForestClassifier",
         {"n_estimators": 15, "max_depth": 5},
     )
-    config["features"]["numeric"]["columns"] = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    config["features"]["numeric"]["columns"] = [
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+    ]
     config["features"]["categorical"]["columns"] = ["island", "sex"]
     config["features"]["passthrough"] = ["year"]
     config["gate"]["absolute"] = [{"metric": "f1", "op": ">=", "value": 0.8}]
@@ -206,7 +237,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) 
     return tmp_path
 
 
-def write_project(root: Path, config: dict[str, Any], contract: dict[str, Any] | None, level0: bool = False) -> Path:
+def write_project(
+    root: Path, config: dict[str, Any], contract: dict[str, Any] | None, level0: bool = False
+) -> Path:
     """Lay out a project as `mlops build` would: the static package plus rendered config/contract."""
     package = root / "mlops_project"
     shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mlops_project.contract_gate import build_schema, check_record, validate_frame
 from mlops_project.data import load_table, records_to_frame
 from mlops_project.report import ContractViolation
@@ -23,7 +22,9 @@ def load(config: dict[str, Any], contract: dict[str, Any]) -> pd.DataFrame:
     return load_table(Path(config["data"]["path"]), contract)
 
 
-def failures_of(frame: pd.DataFrame, contract: dict[str, Any], tmp_path: Path) -> dict[tuple[str | None, str], dict]:
+def failures_of(
+    frame: pd.DataFrame, contract: dict[str, Any], tmp_path: Path
+) -> dict[tuple[str | None, str], dict]:
     report_path = tmp_path / "report.json"
     with pytest.raises(ContractViolation) as info:
         validate_frame(frame, contract, source="test", report_path=report_path)
@@ -35,7 +36,9 @@ def failures_of(frame: pd.DataFrame, contract: dict[str, Any], tmp_path: Path) -
 @pytest.mark.parametrize("name", DATASETS)
 def test_example_datasets_pass_their_contracts(name, dataset_config, tmp_path):
     config, contract = dataset_config(name)
-    typed, report = validate_frame(load(config, contract), contract, report_path=tmp_path / "r.json")
+    typed, report = validate_frame(
+        load(config, contract), contract, report_path=tmp_path / "r.json"
+    )
     assert report["ok"] is True and report["failures"] == []
     assert json.loads((tmp_path / "r.json").read_text())["rows"] == len(typed)
 
@@ -126,7 +129,11 @@ def test_report_collects_every_failure_with_example_rows(dataset_config, tmp_pat
     frame.loc[0, "island"] = "Atlantis"
     frame.loc[1, "bill_length_mm"] = 500.0
     found = failures_of(frame, contract, tmp_path)
-    assert set(found) == {("year", "missing_column"), ("island", "values"), ("bill_length_mm", "max")}
+    assert set(found) == {
+        ("year", "missing_column"),
+        ("island", "values"),
+        ("bill_length_mm", "max"),
+    }
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["failed_checks"] == 3
     assert [r["row"] for r in report["example_rows"]] == [1, 0]
@@ -146,7 +153,9 @@ def test_check_record_reports_each_rule(dataset_config):
     good = {"species": "Adelie", "island": "Dream", "bill_length_mm": 39.1, "bill_depth_mm": None,
             "flipper_length_mm": "181", "body_mass_g": 3750.0, "sex": None, "year": 2007}  # fmt: skip
     assert check_record(good, contract) == []
-    bad = dict(good, island="Atlantis", bill_length_mm=900, flipper_length_mm=181.5, year=None, color="red")
+    bad = dict(
+        good, island="Atlantis", bill_length_mm=900, flipper_length_mm=181.5, year=None, color="red"
+    )
     del bad["sex"]
     checks = {(e["column"], e["check"]) for e in check_record(bad, contract)}
     assert checks == {
@@ -194,7 +203,9 @@ cell = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.0, 0.5, 1.0, 2.0, -3.0, 1e20]),
     st.booleans(),
-    st.sampled_from(["a", "b", "z", "1", "2", " 3 ", "-4", "0.5", "1e3", "nan", "yes", "no", "true", "", "x"]),
+    st.sampled_from(
+        ["a", "b", "z", "1", "2", " 3 ", "-4", "0.5", "1e3", "nan", "yes", "no", "true", "", "x"]
+    ),
     st.text(max_size=4),
 )
 record_strategy = st.fixed_dictionaries(
@@ -217,4 +228,6 @@ def test_record_and_table_paths_agree(record):
     expected = {(e["column"], e["check"]) for e in check_record(record, AGREEMENT_CONTRACT)}
     # Object columns exercise per-value coercion; inferred dtypes exercise the vectorised path.
     assert _frame_failures(records_to_frame([record], AGREEMENT_CONTRACT)) == expected
-    assert _frame_failures(pd.DataFrame([record]) if record else pd.DataFrame(index=[0])) == expected
+    assert (
+        _frame_failures(pd.DataFrame([record]) if record else pd.DataFrame(index=[0])) == expected
+    )

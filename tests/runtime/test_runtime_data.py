@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from mlops_project.data import (
     coerce_frame,
     coerce_value,
@@ -28,7 +27,9 @@ DATASETS = ("breast_cancer", "diabetes", "wine", "penguins")
 def test_env_var_overrides_configured_path(dataset_config):
     config, _ = dataset_config("wine")
     assert resolve_data_path(config, {}) == Path(config["data"]["path"])
-    assert resolve_data_path(config, {"MLOPS_TRAIN_DATA": "/elsewhere/x.parquet"}) == Path("/elsewhere/x.parquet")
+    assert resolve_data_path(config, {"MLOPS_TRAIN_DATA": "/elsewhere/x.parquet"}) == Path(
+        "/elsewhere/x.parquet"
+    )
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -37,7 +38,13 @@ def test_csv_columns_get_contract_types(name, dataset_config):
     raw = load_table(Path(config["data"]["path"]), contract)
     typed, bad = coerce_frame(raw, contract)
     assert bad == {}
-    expected = {"int": "Int64", "float": "float64", "bool": "boolean", "category": "string", "str": "string"}
+    expected = {
+        "int": "Int64",
+        "float": "float64",
+        "bool": "boolean",
+        "category": "string",
+        "str": "string",
+    }
     for column, rule in contract["columns"].items():
         assert str(typed[column].dtype) == expected[rule["type"]], column
 
@@ -172,8 +179,8 @@ def test_sha256_matches_hashlib(tmp_path):
 def test_split_is_deterministic_and_stratified(dataset_config):
     config, contract = dataset_config("wine")
     typed, _ = coerce_frame(load_table(Path(config["data"]["path"]), contract), contract)
-    train_a, test_a = split_frame(typed, config)
-    train_b, test_b = split_frame(typed, config)
+    _, test_a = split_frame(typed, config)
+    _, test_b = split_frame(typed, config)
     assert list(test_a.index) == list(test_b.index)
     assert len(test_a) == math.ceil(0.25 * len(typed))
     whole = typed["cultivar"].value_counts(normalize=True)

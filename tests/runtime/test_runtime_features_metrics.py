@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, RobustScaler
-
-from mlops_project.features import build_pipeline, feature_columns, load_estimator_class, model_frame
+from mlops_project.features import (
+    build_pipeline,
+    feature_columns,
+    load_estimator_class,
+    model_frame,
+)
 from mlops_project.metrics import (
     CLASSIFICATION_METRICS,
     HIGHER_IS_BETTER,
@@ -20,6 +22,8 @@ from mlops_project.metrics import (
     evaluate_vs_champion,
     regression_metrics,
 )
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, RobustScaler
 
 
 def small_config(**features):
@@ -30,7 +34,11 @@ def small_config(**features):
             "categorical": {"columns": ["c"], "impute": "most_frequent", "encode": "onehot"},
             "passthrough": ["p"],
         },
-        "model": {"task": "classification", "estimator": "sklearn.linear_model.LogisticRegression", "params": {}},
+        "model": {
+            "task": "classification",
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "params": {},
+        },
     }
     config["features"].update(features)
     return config
@@ -58,7 +66,9 @@ def test_pipeline_fits_with_nulls_and_ignores_unknown_categories():
     pipeline = build_pipeline(config).fit(model_frame(FRAME, config), FRAME["y"])
     unseen = pd.DataFrame({"n": [2.0], "c": ["never-seen"], "p": [1.0]}).astype({"c": object})
     assert pipeline.predict_proba(unseen).shape == (1, 2)
-    encoder = pipeline.named_steps["preprocess"].named_transformers_["categorical"].named_steps["encode"]
+    encoder = (
+        pipeline.named_steps["preprocess"].named_transformers_["categorical"].named_steps["encode"]
+    )
     assert isinstance(encoder, OneHotEncoder) and encoder.handle_unknown == "ignore"
 
 
@@ -88,7 +98,9 @@ def test_estimator_is_imported_by_dotted_path_and_seeded():
     assert build_pipeline(config)[-1].random_state == 11
 
 
-@pytest.mark.parametrize("dotted", ["LogisticRegression", "sklearn.linear_model.Nope", "sklearn.nope.X"])
+@pytest.mark.parametrize(
+    "dotted", ["LogisticRegression", "sklearn.linear_model.Nope", "sklearn.nope.X"]
+)
 def test_bad_estimator_paths_raise(dotted):
     with pytest.raises((ValueError, ImportError)):
         load_estimator_class(dotted)
@@ -96,7 +108,11 @@ def test_bad_estimator_paths_raise(dotted):
 
 def test_higher_is_better_covers_every_metric():
     assert set(HIGHER_IS_BETTER) == set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS)
-    assert not HIGHER_IS_BETTER["rmse"] and not HIGHER_IS_BETTER["log_loss"] and HIGHER_IS_BETTER["roc_auc"]
+    assert (
+        not HIGHER_IS_BETTER["rmse"]
+        and not HIGHER_IS_BETTER["log_loss"]
+        and HIGHER_IS_BETTER["roc_auc"]
+    )
 
 
 def test_binary_metrics_use_the_second_class_as_positive():
@@ -129,7 +145,13 @@ def test_regression_metrics():
 
 @pytest.mark.parametrize(
     ("op", "value", "passed"),
-    [(">=", 0.8, True), (">", 0.8, False), ("<=", 0.8, True), ("<", 0.8, False), (">=", 0.81, False)],
+    [
+        (">=", 0.8, True),
+        (">", 0.8, False),
+        ("<=", 0.8, True),
+        ("<", 0.8, False),
+        (">=", 0.81, False),
+    ],
 )
 def test_absolute_gate_operators(op, value, passed):
     result = evaluate_absolute({"roc_auc": 0.8}, [{"metric": "roc_auc", "op": op, "value": value}])
@@ -145,9 +167,14 @@ def test_absolute_gate_fails_on_missing_metric_and_unknown_operator():
 
 
 def test_vs_champion_bounds_the_delta():
-    rules = [{"metric": "roc_auc", "op": ">=", "value": -0.01}, {"metric": "rmse", "op": "<=", "value": 0.0}]
+    rules = [
+        {"metric": "roc_auc", "op": ">=", "value": -0.01},
+        {"metric": "rmse", "op": "<=", "value": 0.0},
+    ]
     ok = evaluate_vs_champion({"roc_auc": 0.895, "rmse": 1.0}, {"roc_auc": 0.9, "rmse": 1.5}, rules)
     assert ok.passed and ok.checks[0]["actual"] == pytest.approx(-0.005)
-    worse = evaluate_vs_champion({"roc_auc": 0.85, "rmse": 1.0}, {"roc_auc": 0.9, "rmse": 0.5}, rules)
+    worse = evaluate_vs_champion(
+        {"roc_auc": 0.85, "rmse": 1.0}, {"roc_auc": 0.9, "rmse": 0.5}, rules
+    )
     assert not worse.passed and [c["metric"] for c in worse.failures()] == ["roc_auc", "rmse"]
     assert not evaluate_vs_champion({"roc_auc": 0.9}, {}, rules[:1]).passed

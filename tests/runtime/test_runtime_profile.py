@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-
 from mlops_project.profile import MAX_CATEGORIES, build_profile, write_profile
 
 
@@ -48,7 +47,9 @@ def profile_of(rows: int, **kw):
     data = frame(rows)
     predictions = np.where(np.arange(rows) % 3 == 0, "p", "q").astype(object)
     proba = np.column_stack([np.linspace(0, 1, rows), 1 - np.linspace(0, 1, rows)])
-    return build_profile(data, config(**kw), CONTRACT, predictions=predictions, proba=proba, classes=["p", "q"])
+    return build_profile(
+        data, config(**kw), CONTRACT, predictions=predictions, proba=proba, classes=["p", "q"]
+    )
 
 
 def test_profile_structure():
@@ -57,7 +58,17 @@ def test_profile_structure():
     a = profile["features"]["a"]
     assert a["kind"] == "numeric" and a["null_rate"] == 0.1
     assert len(a["histogram"]["edges"]) == 9 and sum(a["histogram"]["counts"]) == 900
-    assert list(a["quantiles"]) == ["0.01", "0.05", "0.1", "0.25", "0.5", "0.75", "0.9", "0.95", "0.99"]
+    assert list(a["quantiles"]) == [
+        "0.01",
+        "0.05",
+        "0.1",
+        "0.25",
+        "0.5",
+        "0.75",
+        "0.9",
+        "0.95",
+        "0.99",
+    ]
     c = profile["features"]["c"]
     assert c["kind"] == "categorical" and len(c["frequencies"]) == MAX_CATEGORIES
     assert abs(sum(c["frequencies"].values()) + c["other"] - 1.0) < 1e-9
@@ -70,7 +81,11 @@ def test_profile_structure():
     assert predictions["probability_histograms"]["p"]["edges"][0] == 0.0
     assert sum(predictions["probability_histograms"]["q"]["counts"]) == 1000
     sample = profile["sample"]
-    assert sample["size"] == 50 and len(sample["rows"]) == 50 and sample["columns"] == ["a", "b", "c", "flag", "y"]
+    assert (
+        sample["size"] == 50
+        and len(sample["rows"]) == 50
+        and sample["columns"] == ["a", "b", "c", "flag", "y"]
+    )
 
 
 def test_regression_predictions_get_a_score_histogram():
@@ -91,7 +106,15 @@ def test_profile_is_deterministic_and_strict_json(tmp_path):
 
 
 def test_profile_size_does_not_grow_with_rows(tmp_path):
-    small = write_profile(profile_of(2_000, sample_size=1000, bins=20), tmp_path / "small.json").stat().st_size
-    large = write_profile(profile_of(300_000, sample_size=1000, bins=20), tmp_path / "large.json").stat().st_size
+    small = (
+        write_profile(profile_of(2_000, sample_size=1000, bins=20), tmp_path / "small.json")
+        .stat()
+        .st_size
+    )
+    large = (
+        write_profile(profile_of(300_000, sample_size=1000, bins=20), tmp_path / "large.json")
+        .stat()
+        .st_size
+    )
     assert large < 1_000_000
     assert large < small * 1.2

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-
 from mlops_project.data import load_table, split_frame
 from mlops_project.features import model_frame
 from mlops_project.lineage import lineage, render
+from mlops_project.tracking import resolve_tracking_uri
 from mlops_project.train import EXIT_CONTRACT, EXIT_GATE, EXIT_OK, run_training
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,9 @@ def load_registered(name: str, ref: str, workdir: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlruns.db'}")
     mlflow.set_registry_uri(f"sqlite:///{workdir / 'mlruns.db'}")
-    return mlflow.sklearn.load_model(f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}")
+    return mlflow.sklearn.load_model(
+        f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
+    )
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -76,9 +78,15 @@ def test_train_registers_champion_with_lineage(dataset, dataset_config, workdir,
         assert run.data.params[param] == str(value)
     assert "random_state" in run.data.params
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "reports")}
-    assert artifacts == {"reports/contract_report.json", "reports/gate.json", "reports/reference_profile.json"}
+    assert artifacts == {
+        "reports/contract_report.json",
+        "reports/gate.json",
+        "reports/reference_profile.json",
+    }
     # Every file the run produced sits inside the project folder.
-    assert (workdir / "mlruns" / result.run_id / "artifacts" / "reports" / "reference_profile.json").is_file()
+    assert (
+        workdir / "mlruns" / result.run_id / "artifacts" / "reports" / "reference_profile.json"
+    ).is_file()
     profile = json.loads((workdir / "reports" / "reference_profile.json").read_text())
     assert set(profile["features"]) == {
         *config["features"]["numeric"]["columns"],
@@ -106,7 +114,9 @@ def test_training_is_reproducible(dataset_config, workdir, monkeypatch):
     assert first.metrics == second.metrics
     from mlops_project.contract_gate import validate_frame
 
-    typed, _ = validate_frame(load_table(Path(config["data"]["path"]), contract), contract, write=False)
+    typed, _ = validate_frame(
+        load_table(Path(config["data"]["path"]), contract), contract, write=False
+    )
     _, test = split_frame(typed, config)
     x_test = model_frame(test, config)
     a = load_registered("penguins", "1", workdir, monkeypatch)
@@ -120,10 +130,17 @@ def test_training_is_reproducible(dataset_config, workdir, monkeypatch):
     [
         ("auto", {"metric": "rmse", "op": "<=", "value": 1.0}, "2", "champion"),
         ("manual", {"metric": "rmse", "op": "<=", "value": 1.0}, "1", "challenger"),
-        ("auto", {"metric": "rmse", "op": "<", "value": 0.0}, "1", "challenger"),  # must strictly improve
+        (
+            "auto",
+            {"metric": "rmse", "op": "<", "value": 0.0},
+            "1",
+            "challenger",
+        ),  # must strictly improve
     ],
 )
-def test_second_run_follows_alias_policy(promote, vs_rule, champion_after, second_alias, dataset_config, workdir):
+def test_second_run_follows_alias_policy(
+    promote, vs_rule, champion_after, second_alias, dataset_config, workdir
+):
     config, contract = dataset_config("diabetes")
     config["gate"]["promote"] = promote
     config["gate"]["vs_champion"] = [vs_rule]
@@ -231,3 +248,41 @@ def test_bad_data_stops_at_the_gate_and_leaves_registry_untouched(case, dataset_
     assert versions(client, "penguins") == ["1"]
     assert champion(client, "penguins") == "1"
     assert len(client.search_runs([experiment])) == runs_before
+
+
+def test_tracking_uri_env_var_wins(dataset_config, workdir, empty_store, tmp_path):
+    import shutil
+
+    config, contract = dataset_config("wine")
+    elsewhere = tmp_path / "elsewhere" / "store.db"
+    elsewhere.parent.mkdir()
+    shutil.copyfile(empty_store, elsewhere)
+    result = run_training(
+        config, contract, environ={"MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}"}
+    )
+    assert result.exit_code == EXIT_OK
+    assert versions(MlflowClient(f"sqlite:///{elsewhere}", f"sqlite:///{elsewhere}"), "wine") == [
+        "1"
+    ]
+    assert client_for(workdir).search_registered_models() == []
+
+
+def test_resolve_tracking_uri_precedence(dataset_config):
+    config, _ = dataset_config("wine")
+    assert resolve_tracking_uri(config, {}) == "sqlite:///mlruns.db"
+    assert (
+        resolve_tracking_uri(config, {"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+        == "http://mlflow:5000"
+    )
+    del config["tracking"]["uri"]
+    assert resolve_tracking_uri(config, {}) == "sqlite:///mlruns.db"
+
+
+def test_unimportable_estimator_is_a_configuration_error(dataset_config, workdir):
+    from mlops_project.train import EXIT_CONFIG
+
+    config, contract = dataset_config("wine")
+    config["model"]["estimator"] = "sklearn.ensemble.NoSuchForest"
+    result = run_training(config, contract)
+    assert result.exit_code == EXIT_CONFIG and "NoSuchForest" in result.message
+    assert client_for(workdir).search_experiments(filter_string="name = 'wine'") == []

@@ -37,7 +37,9 @@ def lineage(client: MlflowClient, name: str, ref: str = CHAMPION) -> dict[str, A
         except MlflowException:
             params = {}
     registered = client.get_registered_model(name)
-    aliases = sorted(a for a, v in (registered.aliases or {}).items() if str(v) == str(version.version))
+    aliases = sorted(
+        a for a, v in (registered.aliases or {}).items() if str(v) == str(version.version)
+    )
     return {
         "model": name,
         "version": str(version.version),
@@ -67,15 +69,23 @@ def render(info: Mapping[str, Any]) -> str:
     rows = [
         ("model", f"{info['model']} version {info['version']} (aliases: {aliases})"),
         ("run id", info["run_id"] or "unknown"),
-        ("data", f"sha256 {info['data_sha256'] or 'unknown'} ({info['data_rows']} rows, {info['data_path']})"),
+        (
+            "data",
+            f"sha256 {info['data_sha256'] or 'unknown'} ({info['data_rows']} rows, {info['data_path']})",
+        ),
         ("spec", f"sha256 {info['spec_sha256'] or 'unknown'}"),
         (
             "code",
-            f"git commit {info['git_commit']}" if info["git_commit"] else "git commit unknown (not a git checkout)",
+            f"git commit {info['git_commit']}"
+            if info["git_commit"]
+            else "git commit unknown (not a git checkout)",
         ),
         ("compiler", info["compiler_version"] or "unknown"),
         ("estimator", f"{info['estimator']} (seed {info['seed']})"),
-        ("metrics", "  ".join(f"{k}={v:.4f}" for k, v in sorted(info["metrics"].items())) or "none"),
+        (
+            "metrics",
+            "  ".join(f"{k}={v:.4f}" for k, v in sorted(info["metrics"].items())) or "none",
+        ),
     ]
     lines = [f"{label:<10} {value}" for label, value in rows]
     lines.append("params")
@@ -84,8 +94,12 @@ def render(info: Mapping[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None, config: Mapping[str, Any] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlops_project.lineage", description=__doc__.splitlines()[0])
-    parser.add_argument("ref", nargs="?", default=CHAMPION, help="alias or version number (default: champion)")
+    parser = argparse.ArgumentParser(
+        prog="python -m mlops_project.lineage", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "ref", nargs="?", default=CHAMPION, help="alias or version number (default: champion)"
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
     if config is None:

@@ -17,16 +17,47 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlruns"
-TRACKED_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "pandera", "mlflow", "skops")
+TRACKED_PACKAGES = (
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "pyarrow",
+    "pandera",
+    "mlflow",
+    "skops",
+)
 # Roots whose classes may be restored from a skops model file; anything else must be declared.
 TRUSTED_ROOTS = ("sklearn", "numpy", "scipy")
 MAX_PARAM_LENGTH = 500
 
 
-def resolve_tracking_uri(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
+def resolve_tracking_uri(
+    config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> str:
     """MLFLOW_TRACKING_URI (the variable every MLflow tool honours) wins over the spec."""
     env = os.environ if environ is None else environ
-    return env.get("MLFLOW_TRACKING_URI") or config.get("tracking", {}).get("uri") or DEFAULT_TRACKING_URI
+    return (
+        env.get("MLFLOW_TRACKING_URI")
+        or config.get("tracking", {}).get("uri")
+        or DEFAULT_TRACKING_URI
+    )
+
+
+def absolute_uri(uri: str, cwd: Path | None = None) -> str:
+    """Pin a relative SQLite path to the cwd (the project root).
+
+    MLflow caches one store per URI string, so a relative path would keep pointing at the first
+    folder it was opened from if the process later works elsewhere.
+    """
+    prefix = "sqlite:///"
+    if (
+        uri.startswith(prefix)
+        and not uri[len(prefix) :].startswith("/")
+        and uri[len(prefix) :] != ":memory:"
+    ):
+        return prefix + str(((cwd or Path.cwd()) / uri[len(prefix) :]).resolve())
+    return uri
 
 
 def is_local(uri: str) -> bool:
@@ -34,13 +65,15 @@ def is_local(uri: str) -> bool:
 
 
 def connect(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> MlflowClient:
-    uri = resolve_tracking_uri(config, environ)
+    uri = absolute_uri(resolve_tracking_uri(config, environ))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def ensure_experiment(client: MlflowClient, config: Mapping[str, Any], cwd: Path | None = None) -> str:
+def ensure_experiment(
+    client: MlflowClient, config: Mapping[str, Any], cwd: Path | None = None
+) -> str:
     """Get or create the experiment; with a local store its artifacts live in ./mlruns/.
 
     Without an explicit location MLflow would put artifacts wherever the process happened to
@@ -100,7 +133,8 @@ def environment_tags() -> dict[str, str]:
 def loggable_params(params: Mapping[str, Any]) -> dict[str, str]:
     """Every resolved estimator parameter as text (MLflow params are strings with a size cap)."""
     return {
-        str(k): _shorten(repr(v) if not isinstance(v, (str, int, float, bool)) else str(v)) for k, v in params.items()
+        str(k): _shorten(repr(v) if not isinstance(v, (str, int, float, bool)) else str(v))
+        for k, v in params.items()
     }
 
 

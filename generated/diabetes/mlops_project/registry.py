@@ -40,7 +40,11 @@ def resolve_version(client: MlflowClient, name: str, ref: str) -> ModelVersion:
 def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, float]:
     """Metrics of a version: its lineage tags first, its run as a fallback."""
     tags = version.tags or {}
-    metrics = {k[len(METRIC_TAG_PREFIX) :]: float(v) for k, v in tags.items() if k.startswith(METRIC_TAG_PREFIX)}
+    metrics = {
+        k[len(METRIC_TAG_PREFIX) :]: float(v)
+        for k, v in tags.items()
+        if k.startswith(METRIC_TAG_PREFIX)
+    }
     if not metrics and version.run_id:
         try:
             metrics = dict(client.get_run(version.run_id).data.metrics)

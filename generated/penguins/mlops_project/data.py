@@ -80,7 +80,7 @@ def load_table(
         frame = read_table(path, contract)
     except FileNotFoundError:
         problem = f"file not found: {path}"
-    except Exception as exc:  # every reader error means the same thing here: unusable input
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same: unusable input
         problem = f"cannot read {path.name}: {type(exc).__name__}: {exc}".strip()
     if frame is not None and len(frame) == 0:
         problem = f"{path.name} has no data rows"
@@ -130,10 +130,13 @@ def coerce_value(value: Any, kind: str) -> tuple[bool, Any]:
     if isinstance(number, float) and math.isnan(number):
         return True, None
     if kind == "float":
-        return True, float(number)
+        try:
+            return True, float(number)
+        except OverflowError:  # an int too large for a double
+            return False, None
     if kind == "int":
         if isinstance(number, int):
-            return (INT64_MIN <= number <= INT64_MAX), number
+            return (True, number) if INT64_MIN <= number <= INT64_MAX else (False, None)
         if math.isfinite(number) and number.is_integer() and INT64_MIN <= number <= INT64_MAX:
             return True, int(number)
         return False, None
@@ -188,7 +191,9 @@ def _key(value: Any) -> Any:
 
 
 def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    return bool(
+        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    )
 
 
 def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
@@ -201,9 +206,13 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
         return typed.rename(series.name), pd.Series(bad, index=series.index)
     numbers = series.to_numpy(dtype="float64", na_value=np.nan)
     if kind == "float":
-        return pd.Series(numbers, index=series.index, name=series.name), pd.Series(False, index=series.index)
+        return pd.Series(numbers, index=series.index, name=series.name), pd.Series(
+            False, index=series.index
+        )
     if kind == "bool":
         ok = null | (numbers == 0) | (numbers == 1)
+    elif pd.api.types.is_unsigned_integer_dtype(series.dtype):
+        ok = null | (series.to_numpy(dtype="uint64", na_value=0) <= np.uint64(INT64_MAX))
     elif pd.api.types.is_integer_dtype(series.dtype):
         ok = np.ones(len(series), dtype=bool)
     else:  # int from float: only finite integral values within int64
@@ -214,15 +223,23 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
     if kind == "bool":
         typed = pd.array(np.where(keep, numbers == 1, False), dtype=dtype)
         typed[~keep] = pd.NA
-    elif pd.api.types.is_integer_dtype(series.dtype):
+    elif pd.api.types.is_signed_integer_dtype(series.dtype):
         typed = pd.array(series.to_numpy(), dtype=dtype)
+    elif pd.api.types.is_unsigned_integer_dtype(series.dtype):
+        raw = series.to_numpy(dtype="uint64", na_value=0)
+        typed = pd.array(np.where(keep, raw, 0).astype("int64"), dtype=dtype)
+        typed[~keep] = pd.NA
     else:
         typed = pd.array(np.where(keep, numbers, 0).astype("int64"), dtype=dtype)
         typed[~keep] = pd.NA
-    return pd.Series(typed, index=series.index, name=series.name), pd.Series(~ok, index=series.index)
+    return pd.Series(typed, index=series.index, name=series.name), pd.Series(
+        ~ok, index=series.index
+    )
 
 
-def coerce_frame(frame: pd.DataFrame, contract: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+def coerce_frame(
+    frame: pd.DataFrame, contract: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Type every contract column present; returns the frame and per-column masks of bad cells.
 
     Bad cells become null in the typed frame; the caller reports them as `dtype` failures.
@@ -239,7 +256,9 @@ def coerce_frame(frame: pd.DataFrame, contract: Mapping[str, Any]) -> tuple[pd.D
     return typed, bad
 
 
-def records_to_frame(records: Iterable[Mapping[str, Any]], contract: Mapping[str, Any]) -> pd.DataFrame:
+def records_to_frame(
+    records: Iterable[Mapping[str, Any]], contract: Mapping[str, Any]
+) -> pd.DataFrame:
     """Raw object frame from JSON-like records, column order as in the contract then extras."""
     rows = list(records)
     order = [c for c in contract.get("columns", {}) if any(c in r for r in rows)]
@@ -249,7 +268,9 @@ def records_to_frame(records: Iterable[Mapping[str, Any]], contract: Mapping[str
     return pd.DataFrame(data, columns=columns)
 
 
-def split_frame(frame: pd.DataFrame, config: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_frame(
+    frame: pd.DataFrame, config: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Deterministic train/test split; stratified on the target for classification if asked."""
     from sklearn.model_selection import train_test_split
 

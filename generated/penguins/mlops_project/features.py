@@ -15,7 +15,13 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+)
 
 from mlops_project.data import is_null
 
@@ -47,35 +53,47 @@ def model_frame(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
     for name in feature_columns(config):
         column = frame[name]
         if name in categorical or not _numeric_like(column):
-            values = [np.nan if is_null(v) else v if isinstance(v, str) else str(v) for v in column.astype(object)]
+            values = [
+                np.nan if is_null(v) else v if isinstance(v, str) else str(v)
+                for v in column.astype(object)
+            ]
             out[name] = pd.Series(values, index=frame.index, dtype=object)
         else:
-            out[name] = pd.Series(column.to_numpy(dtype="float64", na_value=np.nan), index=frame.index)
+            out[name] = pd.Series(
+                column.to_numpy(dtype="float64", na_value=np.nan), index=frame.index
+            )
     return pd.DataFrame(out, index=frame.index)
 
 
 def _numeric_like(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
+    return bool(
+        pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
+    )
 
 
 def target_array(frame: pd.DataFrame, config: Mapping[str, Any]) -> np.ndarray:
     """Labels as numpy: float for regression; int, bool or str classes for classification."""
     column = frame[config["data"]["target"]]
+    labels: np.ndarray
     if config["model"]["task"] == "regression":
-        return column.to_numpy(dtype="float64", na_value=np.nan)
-    if pd.api.types.is_bool_dtype(column.dtype):
-        return column.to_numpy(dtype=bool)
-    if pd.api.types.is_integer_dtype(column.dtype):
-        return column.to_numpy(dtype="int64")
-    if pd.api.types.is_float_dtype(column.dtype):
-        return column.to_numpy(dtype="float64")
-    return column.astype(object).to_numpy()
+        labels = column.to_numpy(dtype="float64", na_value=np.nan)
+    elif pd.api.types.is_bool_dtype(column.dtype):
+        labels = column.to_numpy(dtype=bool)
+    elif pd.api.types.is_integer_dtype(column.dtype):
+        labels = column.to_numpy(dtype="int64")
+    elif pd.api.types.is_float_dtype(column.dtype):
+        labels = column.to_numpy(dtype="float64")
+    else:
+        labels = column.astype(object).to_numpy()
+    return labels
 
 
 def load_estimator_class(dotted: str) -> type[BaseEstimator]:
     module_name, _, class_name = dotted.rpartition(".")
     if not module_name:
-        raise ValueError(f"estimator must be a dotted path like sklearn.linear_model.Ridge, got {dotted!r}")
+        raise ValueError(
+            f"estimator must be a dotted path like sklearn.linear_model.Ridge, got {dotted!r}"
+        )
     cls = getattr(importlib.import_module(module_name), class_name, None)
     if not inspect.isclass(cls):
         raise ValueError(f"{dotted!r} is not a class")
@@ -102,12 +120,16 @@ def build_preprocessor(config: Mapping[str, Any]) -> ColumnTransformer:
             steps.append(("impute", SimpleImputer(strategy=numeric.get("impute", "median"))))
         if numeric.get("scale", "standard") != "none":
             steps.append(("scale", SCALERS[numeric.get("scale", "standard")]()))
-        transformers.append(("numeric", Pipeline(steps) if steps else "passthrough", list(numeric["columns"])))
+        transformers.append(
+            ("numeric", Pipeline(steps) if steps else "passthrough", list(numeric["columns"]))
+        )
     categorical = features.get("categorical", {})
     if categorical.get("columns"):
         steps = []
         if categorical.get("impute", "most_frequent") != "none":
-            steps.append(("impute", SimpleImputer(strategy=categorical.get("impute", "most_frequent"))))
+            steps.append(
+                ("impute", SimpleImputer(strategy=categorical.get("impute", "most_frequent")))
+            )
         if categorical.get("encode", "onehot") == "onehot":
             # Categories unseen in training encode as all zeros instead of failing a request.
             steps.append(("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)))
@@ -115,7 +137,11 @@ def build_preprocessor(config: Mapping[str, Any]) -> ColumnTransformer:
             steps.append(
                 (
                     "encode",
-                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=-1,
+                        encoded_missing_value=-1,
+                    ),
                 )
             )
         transformers.append(("categorical", Pipeline(steps), list(categorical["columns"])))
@@ -127,4 +153,6 @@ def build_preprocessor(config: Mapping[str, Any]) -> ColumnTransformer:
 
 
 def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
-    return Pipeline([("preprocess", build_preprocessor(config)), ("model", build_estimator(config))])
+    return Pipeline(
+        [("preprocess", build_preprocessor(config)), ("model", build_estimator(config))]
+    )

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_project.data import dropna_target, file_sha256, load_table, resolve_data_path, split_frame
+from mlops_project.data import (
+    dropna_target,
+    file_sha256,
+    load_table,
+    resolve_data_path,
+    split_frame,
+)
 from mlops_project.features import build_pipeline, model_frame, target_array
 from mlops_project.metrics import GateResult, describe, evaluate_absolute, evaluate_vs_champion
 from mlops_project.report import ContractViolation
@@ -75,7 +81,9 @@ def load_validated(
     return typed, path, report
 
 
-def fit_and_evaluate(frame: pd.DataFrame, config: Mapping[str, Any], pipeline: Any | None = None) -> Fitted:
+def fit_and_evaluate(
+    frame: pd.DataFrame, config: Mapping[str, Any], pipeline: Any | None = None
+) -> Fitted:
     from mlops_project.metrics import classification_metrics, regression_metrics
 
     frame, _ = dropna_target(frame, config["data"]["target"])
@@ -87,7 +95,15 @@ def fit_and_evaluate(frame: pd.DataFrame, config: Mapping[str, Any], pipeline: A
     predictions = np.asarray(pipeline.predict(x_test))
     if config["model"]["task"] == "regression":
         return Fitted(
-            pipeline, train, test, x_test, y_test, predictions, None, None, regression_metrics(y_test, predictions)
+            pipeline,
+            train,
+            test,
+            x_test,
+            y_test,
+            predictions,
+            None,
+            None,
+            regression_metrics(y_test, predictions),
         )
     classes = list(pipeline.classes_)
     proba = pipeline.predict_proba(x_test) if hasattr(pipeline, "predict_proba") else None
@@ -95,7 +111,9 @@ def fit_and_evaluate(frame: pd.DataFrame, config: Mapping[str, Any], pipeline: A
     return Fitted(pipeline, train, test, x_test, y_test, predictions, proba, classes, metrics)
 
 
-def lineage_tags(config: Mapping[str, Any], data_path: Path, data_sha: str, rows: int) -> dict[str, str]:
+def lineage_tags(
+    config: Mapping[str, Any], data_path: Path, data_sha: str, rows: int
+) -> dict[str, str]:
     from mlops_project.tracking import git_commit
 
     split = config["data"].get("split", {})
@@ -159,13 +177,24 @@ def _track_and_register(
         set_alias,
         version_metrics,
     )
-    from mlops_project.tracking import connect, ensure_experiment, environment_tags, log_model, loggable_params
+    from mlops_project.tracking import (
+        connect,
+        ensure_experiment,
+        environment_tags,
+        log_model,
+        loggable_params,
+    )
 
     client = connect(config, environ)
     experiment_id = ensure_experiment(client, config)
     name = config["tracking"].get("registered_model") or config["name"]
     profile = build_profile(
-        fitted.train, config, contract, predictions=fitted.predictions, proba=fitted.proba, classes=fitted.classes
+        fitted.train,
+        config,
+        contract,
+        predictions=fitted.predictions,
+        proba=fitted.proba,
+        classes=fitted.classes,
     )
     profile_path = write_profile(profile)
     with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -188,7 +217,11 @@ def _track_and_register(
             mlflow.log_dict({"absolute": gate.checks}, "reports/gate.json")
             mlflow.set_tag("mlops.gate", "failed")
             return TrainResult(
-                EXIT_GATE, fitted.metrics, run_id, gate=gate.checks, message=f"model gate failed: {describe(gate)}"
+                EXIT_GATE,
+                fitted.metrics,
+                run_id,
+                gate=gate.checks,
+                message=f"model gate failed: {describe(gate)}",
             )
         mlflow.set_tag("mlops.gate", "passed")
         info = log_model(fitted.pipeline, fitted.x_test.head(5), config["model"]["estimator"])
@@ -197,16 +230,22 @@ def _track_and_register(
         beats = False
         if champion is not None:
             vs = evaluate_vs_champion(
-                fitted.metrics, version_metrics(client, champion), config.get("gate", {}).get("vs_champion", [])
+                fitted.metrics,
+                version_metrics(client, champion),
+                config.get("gate", {}).get("vs_champion", []),
             )
             vs_checks, beats = vs.checks, vs.passed
         mlflow.log_dict({"absolute": gate.checks, "vs_champion": vs_checks}, "reports/gate.json")
-        alias = choose_alias(champion is not None, config.get("gate", {}).get("promote", "manual"), beats)
+        alias = choose_alias(
+            champion is not None, config.get("gate", {}).get("promote", "manual"), beats
+        )
         version_tags = {**tags, "mlops.run_id": run_id, **metric_tags(fitted.metrics)}
         version = register(info.model_uri, name, version_tags)
         set_alias(client, name, alias, str(version.version))
         mlflow.set_tags({"mlops.registered_version": str(version.version), "mlops.alias": alias})
-    return TrainResult(EXIT_OK, fitted.metrics, run_id, str(version.version), alias, gate.checks + vs_checks)
+    return TrainResult(
+        EXIT_OK, fitted.metrics, run_id, str(version.version), alias, gate.checks + vs_checks
+    )
 
 
 def summary(result: TrainResult, config: Mapping[str, Any]) -> str:

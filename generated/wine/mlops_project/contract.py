@@ -130,7 +130,7 @@ CONTRACT: dict[str, Any] = {
             'max_null_fraction': 0.0,
             'min': None,
             'max': None,
-            'values': [0, 1, 2],
+            'values': ['0', '1', '2'],
             'unique': False,
         },
     },

@@ -50,12 +50,16 @@ def classification_metrics(
     if binary:
         out["f1"] = float(f1_score(y_true, y_pred, pos_label=classes[1], average="binary"))
     else:
-        out["f1"] = float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0))
+        out["f1"] = float(
+            f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
+        )
     if proba is not None:
         if binary:
             out["roc_auc"] = float(roc_auc_score(y_true == classes[1], proba[:, 1]))
         else:
-            out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes))
+            out["roc_auc"] = float(
+                roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
+            )
         out["log_loss"] = float(log_loss(y_true, proba, labels=classes))
     return out
 
@@ -91,7 +95,9 @@ def _compare(actual: float | None, op: str, bound: float) -> bool:
     return actual is not None and not math.isnan(actual) and OPS[op](actual, bound)
 
 
-def evaluate_absolute(metrics: Mapping[str, float], rules: Sequence[Mapping[str, Any]]) -> GateResult:
+def evaluate_absolute(
+    metrics: Mapping[str, float], rules: Sequence[Mapping[str, Any]]
+) -> GateResult:
     """Each rule {"metric", "op", "value"} holds when `metric op value`; a missing metric fails."""
     checks = []
     for rule in rules:

@@ -88,23 +88,31 @@ def build_schema(contract: Mapping[str, Any], *, table_level: bool = True) -> pa
 
 
 def _pandera_failures(
-    cases: pd.DataFrame, bad_cells: Mapping[str, pd.Series], frame: pd.DataFrame, contract: Mapping[str, Any]
+    cases: pd.DataFrame,
+    bad_cells: Mapping[str, pd.Series],
+    frame: pd.DataFrame,
+    contract: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     rows = len(frame)
     cases = cases.copy()
     cases["name"] = [
-        _PANDERA_NAMES.get(str(c), "dtype" if str(c).startswith("dtype(") else str(c)) for c in cases["check"]
+        _PANDERA_NAMES.get(str(c), "dtype" if str(c).startswith("dtype(") else str(c))
+        for c in cases["check"]
     ]
     # Missing/extra columns name the column in failure_case, not in column.
     for name in ("missing_column", "extra_column"):
         for col in cases.loc[cases["name"] == name, "failure_case"]:
-            text = "required by the contract but absent" if name == "missing_column" else "not in the contract"
+            text = (
+                "required by the contract but absent"
+                if name == "missing_column"
+                else "not in the contract"
+            )
             out.append(failure(name, str(col), f"column {col!r} is {text}"))
     cases = cases[~cases["name"].isin(["missing_column", "extra_column"])]
     for (column, name), group in cases.groupby(["column", "name"], dropna=False, sort=True):
         column = None if pd.isna(column) else str(column)
-        if name == "not_nullable" and column in bad_cells:
+        if name == "not_nullable" and column is not None and column in bad_cells:
             # Cells nulled by a failed type coercion are already reported as dtype failures.
             bad_index = set(bad_cells[column][bad_cells[column]].index)
             group = group[~group["index"].isin(bad_index)]
@@ -112,16 +120,23 @@ def _pandera_failures(
                 continue
         rule = contract.get("columns", {}).get(column, {}) if column else {}
         if name == "min_rows":
-            out.append(failure(name, None, f"{rows} rows, contract needs >= {contract['min_rows']}", count=1))
+            out.append(
+                failure(
+                    name, None, f"{rows} rows, contract needs >= {contract['min_rows']}", count=1
+                )
+            )
         elif name == "max_null_fraction":
             share = float(frame[column].isna().mean())
             message = f"null fraction {share:.4f} > {rule.get('max_null_fraction')}"
             out.append(failure(name, column, message, count=int(frame[column].isna().sum())))
         else:
             examples = [
-                {"row": idx, "value": val} for idx, val in zip(group["index"], group["failure_case"], strict=True)
+                {"row": idx, "value": val}
+                for idx, val in zip(group["index"], group["failure_case"], strict=True)
             ]
-            out.append(failure(name, column, _message(name, rule), count=len(group), examples=examples))
+            out.append(
+                failure(name, column, _message(name, rule), count=len(group), examples=examples)
+            )
     return out
 
 
@@ -157,7 +172,10 @@ def validate_frame(
             column,
             _message("dtype", contract["columns"][column]),
             count=int(mask.sum()),
-            examples=[{"row": idx, "value": frame.at[idx, column]} for idx in mask[mask].index[:MAX_EXAMPLES]],
+            examples=[
+                {"row": idx, "value": frame.at[idx, column]}
+                for idx in mask[mask].index[:MAX_EXAMPLES]
+            ],
         )
         for column, mask in bad_cells.items()
     ]
@@ -171,10 +189,16 @@ def validate_frame(
             if example.get("row") is not None and example["row"] not in example_index:
                 example_index.append(example["row"])
     example_rows = [
-        {"row": idx, **frame.loc[idx].to_dict()} for idx in example_index[:MAX_EXAMPLE_ROWS] if idx in frame.index
+        {"row": idx, **frame.loc[idx].to_dict()}
+        for idx in example_index[:MAX_EXAMPLE_ROWS]
+        if idx in frame.index
     ]
     report = build_report(
-        source=source, rows=len(frame), columns=list(frame.columns), failures=failures, example_rows=example_rows
+        source=source,
+        rows=len(frame),
+        columns=list(frame.columns),
+        failures=failures,
+        example_rows=example_rows,
     )
     path = write_report(report, report_path) if write else None
     if failures:
@@ -196,7 +220,9 @@ def check_record(
         if name in ignore:
             continue
         if name not in record:
-            errors.append(_error(name, "missing_column", None, "required by the contract but absent"))
+            errors.append(
+                _error(name, "missing_column", None, "required by the contract but absent")
+            )
             continue
         raw = record[name]
         if is_null(raw):

@@ -79,7 +79,7 @@ def load_table(
         frame = read_table(path, contract)
     except FileNotFoundError:
         problem = f"file not found: {path}"
-    except Exception as exc:  # every reader error means the same thing here: unusable input
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same: unusable input
         problem = f"cannot read {path.name}: {type(exc).__name__}: {exc}".strip()
     if frame is not None and len(frame) == 0:
         problem = f"{path.name} has no data rows"
@@ -190,7 +190,9 @@ def _key(value: Any) -> Any:
 
 
 def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    return bool(
+        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    )
 
 
 def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
@@ -203,7 +205,9 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
         return typed.rename(series.name), pd.Series(bad, index=series.index)
     numbers = series.to_numpy(dtype="float64", na_value=np.nan)
     if kind == "float":
-        return pd.Series(numbers, index=series.index, name=series.name), pd.Series(False, index=series.index)
+        return pd.Series(numbers, index=series.index, name=series.name), pd.Series(
+            False, index=series.index
+        )
     if kind == "bool":
         ok = null | (numbers == 0) | (numbers == 1)
     elif pd.api.types.is_unsigned_integer_dtype(series.dtype):
@@ -227,10 +231,14 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
     else:
         typed = pd.array(np.where(keep, numbers, 0).astype("int64"), dtype=dtype)
         typed[~keep] = pd.NA
-    return pd.Series(typed, index=series.index, name=series.name), pd.Series(~ok, index=series.index)
+    return pd.Series(typed, index=series.index, name=series.name), pd.Series(
+        ~ok, index=series.index
+    )
 
 
-def coerce_frame(frame: pd.DataFrame, contract: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+def coerce_frame(
+    frame: pd.DataFrame, contract: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Type every contract column present; returns the frame and per-column masks of bad cells.
 
     Bad cells become null in the typed frame; the caller reports them as `dtype` failures.
@@ -247,7 +255,9 @@ def coerce_frame(frame: pd.DataFrame, contract: Mapping[str, Any]) -> tuple[pd.D
     return typed, bad
 
 
-def records_to_frame(records: Iterable[Mapping[str, Any]], contract: Mapping[str, Any]) -> pd.DataFrame:
+def records_to_frame(
+    records: Iterable[Mapping[str, Any]], contract: Mapping[str, Any]
+) -> pd.DataFrame:
     """Raw object frame from JSON-like records, column order as in the contract then extras."""
     rows = list(records)
     order = [c for c in contract.get("columns", {}) if any(c in r for r in rows)]
@@ -257,7 +267,9 @@ def records_to_frame(records: Iterable[Mapping[str, Any]], contract: Mapping[str
     return pd.DataFrame(data, columns=columns)
 
 
-def split_frame(frame: pd.DataFrame, config: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_frame(
+    frame: pd.DataFrame, config: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Deterministic train/test split; stratified on the target for classification if asked."""
     from sklearn.model_selection import train_test_split
 

@@ -23,7 +23,9 @@ MAX_CATEGORIES = 100  # the rest is folded into "__other__" so high-cardinality 
 MAX_TEXT = 200  # characters kept per text cell in the sample
 
 
-def histogram(values: np.ndarray, bins: int, value_range: tuple[float, float] | None = None) -> dict[str, list[Any]]:
+def histogram(
+    values: np.ndarray, bins: int, value_range: tuple[float, float] | None = None
+) -> dict[str, list[Any]]:
     values = values[np.isfinite(values)]
     if value_range is None and len(values) and values.min() == values.max():
         # A constant column still needs a non-empty bin so live values can be compared to it.
@@ -35,14 +37,21 @@ def histogram(values: np.ndarray, bins: int, value_range: tuple[float, float] | 
 def numeric_profile(series: pd.Series, bins: int) -> dict[str, Any]:
     values = series.to_numpy(dtype="float64", na_value=np.nan)
     finite = values[np.isfinite(values)]
-    stats: dict[str, Any] = {"kind": "numeric", "count": len(values), "null_rate": _null_rate(series)}
+    stats: dict[str, Any] = {
+        "kind": "numeric",
+        "count": len(values),
+        "null_rate": _null_rate(series),
+    }
     if len(finite):
         stats.update(
             mean=float(finite.mean()),
             std=float(finite.std()),
             min=float(finite.min()),
             max=float(finite.max()),
-            quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(finite, QUANTILES), strict=True)},
+            quantiles={
+                str(q): float(v)
+                for q, v in zip(QUANTILES, np.quantile(finite, QUANTILES), strict=True)
+            },
         )
     else:
         stats.update(mean=None, std=None, min=None, max=None, quantiles={})
@@ -85,7 +94,12 @@ def sample_rows(frame: pd.DataFrame, size: int, seed: int) -> dict[str, Any]:
     rows = []
     for record in taken.itertuples(index=False, name=None):
         rows.append([_clip(jsonable(v)) for v in record])
-    return {"size": len(rows), "seed": seed, "columns": [str(c) for c in frame.columns], "rows": rows}
+    return {
+        "size": len(rows),
+        "seed": seed,
+        "columns": [str(c) for c in frame.columns],
+        "rows": rows,
+    }
 
 
 def _clip(value: Any) -> Any:
@@ -93,14 +107,20 @@ def _clip(value: Any) -> Any:
 
 
 def prediction_profile(
-    task: str, predictions: np.ndarray, proba: np.ndarray | None, classes: Sequence[Any] | None, bins: int
+    task: str,
+    predictions: np.ndarray,
+    proba: np.ndarray | None,
+    classes: Sequence[Any] | None,
+    bins: int,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"task": task, "split": "test", "count": len(predictions)}
     if task == "regression":
         out.update(numeric_profile(pd.Series(predictions), bins))
         out["kind"] = "regression"
         return out
-    labels = [str(c) for c in (classes if classes is not None else sorted(set(predictions.tolist())))]
+    labels = [
+        str(c) for c in (classes if classes is not None else sorted(set(predictions.tolist())))
+    ]
     counts = {label: 0 for label in labels}
     for value in predictions.tolist():
         counts[str(value)] = counts.get(str(value), 0) + 1
@@ -136,7 +156,9 @@ def build_profile(
     columns = feature_columns(config)
     text_kinds = ("category", "str", "bool")
     features = {
-        name: column_profile(train[name], bins, name in categorical or kinds.get(name) in text_kinds)
+        name: column_profile(
+            train[name], bins, name in categorical or kinds.get(name) in text_kinds
+        )
         for name in columns
     }
     target_categorical = config["model"]["task"] == "classification"
@@ -148,7 +170,9 @@ def build_profile(
         "bins": bins,
         "features": features,
         "target": {"column": target, **column_profile(train[target], bins, target_categorical)},
-        "predictions": prediction_profile(config["model"]["task"], predictions, proba, classes, bins),
+        "predictions": prediction_profile(
+            config["model"]["task"], predictions, proba, classes, bins
+        ),
         "sample": sample_rows(train[[*columns, target]], sample_size, seed),
     }
 
@@ -156,5 +180,7 @@ def build_profile(
 def write_profile(profile: Mapping[str, Any], path: Path | None = None) -> Path:
     target = Path.cwd() / PROFILE_PATH if path is None else path
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(profile, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
+    target.write_text(
+        json.dumps(profile, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8"
+    )
     return target

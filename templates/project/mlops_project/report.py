@@ -20,7 +20,7 @@ MAX_EXAMPLES = 5
 MAX_EXAMPLE_ROWS = 3
 
 
-class ContractViolation(Exception):  # noqa: N818 - the name the contract docs use
+class ContractViolation(Exception):
     """The data broke its contract; `report` says how, `report_path` where it was written."""
 
     def __init__(self, report: dict[str, Any], report_path: Path | None = None) -> None:
@@ -101,7 +101,9 @@ def write_report(report: Mapping[str, Any], path: Path | None = None) -> Path:
 def summarize(report: Mapping[str, Any], limit: int = 10) -> str:
     if report.get("ok"):
         return f"data contract passed ({report.get('rows')} rows)"
-    lines = [f"data contract failed: {report.get('failed_checks')} check(s) on {report.get('source')}"]
+    lines = [
+        f"data contract failed: {report.get('failed_checks')} check(s) on {report.get('source')}"
+    ]
     for item in list(report.get("failures", []))[:limit]:
         where = f"column {item['column']!r}" if item["column"] else "table"
         lines.append(f"  - {where}: {item['check']} x{item['count']}: {item['message']}")

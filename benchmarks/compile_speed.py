@@ -1,0 +1,447 @@
+"""Speed benchmarks of the compiler, measured as whole processes.
+
+    python benchmarks/compile_speed.py [--spec FILE] [--runs N] [--sizes 1,10,...] [--no-hyperfine]
+
+1. Cold start: `mlops --help` (target <= 150 ms) and `mlops build` of one spec into a fresh
+   --out (target <= 400 ms), beside the interpreter floor `python -c pass` and the import floor
+   `python -c "import jinja2, yaml, pydantic"`.
+2. Monorepo: 200 generated specs build in <= 5 s; a no-op rebuild writes no file (every mtime_ns
+   unchanged, stdout reports only "unchanged") in <= 1.5 s; build time for 1..200 specs.
+
+Timing uses hyperfine (--warmup, --export-json) when it is on PATH, else a perf_counter loop over
+subprocess runs. A missed target is printed as MISSED; the exit code is non-zero only on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SPEC = ROOT / "specs" / "diabetes.mlops.yaml"
+PYTHON = sys.executable
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+SUMMARY_RE = re.compile(r"^(?P<name>[^:\s]+): .*\((?P<summary>[^)]*)\)$")
+MONOREPO_SPECS = 200
+
+
+class BenchError(Exception):
+    """Something did not run as it should: the script exits non-zero."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    label: str
+    mean: float  # seconds
+    stddev: float
+    min: float
+    runs: int
+
+
+@dataclass(frozen=True)
+class Row:
+    timing: Timing
+    target: float | None  # seconds; None means "reference only"
+
+    @property
+    def status(self) -> str:
+        if self.target is None:
+            return "-"
+        return "pass" if self.timing.mean <= self.target else "MISSED"
+
+
+# --- running and timing -----------------------------------------------------------------------
+
+
+def run_checked(cmd: Sequence[str], *, cwd: Path | None = None) -> str:
+    """Run once, untimed; return stdout, raise BenchError on a non-zero exit."""
+    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BenchError(
+            f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
+    return proc.stdout
+
+
+class Timer:
+    """Times whole commands with hyperfine if available, else with a perf_counter loop."""
+
+    def __init__(self, work: Path, *, use_hyperfine: bool) -> None:
+        self.work = work
+        self.hyperfine = shutil.which("hyperfine") if use_hyperfine else None
+        self._n = 0
+
+    @property
+    def tool(self) -> str:
+        if not self.hyperfine:
+            return "perf_counter loop over subprocess.run"
+        version = run_checked([self.hyperfine, "--version"]).strip()
+        return version
+
+    def time(
+        self,
+        label: str,
+        cmd: Sequence[str],
+        *,
+        runs: int,
+        warmup: int,
+        fresh_dir: Path | None = None,
+    ) -> Timing:
+        """Mean/stddev/min over `runs`; with fresh_dir, it is deleted (untimed) before each run."""
+        print(f"  timing {label} ({runs} runs, {warmup} warmup) ...", file=sys.stderr, flush=True)
+        if self.hyperfine:
+            return self._hyperfine(label, cmd, runs=runs, warmup=warmup, fresh_dir=fresh_dir)
+        return self._loop(label, cmd, runs=runs, warmup=warmup, fresh_dir=fresh_dir)
+
+    def _hyperfine(
+        self, label: str, cmd: Sequence[str], *, runs: int, warmup: int, fresh_dir: Path | None
+    ) -> Timing:
+        assert self.hyperfine is not None
+        self._n += 1
+        export = self.work / f"hyperfine-{self._n}.json"
+        args = [
+            self.hyperfine,
+            "--shell=none",
+            "--style=none",
+            "--output=pipe",
+            f"--warmup={warmup}",
+            f"--runs={runs}",
+            f"--export-json={export}",
+        ]
+        if fresh_dir is not None:
+            args += ["--prepare", shlex.join(["rm", "-rf", str(fresh_dir)])]
+        args.append(shlex.join(cmd))
+        run_checked(args)
+        try:
+            result = json.loads(export.read_text())["results"][0]
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise BenchError(f"cannot read hyperfine's JSON {export}: {exc}") from exc
+        times = [float(t) for t in result["times"]]
+        stddev = result.get("stddev")
+        return Timing(
+            label,
+            mean=float(result["mean"]),
+            stddev=float(stddev) if stddev is not None else 0.0,
+            min=float(result["min"]),
+            runs=len(times),
+        )
+
+    @staticmethod
+    def _loop(
+        label: str, cmd: Sequence[str], *, runs: int, warmup: int, fresh_dir: Path | None
+    ) -> Timing:
+        times: list[float] = []
+        for i in range(warmup + runs):
+            if fresh_dir is not None:
+                shutil.rmtree(fresh_dir, ignore_errors=True)
+            start = time.perf_counter()
+            proc = subprocess.run(list(cmd), capture_output=True, check=False)
+            elapsed = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise BenchError(f"`{shlex.join(cmd)}` exited {proc.returncode}")
+            if i >= warmup:
+                times.append(elapsed)
+        return Timing(
+            label,
+            mean=statistics.fmean(times),
+            stddev=statistics.stdev(times) if len(times) > 1 else 0.0,
+            min=min(times),
+            runs=len(times),
+        )
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+def mlops_command() -> list[str]:
+    """The console script installed beside this interpreter (not a pyenv/asdf shim)."""
+    beside = Path(PYTHON).parent / "mlops"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    return [PYTHON, "-m", "mlops_compiler"]
+
+
+def shim_command(real: list[str]) -> list[str] | None:
+    """`mlops` as found on PATH, when that is a different file (e.g. a version-manager shim)."""
+    found = shutil.which("mlops")
+    if found is None or Path(found).resolve() == Path(real[0]).resolve():
+        return None
+    return [found]
+
+
+# --- the monorepo -----------------------------------------------------------------------------
+
+
+def make_monorepo(spec: Path, root: Path, count: int) -> list[Path]:
+    """`count` copies of `spec`, one folder each with its data, under unique DNS names."""
+    text = spec.read_text()
+    match = re.search(r"^name:\s*(\S+)\s*$", text, flags=re.MULTILINE)
+    if match is None:
+        raise BenchError(f"{spec}: no top-level `name:` line to rewrite")
+    base = match.group(1).strip("'\"")[:30].rstrip("-")
+    data = re.search(r"^\s+train:\s*(\S+)\s*$", text, flags=re.MULTILINE)
+    data_rel = Path(data.group(1)) if data else None
+    folders: list[Path] = []
+    for i in range(count):
+        name = f"{base}-{i:03d}"
+        if not NAME_RE.match(name):
+            raise BenchError(f"generated name {name!r} is not a DNS name of <= 40 characters")
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / "mlops.yaml").write_text(
+            text[: match.start()] + f"name: {name}" + text[match.end() :]
+        )
+        if data_rel is not None and (spec.parent / data_rel).is_file():
+            (folder / data_rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(spec.parent / data_rel, folder / data_rel)
+        folders.append(folder)
+    return folders
+
+
+def snapshot(root: Path) -> dict[str, int]:
+    """mtime_ns of every file below root, by relative path."""
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def check_noop_stdout(stdout: str, expected: int) -> list[str]:
+    """Problems with a rebuild's report; [] when every spec says only 'N unchanged'."""
+    problems: list[str] = []
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    specs = 0
+    for line in lines:
+        m = SUMMARY_RE.match(line)
+        if m is None:
+            problems.append(f"unexpected line: {line!r}")
+            continue
+        specs += 1
+        parts = [p.strip() for p in m.group("summary").split(",")]
+        if not all(re.fullmatch(r"\d+ unchanged", p) for p in parts):
+            problems.append(f"{m.group('name')}: {m.group('summary')}")
+    if specs != expected:
+        problems.append(f"{specs} spec lines in the report, expected {expected}")
+    return problems
+
+
+# --- reporting --------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_lines(timer: Timer) -> list[str]:
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine: {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.release()}",
+        f"python: {platform.python_version()} ({PYTHON})",
+        f"timer: {timer.tool}",
+        f"load average (1/5/15 min): {load}",
+    ]
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "|".join("---" for _ in headers) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+# --- the benchmarks ---------------------------------------------------------------------------
+
+
+def cold_start(timer: Timer, spec: Path, work: Path, runs: int) -> list[Row]:
+    mlops = mlops_command()
+    out = work / "cold-out"
+    build = [*mlops, "build", str(spec), "--out", str(out)]
+    # One untimed run of each, so a broken command is an error and not a fast "pass".
+    run_checked([*mlops, "--help"])
+    run_checked(build)
+    if not any(out.rglob("mlops-manifest.json")):
+        raise BenchError(f"`{shlex.join(build)}` wrote no mlops-manifest.json")
+    plan: list[tuple[str, list[str], float | None, Path | None]] = [
+        ("python -c pass", [PYTHON, "-c", "pass"], None, None),
+        (
+            'python -c "import jinja2, yaml, pydantic"',
+            [PYTHON, "-c", "import jinja2, yaml, pydantic"],
+            None,
+            None,
+        ),
+        ("mlops --help", [*mlops, "--help"], 0.150, None),
+        (f"mlops build {spec.name} (fresh --out)", build, 0.400, out),
+    ]
+    shim = shim_command(mlops)
+    if shim is not None:
+        plan.append((f"mlops --help via PATH ({shim[0]})", [*shim, "--help"], None, None))
+    return [
+        Row(timer.time(label, cmd, runs=runs, warmup=3, fresh_dir=fresh), target)
+        for label, cmd, target, fresh in plan
+    ]
+
+
+def monorepo(
+    timer: Timer, spec: Path, work: Path, sizes: list[int], runs: int
+) -> tuple[list[tuple[int, Row]], Row, list[str]]:
+    mlops = mlops_command()
+    repo = work / "monorepo"
+    folders = make_monorepo(spec, repo, max(sizes))
+
+    scaling: list[tuple[int, Row]] = []
+    for n in sizes:
+        out = work / f"out-{n}"
+        # The whole monorepo is built through folder discovery; smaller sets name their folders.
+        targets = [str(repo)] if n == len(folders) else [str(f) for f in folders[:n]]
+        cmd = [*mlops, "build", *targets, "--out", str(out)]
+        run_checked(cmd)
+        built = len(list(out.glob("*/mlops-manifest.json")))
+        if built != n:
+            raise BenchError(f"building {n} specs produced {built} manifests")
+        target = 5.0 if n == MONOREPO_SPECS else None
+        timing = timer.time(
+            f"{n} spec{'' if n == 1 else 's'}", cmd, runs=runs, warmup=1, fresh_dir=out
+        )
+        scaling.append((n, Row(timing, target)))
+
+    # No-op rebuild of the largest set, which the loop above left built.
+    n = max(sizes)
+    out = work / f"out-{n}"
+    cmd = [*mlops, "build", str(repo), "--out", str(out)]
+    run_checked(cmd)  # the output as a fresh build leaves it; from here on nothing may change
+    before = snapshot(out)
+    problems = check_noop_stdout(run_checked(cmd), n)
+    noop_timing = timer.time(f"no-op rebuild, {n} specs", cmd, runs=runs, warmup=1)
+    after = snapshot(out)
+    if before.keys() != after.keys():
+        added = sorted(after.keys() - before.keys())
+        gone = sorted(before.keys() - after.keys())
+        problems.append(f"file set changed: +{added[:5]} -{gone[:5]}")
+    touched = sorted(p for p in before.keys() & after.keys() if before[p] != after[p])
+    if touched:
+        problems.append(f"{len(touched)} of {len(before)} files rewritten, e.g. {touched[:3]}")
+    if not problems:
+        problems.append(f"ok: {len(before)} files, every mtime_ns unchanged; stdout all unchanged")
+    target = 1.5 if n == MONOREPO_SPECS else None
+    return scaling, Row(noop_timing, target), problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="example spec to copy")
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per cold-start command")
+    parser.add_argument("--monorepo-runs", type=int, default=3, help="timed runs per build size")
+    parser.add_argument("--sizes", default="1,10,50,100,200", help="spec counts to build")
+    parser.add_argument("--no-hyperfine", action="store_true", help="use the perf_counter loop")
+    args = parser.parse_args(argv)
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    spec = args.spec.resolve()
+
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
+            work = Path(tmp)
+            timer = Timer(work, use_hyperfine=not args.no_hyperfine)
+            for line in machine_lines(timer):
+                print(line)
+            print(f"spec: {spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec}")
+            print(f"mlops: {shlex.join(mlops_command())}")
+
+            print("\n### Cold start (whole process, warm disk and bytecode caches)\n")
+            cold = cold_start(timer, spec, work, args.runs)
+            floor = cold[0].timing.mean
+            print_table(
+                ["command", "mean", "stddev", "min", "target", "result", "x python -c pass"],
+                [
+                    [
+                        f"`{r.timing.label}`",
+                        ms(r.timing.mean),
+                        ms(r.timing.stddev),
+                        ms(r.timing.min),
+                        f"<= {r.target * 1000:.0f} ms" if r.target else "-",
+                        r.status,
+                        f"{r.timing.mean / floor:.1f}x",
+                    ]
+                    for r in cold
+                ],
+            )
+
+            print(f"\n### Monorepo of generated specs (copies of {spec.name})\n")
+            scaling, noop, noop_check = monorepo(timer, spec, work, sizes, args.monorepo_runs)
+            rows = [
+                [
+                    f"build {r.timing.label} (fresh --out)",
+                    f"{r.timing.mean:.2f} s",
+                    f"{r.timing.stddev:.2f} s",
+                    f"{r.timing.min:.2f} s",
+                    f"{r.timing.mean * 1000 / n:.1f}",
+                    f"<= {r.target:.1f} s" if r.target else "-",
+                    r.status,
+                ]
+                for n, r in scaling
+            ]
+            rows.append(
+                [
+                    noop.timing.label,
+                    f"{noop.timing.mean:.2f} s",
+                    f"{noop.timing.stddev:.2f} s",
+                    f"{noop.timing.min:.2f} s",
+                    f"{noop.timing.mean * 1000 / max(sizes):.1f}",
+                    f"<= {noop.target:.1f} s" if noop.target else "-",
+                    noop.status,
+                ]
+            )
+            print_table(
+                ["run", "mean", "stddev", "min", "ms/spec", "target", "result"],
+                rows,
+            )
+            if len(scaling) >= 2:
+                (n0, r0), (n1, r1) = scaling[0], scaling[-1]
+                first, last = r0.timing, r1.timing
+                slope = (last.mean - first.mean) / (n1 - n0) * 1000
+                print(
+                    f"\nmarginal cost {n0}->{n1} specs: {slope:.1f} ms/spec; "
+                    f"fixed cost ~ {(first.mean - slope / 1000 * n0) * 1000:.0f} ms per process"
+                )
+            noop_ok = noop_check[0].startswith("ok:")
+            print("no-op rebuild writes nothing: " + ("yes" if noop_ok else "NO"))
+            for line in noop_check:
+                print(f"  {line}")
+
+            every = [*cold, *(r for _, r in scaling), noop]
+            missed = [r.timing.label for r in every if r.status == "MISSED"]
+            if not noop_ok:
+                missed.append("no-op rebuild wrote files")
+            print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            print(f"total benchmark time: {time.perf_counter() - started:.0f} s")
+            print("MISSED: " + "; ".join(missed) if missed else "all targets met")
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
