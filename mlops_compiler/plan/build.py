@@ -14,7 +14,7 @@ from mlops_compiler.plan.artifacts import Artifact, Plan
 from mlops_compiler.plan.levels import COMPONENTS
 from mlops_compiler.spec.model import Features, Spec
 from mlops_compiler.spec.rules import CATEGORICAL_TYPES, task_of
-from mlops_compiler.spec.scalars import parse_threshold
+from mlops_compiler.spec.scalars import parse_duration, parse_threshold
 
 DATA_PATH_ENV = "MLOPS_TRAIN_DATA"
 
@@ -114,6 +114,24 @@ def _config(spec: Spec, loaded: LoadedSpec, out_dir: Path, level: int, sha: str)
             "registered_model": spec.name,
         },
         "profile": spec.profile.model_dump(mode="json"),
+        "serving": _serving(spec, level),
+    }
+
+
+def _serving(spec: Spec, level: int) -> dict[str, Any]:
+    serving = spec.serving
+    ab = serving.ab_test
+    return {
+        "host": "127.0.0.1",
+        "port": 8080,
+        "model_alias": "champion",
+        "batching": serving.batching.model_dump(mode="json"),
+        # A/B needs two registered versions, which only level 2 and above deploy.
+        "ab_test": ab.model_dump(mode="json") if ab is not None and level >= 2 else None,
+        "reload_interval_s": parse_duration(serving.reload_interval),
+        "max_body_bytes": serving.max_body_bytes,
+        "unknown_categories": serving.unknown_categories,
+        "prediction_log": serving.prediction_log.model_dump(mode="json"),
     }
 
 

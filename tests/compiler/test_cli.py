@@ -73,10 +73,13 @@ def test_example_specs_point_editors_at_the_schema() -> None:
 
 def test_run_builds_when_stale_and_returns_the_stage_exit_code(minimal_spec: Path) -> None:
     cwd = minimal_spec.parent
-    # The level-0 training stage fails on a missing data file: its exit code comes back to us.
-    result = run_mlops("run", "mlops.yaml", "train", cwd=cwd)
+    # The data file does not exist: training stops at its contract gate with exit code 3.
+    result = run_mlops(
+        "run", "mlops.yaml", "train", cwd=cwd, env={"MLFLOW_DISABLE_TELEMETRY": "true"}
+    )
     assert (cwd / "generated/churn/mlops-manifest.json").exists(), "run builds first"
-    assert result.returncode not in (0, 2), result.stderr
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert (cwd / "generated/churn/reports/contract_report.json").is_file()
     unknown = run_mlops("run", "mlops.yaml", "serve-forever", cwd=cwd)
     assert unknown.returncode == 2
     assert "no stage 'serve-forever'" in unknown.stderr and "lineage, train" in unknown.stderr

@@ -39,8 +39,13 @@ def test_wheel_install_builds_examples_from_elsewhere(tmp_path: Path) -> None:
     assert built == ["breast-cancer", "diabetes", "penguins", "wine"]
     for name in built:
         committed = REPO / "generated" / name / "mlops-manifest.json"
-        assert (elsewhere / "generated" / name / "mlops-manifest.json").read_bytes() == committed.read_bytes()
+        assert (
+            elsewhere / "generated" / name / "mlops-manifest.json"
+        ).read_bytes() == committed.read_bytes()
     freeze = subprocess.run(
-        [str(venv / "bin/python"), "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+        [str(venv / "bin/python"), "-m", "pip", "freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.lower()
     assert "scikit-learn" not in freeze and "mlflow" not in freeze

@@ -73,4 +73,15 @@ CONFIG: dict[str, Any] = {
         'registered_model': 'breast-cancer',
     },
     'profile': {'sample_size': 500, 'bins': 20},
+    'serving': {
+        'host': '127.0.0.1',
+        'port': 8080,
+        'model_alias': 'champion',
+        'batching': {'max_batch_size': 64, 'max_wait_ms': 2.0},
+        'ab_test': {'challenger_weight': 0.1, 'sticky_key': 'patient_id'},
+        'reload_interval_s': 10,
+        'max_body_bytes': 1000000,
+        'unknown_categories': 'reject',
+        'prediction_log': {'dir': 'prediction_log', 'rotate_mb': 64},
+    },
 }

@@ -39,4 +39,15 @@ CONFIG: dict[str, Any] = {
         'registered_model': 'diabetes',
     },
     'profile': {'sample_size': 1000, 'bins': 20},
+    'serving': {
+        'host': '127.0.0.1',
+        'port': 8080,
+        'model_alias': 'champion',
+        'batching': {'max_batch_size': 32, 'max_wait_ms': 2.0},
+        'ab_test': None,
+        'reload_interval_s': 10,
+        'max_body_bytes': 1000000,
+        'unknown_categories': 'reject',
+        'prediction_log': {'dir': 'prediction_log', 'rotate_mb': 64},
+    },
 }

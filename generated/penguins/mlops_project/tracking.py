@@ -65,6 +65,9 @@ def is_local(uri: str) -> bool:
 
 
 def connect(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> MlflowClient:
+    # Training data and model details stay on this machine unless the team opts in:
+    # MLflow's usage telemetry is off unless MLFLOW_DISABLE_TELEMETRY is set otherwise.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = absolute_uri(resolve_tracking_uri(config, environ))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

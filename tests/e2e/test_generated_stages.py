@@ -1,0 +1,129 @@
+"""The compiler's output, run for real: build the example specs, train, read lineage back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+TRACKED = ["breast-cancer", "diabetes", "penguins"]
+
+
+def mlops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_compiler", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every example spec built and trained once, as a user would with `mlops run`."""
+    root = tmp_path_factory.mktemp("repo")
+    shutil.copytree(REPO / "specs", root / "specs")
+    for name in [*TRACKED, "wine"]:
+        result = mlops("run", f"specs/{name}.mlops.yaml", "train", cwd=root)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TRACKED)
+def test_trained_version_is_champion_with_lineage(trained: Path, name: str) -> None:
+    result = mlops("run", f"specs/{name}.mlops.yaml", "lineage", "--", "--json", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    lineage = json.loads(result.stdout)
+    manifest = json.loads((trained / "generated" / name / "mlops-manifest.json").read_text())
+    assert lineage["version"] == "1" or lineage["version"] == 1
+    assert "champion" in lineage["aliases"]
+    assert lineage["spec_sha256"] == manifest["spec_sha256"]
+    data = (trained / "specs/data" / f"{name.replace('-', '_')}.csv").read_bytes()
+    import hashlib
+
+    assert lineage["data_sha256"] == hashlib.sha256(data).hexdigest()
+    assert lineage["run_id"] and lineage["metrics"] and lineage["params"]
+
+
+@pytest.mark.slow
+def test_level0_project_saves_a_local_model_and_no_registry(trained: Path) -> None:
+    project = trained / "generated/wine"
+    assert (project / "model/model.joblib").is_file()
+    assert not (project / "mlruns.db").exists()
+
+
+@pytest.mark.slow
+def test_bad_data_through_the_generated_stage_leaves_the_champion(trained: Path) -> None:
+    bad = trained / "bad_penguins.csv"
+    text = (trained / "specs/data/penguins.csv").read_text().replace("Torgersen", "Atlantis")
+    bad.write_text(text)
+    env = {**ENV, "MLOPS_TRAIN_DATA": str(bad)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_compiler", "run", "specs/penguins.mlops.yaml", "train"],
+        cwd=trained,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    report = json.loads((trained / "generated/penguins/reports/contract_report.json").read_text())
+    assert "Atlantis" in json.dumps(report) and "island" in json.dumps(report)
+    lineage = mlops("run", "specs/penguins.mlops.yaml", "lineage", "--", "--json", cwd=trained)
+    assert json.loads(lineage.stdout)["version"] in ("1", 1)
+
+
+@pytest.mark.slow
+def test_generated_project_stands_alone_on_its_own_requirements(tmp_path: Path) -> None:
+    """A venv with only requirements.txt (no mlops-compiler) trains the level-1 project."""
+    shutil.copytree(REPO / "specs", tmp_path / "specs")
+    assert mlops("build", "specs/diabetes.mlops.yaml", cwd=tmp_path).returncode == 0
+    project = tmp_path / "generated/diabetes"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin/python")
+    install = subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            "requirements.txt",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    probe = subprocess.run(
+        [python, "-c", "import importlib.util as u; print(u.find_spec('mlops_compiler'))"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "None"
+    result = subprocess.run(
+        [python, "-m", "mlops_project.train"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "registered version 1 as champion" in result.stdout
