@@ -10,7 +10,7 @@ from mlops_compiler.load import load_spec
 from mlops_compiler.plan import Plan, make_plan
 from mlops_compiler.render.render import render_plan
 from mlops_compiler.spec.validate import validate
-from mlops_compiler.write.changes import Change, compare, inside
+from mlops_compiler.write.changes import Change, Guard, compare
 from mlops_compiler.write.manifest import MANIFEST, manifest_bytes
 from mlops_compiler.write.transaction import Op, apply
 
@@ -70,9 +70,9 @@ def compile_specs(
         owners[spec.name] = loaded.display
         plan = make_plan(spec, loaded, out_root, level)
         try:
-            base = plan.out_dir.resolve()
+            inside = Guard(plan.out_dir)
             for artifact in plan.artifacts:
-                inside(plan.out_dir, artifact.path, resolved_root=base)
+                inside(artifact.path)
         except ValueError as exc:
             problems.append(loaded.diagnostic(("name",), str(exc)))
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from mlops_compiler.write.manifest import MANIFEST, read_manifest, recorded_hashes, sha256
@@ -20,13 +20,31 @@ class Change:
     # "kept":   dropped from the plan but edited by hand, so left in place.
 
 
-def inside(root: Path, relative: str, *, resolved_root: Path | None = None) -> Path:
-    """root/relative, refusing anything that would resolve outside root."""
-    base = resolved_root or root.resolve()
-    target = (base / relative).resolve()
-    if target == base or not target.is_relative_to(base):
-        raise ValueError(f"{relative!r} resolves outside {root}")
-    return target
+class Guard:
+    """Maps paths relative to an output root to real paths, refusing any that escape it.
+
+    Each folder is resolved once (symlinks included) and then reused, which matters when a
+    monorepo build checks thousands of files.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root.resolve()
+        self._folders: dict[PurePosixPath, Path] = {}
+
+    def __call__(self, relative: str) -> Path:
+        rel = PurePosixPath(relative)
+        if rel.is_absolute() or not rel.parts or ".." in rel.parts:
+            raise ValueError(f"{relative!r} resolves outside {self.root}")
+        folder = self._folders.get(rel.parent)
+        if folder is None:
+            folder = self._folders[rel.parent] = (self.base / rel.parent).resolve()
+        target = folder / rel.name
+        if target.is_symlink():
+            target = target.resolve()
+        if target == self.base or not target.is_relative_to(self.base):
+            raise ValueError(f"{relative!r} resolves outside {self.root}")
+        return target
 
 
 def _read(path: Path) -> bytes | None:
@@ -38,10 +56,10 @@ def _read(path: Path) -> bytes | None:
 
 def compare(out_dir: Path, rendered: dict[str, bytes]) -> list[Change]:
     previous = recorded_hashes(read_manifest(out_dir))
-    base = out_dir.resolve()
+    inside = Guard(out_dir)
     changes: list[Change] = []
     for path, data in sorted(rendered.items()):
-        current = _read(inside(out_dir, path, resolved_root=base))
+        current = _read(inside(path))
         if current is None:
             changes.append(Change(path, "added"))
         elif current == data:
@@ -52,7 +70,7 @@ def compare(out_dir: Path, rendered: dict[str, bytes]) -> list[Change]:
             changes.append(Change(path, "edited"))
     for path in sorted(set(previous) - set(rendered)):
         try:
-            target = inside(out_dir, path, resolved_root=base)
+            target = inside(path)
         except ValueError:
             continue  # a tampered manifest cannot make us touch anything outside
         current = _read(target)
