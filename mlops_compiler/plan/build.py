@@ -11,7 +11,7 @@ from typing import Any
 from mlops_compiler import __version__
 from mlops_compiler.load import LoadedSpec
 from mlops_compiler.plan.artifacts import Artifact, Plan
-from mlops_compiler.plan.levels import COMPONENTS
+from mlops_compiler.plan.levels import COMPONENTS, SERVE
 from mlops_compiler.spec.model import Features, Spec
 from mlops_compiler.spec.rules import CATEGORICAL_TYPES, task_of
 from mlops_compiler.spec.scalars import parse_duration, parse_threshold
@@ -50,6 +50,8 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         "commands": dict(sorted(commands.items())),
         "components": [(c.name, c.summary) for c in components],
         "data_path_env": DATA_PATH_ENV,
+        "port": config["serving"]["port"],
+        "serve_command": list(SERVE),
     }
     return Plan(
         name=spec.name,

@@ -33,6 +33,8 @@ def _package(*modules: str) -> tuple[Emit, ...]:
 
 
 _TRAIN = ("python", "-m", "mlops_project.train")
+SERVE = ("python", "-m", "mlops_project.serve")
+_IMAGE = ("python", "-m", "mlops_project.image")
 _LINEAGE = ("python", "-m", "mlops_project.lineage")
 
 COMPONENTS: tuple[Component, ...] = (
@@ -89,5 +91,18 @@ COMPONENTS: tuple[Component, ...] = (
         ),
         ("mlflow>=3.1,<4", "pandera>=0.24,<1", "skops>=0.10,<1"),
         (("lineage", _LINEAGE), ("train", _TRAIN)),
+    ),
+    Component(
+        "container",
+        2,
+        3,
+        "Dockerfile and .dockerignore of the serving image, and a stage that builds it",
+        (
+            Emit(".dockerignore", "project/dockerignore.jinja"),
+            Emit("Dockerfile", "project/Dockerfile.jinja"),
+            *_package("image.py"),
+        ),
+        ("docker>=7,<8",),
+        (("image", _IMAGE),),
     ),
 )
