@@ -175,6 +175,7 @@ def test_compiler_and_generated_runtime_agree_on_metrics() -> None:
     """The generated project cannot import the compiler (it stands alone), so the metric
     table lives twice; this keeps the two copies equal."""
     import importlib.util
+    import sys
 
     from mlops_compiler.spec.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK
     from tests.compiler.conftest import REPO
@@ -183,6 +184,7 @@ def test_compiler_and_generated_runtime_agree_on_metrics() -> None:
     spec = importlib.util.spec_from_file_location("runtime_metrics", path)
     assert spec and spec.loader
     runtime = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = runtime  # dataclasses look their module up there
     spec.loader.exec_module(runtime)
     assert runtime.HIGHER_IS_BETTER == HIGHER_IS_BETTER
     assert sorted(runtime.CLASSIFICATION_METRICS) == list(METRICS_BY_TASK["classification"])
