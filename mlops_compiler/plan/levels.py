@@ -49,6 +49,7 @@ COMPONENTS: tuple[Component, ...] = (
             Emit("mlops_project/__init__.py", "project/mlops_project/__init__.py"),
             Emit("mlops_project/config.py", "project/mlops_project/config.py.jinja"),
             Emit("mlops_project/contract.py", "project/mlops_project/contract.py.jinja"),
+            *_package("record_check.py"),
             Emit("requirements.txt", "project/requirements.txt.jinja"),
         ),
         (
@@ -91,6 +92,34 @@ COMPONENTS: tuple[Component, ...] = (
         ),
         ("mlflow>=3.1,<4", "pandera>=0.24,<1", "skops>=0.10,<1"),
         (("lineage", _LINEAGE), ("train", _TRAIN)),
+    ),
+    Component(
+        "serving",
+        0,
+        3,
+        "ASGI app: /predict, Open Inference Protocol, MLflow scoring protocol, /metrics, "
+        "contract at the door, prediction log, micro-batching, hot reload; the local model "
+        "file at level 0, the registry alias from level 1, A/B from level 2",
+        _package(
+            "ab.py",
+            "batching.py",
+            "door.py",
+            "fast_predict.py",
+            "metrics_export.py",
+            "model_source.py",
+            "openapi.py",
+            "prediction_log.py",
+            "serve.py",
+            "serving_app.py",
+        ),
+        (
+            "httptools>=0.6,<1",
+            "orjson>=3.8,<4",
+            "prometheus-client>=0.20,<1",
+            "uvicorn>=0.30,<1",
+            'uvloop>=0.19,<1; sys_platform != "win32"',
+        ),
+        (("serve", SERVE),),
     ),
     Component(
         "container",

@@ -127,3 +127,89 @@ def test_generated_project_stands_alone_on_its_own_requirements(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "registered version 1 as champion" in result.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _container_command(dockerfile: Path) -> list[str]:
+    cmd = [ln for ln in dockerfile.read_text().splitlines() if ln.startswith("CMD ")]
+    assert len(cmd) == 1
+    argv: list[str] = json.loads(cmd[0].removeprefix("CMD "))
+    return argv
+
+
+@pytest.mark.slow
+def test_container_cmd_serves_the_trained_champion(trained: Path) -> None:
+    """No Docker engine here: run the image's exact CMD in the project folder instead.
+
+    The image listens on 0.0.0.0; the test binds loopback, everything else is as in the image.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    project = trained / "generated/penguins"
+    argv = _container_command(project / "Dockerfile")
+    assert argv == ["python", "-m", "mlops_project.serve"]
+    port = _free_port()
+    env = {**ENV, "HOST": "127.0.0.1", "PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, *argv[1:]],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.3)
+        record = {
+            "island": "Biscoe",
+            "bill_length_mm": 45.2,
+            "bill_depth_mm": 14.8,
+            "flipper_length_mm": 212.0,
+            "body_mass_g": 5200.0,
+            "sex": "female",
+            "year": 2008,
+        }
+        request = urllib.request.Request(
+            f"{base}/predict",
+            data=json.dumps(record).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+            assert response.headers["X-Model-Version"] == "1"
+        assert body["prediction"] == "Gentoo"
+        bad = urllib.request.Request(
+            f"{base}/predict",
+            data=json.dumps({**record, "island": "Atlantis"}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as rejected:
+            urllib.request.urlopen(bad, timeout=10)
+        assert rejected.value.code == 422
+        assert "island" in rejected.value.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

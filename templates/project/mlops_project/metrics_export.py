@@ -1,0 +1,128 @@
+"""Prometheus metrics of the serving app, exported at GET /metrics.
+
+Label lookups (`.labels(...)`) cost microseconds, so the children used per request are cached
+by their label tuple.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class ServingMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, task: str) -> None:
+        self.registry = CollectorRegistry()
+        self.task = task
+        self.requests = Counter(
+            "mlops_requests_total",
+            "HTTP requests by endpoint, status and model version.",
+            ["endpoint", "status", "model_version"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlops_request_latency_seconds",
+            "Request latency by endpoint, status and model version.",
+            ["endpoint", "status", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "mlops_predictions_total",
+            "Predictions made, by model version, A/B arm and predicted class (classification).",
+            ["model_version", "arm", "prediction"],
+            registry=self.registry,
+        )
+        self.prediction_value = Histogram(
+            "mlops_prediction_value",
+            "Distribution of predicted values (regression) by model version and A/B arm.",
+            ["model_version", "arm"],
+            buckets=(-1e6, -1e3, -100, -10, 0, 10, 50, 100, 150, 200, 300, 500, 1e3, 1e6),
+            registry=self.registry,
+        )
+        self.violations = Counter(
+            "mlops_input_violations_total",
+            "Contract violations at the serving door, by column and check.",
+            ["column", "check"],
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "mlops_prediction_log_dropped_total",
+            "Predictions not written to the prediction log (queue full or disk error).",
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "mlops_batch_size",
+            "Rows per model call (micro-batches and batch requests).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "mlops_model_info",
+            "1 for each model being served, labelled with its arm, version and run id.",
+            ["arm", "model", "model_version", "run_id"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "mlops_model_reloads_total",
+            "Model swaps after the registry alias moved.",
+            ["arm"],
+            registry=self.registry,
+        )
+        self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+        self._prediction_children: dict[tuple[str, str, str], Any] = {}
+
+    def observe_request(self, endpoint: str, status: int, version: str, seconds: float) -> None:
+        key = (endpoint, status, version)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (endpoint, str(status), version)
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_predictions(self, version: str, arm: str, labels: list[Any]) -> None:
+        if self.task == "regression":
+            child = self._prediction_children.get((version, arm, ""))
+            if child is None:
+                child = self.prediction_value.labels(version, arm)
+                self._prediction_children[(version, arm, "")] = child
+            for value in labels:
+                child.observe(float(value))
+            return
+        counts: dict[Any, int] = {}
+        for value in labels:
+            counts[value] = counts.get(value, 0) + 1
+        for value, count in counts.items():
+            key = (version, arm, str(value))
+            child = self._prediction_children.get(key)
+            if child is None:
+                child = self.predictions.labels(*key)
+                self._prediction_children[key] = child
+            child.inc(count)
+
+    def observe_violations(self, errors: list[dict[str, Any]]) -> None:
+        for error in errors:
+            self.violations.labels(str(error.get("column")), str(error.get("check"))).inc()
+
+    def set_models(self, served: list[tuple[str, str, str, str | None]]) -> None:
+        self.model_info.clear()
+        for arm, name, version, run_id in served:
+            self.model_info.labels(arm, name, version, run_id or "").set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,173 @@
+"""Real generated projects and running model servers for the serving tests.
+
+A project is built by the real compiler from a copy of specs/, the static serving modules are
+copied in from templates/ (so the tests exercise the working tree, whatever the level table
+emits), and the generated pipeline trains the model. Servers are `python -m mlops_project.serve`
+subprocesses on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SPECS = REPO / "specs"
+PACKAGE = REPO / "templates" / "project" / "mlops_project"
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def stage_env(**extra: str) -> dict[str, str]:
+    skip = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLOPS_TRAIN_DATA", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env.update(QUIET)
+    env.update(extra)
+    return env
+
+
+def build_project(root: Path, spec: str) -> Path:
+    """`mlops build` of specs/<spec>.mlops.yaml into root/generated/<name>/, serving modules in."""
+    shutil.copytree(SPECS, root / "specs")
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_compiler", "build", f"specs/{spec}.mlops.yaml"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=stage_env(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    project = root / "generated" / spec
+    package = project / "mlops_project"
+    for module in PACKAGE.glob("*.py"):
+        if module.name == "train.py" and (package / "train.py").exists():
+            continue  # keep the level's own training script (train_plain.py at level 0)
+        if not (package / module.name).exists():
+            shutil.copyfile(module, package / module.name)
+    return project
+
+
+def train(project: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_project.train"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=stage_env(),
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    project: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0, **kwargs)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_server(project: Path, **env: str) -> Server:
+    port = free_port()
+    log_path = project / f"serve-{port}.log"
+    full_env = stage_env(PORT=str(port), HOST="127.0.0.1", **env)
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlops_project.serve"],
+            cwd=project,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(project, port, process, log_path, full_env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited {process.returncode}:\n{server.output()}")
+        try:
+            if httpx.get(server.url + "/ready", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise AssertionError(f"server not ready in time:\n{server.output()}")
+
+
+@pytest.fixture(scope="module")
+def serving_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="module")
+def breast_cancer_server(serving_root: Path) -> Iterator[Server]:
+    """Level 3, one trained version, A/B configured but no challenger yet."""
+    project = build_project(serving_root / "bc", "breast-cancer")
+    train(project)
+    server = start_server(project, MLOPS_RELOAD_INTERVAL_S="1")
+    yield server
+    server.stop()
+
+
+def records(name: str, n: int | None = None) -> list[dict[str, Any]]:
+    """Rows of a bundled data set as JSON-like records, without the target."""
+    import csv
+
+    targets = {"breast_cancer": "malignant", "penguins": "species", "wine": "cultivar"}
+    with (SPECS / "data" / f"{name}.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    out = []
+    for row in rows[: n or len(rows)]:
+        record: dict[str, Any] = {}
+        for key, value in row.items():
+            if key == targets[name]:
+                continue
+            if value in ("", "NA"):
+                record[key] = None
+                continue
+            try:
+                number = float(value)
+                record[key] = int(number) if number.is_integer() and "." not in value else number
+            except ValueError:
+                record[key] = value
+        out.append(record)
+    return out
