@@ -166,7 +166,9 @@ def coerce_series(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     dtype = PANDAS_DTYPES[kind]
     if _is_numeric(series):
         return _coerce_numeric(series, kind)
-    # Text or mixed objects: decide once per distinct value (few in practice), then broadcast.
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return _coerce_text(series, kind)
+    # Mixed objects: decide once per distinct value (few in practice), then broadcast.
     decided: dict[Any, tuple[bool, Any]] = {}
 
     def decide(value: Any) -> tuple[bool, Any]:
@@ -183,6 +185,23 @@ def coerce_series(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     bad = pd.Series([not ok for ok, _ in verdicts], index=series.index, dtype=bool)
     values = [None if not ok else v for ok, v in verdicts]
     return pd.Series(pd.array(values, dtype=dtype), index=series.index, name=series.name), bad
+
+
+def _coerce_text(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """All cells are str or null: factorize, decide once per distinct text, then broadcast.
+
+    (With only str values, factorize's equality cannot merge 1, True and "1" as it would for
+    mixed objects, which keep the per-cell path above.)
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    verdicts = [coerce_value(value, kind) for value in uniques]
+    ok = np.array([verdict[0] for verdict in verdicts] + [True], dtype=bool)
+    table = pd.array(
+        [v if good else None for good, v in verdicts] + [None], dtype=PANDAS_DTYPES[kind]
+    )
+    index = np.where(codes < 0, len(verdicts), codes)
+    typed = pd.Series(table.take(index), index=series.index, name=series.name)
+    return typed, pd.Series(~ok[index], index=series.index, dtype=bool)
 
 
 def _key(value: Any) -> Any:

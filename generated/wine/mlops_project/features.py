@@ -53,16 +53,24 @@ def model_frame(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
     for name in feature_columns(config):
         column = frame[name]
         if name in categorical or not _numeric_like(column):
-            values = [
-                np.nan if is_null(v) else v if isinstance(v, str) else str(v)
-                for v in column.astype(object)
-            ]
-            out[name] = pd.Series(values, index=frame.index, dtype=object)
+            out[name] = _text_column(column)
         else:
             out[name] = pd.Series(
                 column.to_numpy(dtype="float64", na_value=np.nan), index=frame.index
             )
     return pd.DataFrame(out, index=frame.index)
+
+
+def _text_column(column: pd.Series) -> pd.Series:
+    """Object column of str with NaN for nulls, converting each distinct value once."""
+    codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
+    texts = [v if isinstance(v, str) else str(v) for v in uniques]
+    table = np.array([*texts, np.nan], dtype=object)
+    values = table[np.where(codes < 0, len(texts), codes)]
+    # factorize counts only pd.NA/None/NaN as missing; the contract's other null spellings too.
+    nulls = np.array([is_null(v) for v in table[:-1]] + [True], dtype=bool)
+    values[nulls[np.where(codes < 0, len(texts), codes)]] = np.nan
+    return pd.Series(values, index=column.index, dtype=object, name=column.name)
 
 
 def _numeric_like(column: pd.Series) -> bool:

@@ -181,7 +181,8 @@ def validate_frame(
         for column, mask in bad_cells.items()
     ]
     try:
-        build_schema(contract, table_level=table_level).validate(typed, lazy=True)
+        # typed is our own coerced copy, and coercion is off: no need for pandera to copy it.
+        build_schema(contract, table_level=table_level).validate(typed, lazy=True, inplace=True)
     except SchemaErrors as errors:
         failures.extend(_pandera_failures(errors.failure_cases, bad_cells, typed, contract))
     example_index: list[Any] = []
