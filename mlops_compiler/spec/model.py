@@ -157,13 +157,21 @@ class ABTest(Strict):
 class PredictionLog(Strict):
     dir: str = "prediction_log"
     rotate_mb: int = Field(64, ge=1, le=10_000)
+    keep_files: int = Field(
+        32, ge=1, le=100_000, description="Oldest files beyond this many are deleted."
+    )
 
 
 class Serving(Strict):
     batching: Batching = Batching()
     ab_test: ABTest | None = None
     reload_interval: Duration = "10s"
-    max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
+    max_body_bytes: int = Field(
+        1_000_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="Larger requests get 413; raise it for big batches (about 800 bytes a record).",
+    )
     unknown_categories: Literal["reject", "allow"] = "reject"
     prediction_log: PredictionLog = PredictionLog()
 

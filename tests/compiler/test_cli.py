@@ -82,7 +82,9 @@ def test_run_builds_when_stale_and_returns_the_stage_exit_code(minimal_spec: Pat
     assert (cwd / "generated/churn/reports/contract_report.json").is_file()
     unknown = run_mlops("run", "mlops.yaml", "serve-forever", cwd=cwd)
     assert unknown.returncode == 2
-    assert "no stage 'serve-forever'" in unknown.stderr and "lineage, serve, train" in unknown.stderr
+    assert (
+        "no stage 'serve-forever'" in unknown.stderr and "lineage, serve, train" in unknown.stderr
+    )
 
 
 def test_folder_argument_finds_every_spec(tmp_path: Path, minimal_spec: Path) -> None:

@@ -178,6 +178,19 @@ def test_prediction_log_rotates_and_keeps_every_line(tmp_path: Path) -> None:
     assert all(f.stat().st_size < 20_000 for f in files)
 
 
+def test_prediction_log_keeps_only_the_newest_files(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "log", rotate_mb=0.01, keep_files=3)
+    log.start()
+    for i in range(100):
+        assert log.submit(entry(3, f"req-{i}"))
+    assert log.flush(10)
+    log.close()
+    files = sorted((tmp_path / "log").glob("predictions-*.jsonl"))
+    assert len(files) == 3
+    last = [orjson.loads(line) for line in files[-1].read_bytes().splitlines()][-1]
+    assert last["request_id"] == "req-99"
+
+
 def test_prediction_log_drops_instead_of_blocking(tmp_path: Path) -> None:
     dropped: list[int] = []
     log = PredictionLog(tmp_path / "log", rotate_mb=1, max_rows=10, on_drop=dropped.append)

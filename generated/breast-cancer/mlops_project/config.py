@@ -82,6 +82,6 @@ CONFIG: dict[str, Any] = {
         'reload_interval_s': 10,
         'max_body_bytes': 1000000,
         'unknown_categories': 'reject',
-        'prediction_log': {'dir': 'prediction_log', 'rotate_mb': 64},
+        'prediction_log': {'dir': 'prediction_log', 'rotate_mb': 64, 'keep_files': 32},
     },
 }

@@ -143,6 +143,7 @@ class ServingApp:
         self.prediction_log = PredictionLog(
             Path(env.get("MLOPS_PREDICTION_LOG_DIR") or log_cfg.get("dir", "prediction_log")),
             float(log_cfg.get("rotate_mb", 64)),
+            keep_files=log_cfg.get("keep_files"),
             on_drop=self.metrics.log_dropped.inc,
         )
         batching = serving.get("batching") or {}

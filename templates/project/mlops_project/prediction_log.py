@@ -12,6 +12,7 @@ Line: {"request_id", "row", "ts", "model", "model_version", "run_id", "arm", "en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -50,10 +51,12 @@ class PredictionLog:
         rotate_mb: float,
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
+        keep_files: int | None = None,
         on_drop: Callable[[int], None] | None = None,
     ):
         self.directory = directory
         self.rotate_bytes = int(rotate_mb * 1024 * 1024)
+        self.keep_files = keep_files
         self.max_rows = max_rows
         self.on_drop = on_drop
         self.dropped = 0
@@ -174,6 +177,18 @@ class PredictionLog:
         name = f"predictions-{self._stamp}-{os.getpid()}-{self._files:05d}.jsonl"
         self._handle = (self.directory / name).open("ab")
         self._size = 0
+        self._prune()
+
+    def _prune(self) -> None:
+        """Keep the newest `keep_files` log files, so a busy server cannot fill its disk."""
+        if self.keep_files is None:
+            return
+        files = sorted(
+            self.directory.glob("predictions-*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name)
+        )
+        for old in files[: max(0, len(files) - self.keep_files)]:
+            with contextlib.suppress(OSError):  # another server process may have pruned it
+                old.unlink()
 
 
 def _lines(entry: Entry) -> list[bytes]:
