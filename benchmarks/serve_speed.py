@@ -1,0 +1,1311 @@
+"""Serving speed benchmark: the generated model server beside `mlflow models serve`.
+
+    python benchmarks/serve_speed.py [--quick] [--profile] [--wait-quiet SECONDS] [--json PATH]
+
+The script trains a real project from `specs/breast-cancer.mlops.yaml` in a temp dir
+(`python -m mlops_compiler run SPEC train`: MLflow registry in the project's SQLite file, alias
+`champion`), copies in any serving module of templates/project/mlops_project/ the compiler did
+not emit yet, and then measures, with the same registered model and the same load generator
+(wrk, `apt-get install wrk`; benchmarks/wrk/post_json.lua posts a fixed JSON body):
+
+1. single-record requests, 16 connections and 2 wrk threads by default, a warm-up run and then
+   a measured run for each server, one server up at a time:
+   - a Starlette hello-world (constant JSON) under uvicorn, and a raw-ASGI one: the floors;
+   - the generated app (`python -m mlops_project.serve`): `POST /predict` with one record,
+     and `POST /invocations` with `{"dataframe_records": [record]}`;
+   - `mlflow models serve -m models:/NAME@champion --env-manager local -w 1`: `/invocations`.
+2. the batch path: `POST /predict` with lists of 1,000 and 10,000 records (one keep-alive
+   connection, http.client), rows/s from the median of the repetitions; the same lists to
+   MLflow's `/invocations`; and in-process floors on the same rows (the pipeline's bare
+   `predict`, and the app's own parse / validate / predict steps without HTTP).
+3. a soak: constant wrk load on `POST /predict` for 300 s while the server's RSS
+   (/proc/PID/status VmRSS) and the prediction log folder are sampled every 5 s.
+
+Every server binds 127.0.0.1 on a free port, is started by this script in its own process
+group and is always stopped. The spec copy raises `serving.max_body_bytes` (default 1 MB) to
+--max-body-bytes so that a 10,000-record body (7.6 MB) is accepted; nothing else changes.
+
+A missed target is printed as MISSED; the exit code is non-zero only on errors (a server that
+does not start, a wrk failure, a non-2xx answer or socket error from the generated app, a batch
+answer with the wrong number of predictions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SPEC = ROOT / "specs" / "breast-cancer.mlops.yaml"
+TEMPLATES = ROOT / "templates" / "project" / "mlops_project"
+LUA = ROOT / "benchmarks" / "wrk" / "post_json.lua"
+ALIAS = "champion"
+
+RATIO_TARGET = 50.0  # generated /predict req/s over MLflow /invocations req/s
+RPS_TARGET = 5_000.0
+RPS_STRETCH = 10_000.0
+P99_TARGET_MS = 25.0
+ROWS_TARGET = 200_000.0  # batch rows/s
+RSS_GROWTH_MIB = 10.0  # soak: end - start
+RSS_SLOPE_MIB_MIN = 0.5  # soak: least-squares slope over the second half
+
+QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+PACKAGES = (
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "starlette",
+    "fastapi",
+    "orjson",
+    "mlflow",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "prometheus-client",
+)
+
+
+class BenchError(Exception):
+    """Something did not run as it should: the script exits non-zero."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: int
+    warmup: int
+    connections: int
+    threads: int
+    soak: int
+    sample_every: float
+    batch_sizes: tuple[int, ...]
+    batch_reps: int
+    max_body_bytes: int
+    profile: int  # seconds of py-spy sampling, 0 = off
+
+
+@dataclass
+class WrkRun:
+    name: str
+    url: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    mean_batch: float | None = None  # generated app: rows per model call during the run
+
+
+@dataclass
+class BatchRun:
+    name: str
+    rows: int
+    reps: int
+    seconds: list[float]
+    body_bytes: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.median
+
+
+@dataclass
+class Soak:
+    seconds: int
+    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, RSS MiB, log B)
+    wrk: WrkRun | None = None
+    log_rows: int = 0
+    dropped: float = 0.0
+
+    def rss(self) -> list[float]:
+        return [s[1] for s in self.samples]
+
+    def slope(self, second_half: bool = False) -> float:
+        """Least-squares RSS slope in MiB per minute."""
+        points = self.samples[len(self.samples) // 2 :] if second_half else self.samples
+        if len(points) < 2:
+            return 0.0
+        xs = [p[0] / 60.0 for p in points]
+        ys = [p[1] for p in points]
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        den = sum((x - mx) ** 2 for x in xs)
+        return (
+            0.0 if den == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den
+        )
+
+
+@dataclass
+class Results:
+    started: str = ""
+    command: str = ""
+    machine: dict[str, str] = field(default_factory=dict)
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    model: dict[str, Any] = field(default_factory=dict)
+    copied_modules: list[str] = field(default_factory=list)
+    mlflow_command: str = ""
+    single: list[WrkRun] = field(default_factory=list)
+    batch: list[BatchRun] = field(default_factory=list)
+    floors: dict[str, Any] = field(default_factory=dict)
+    soak: Soak | None = None
+    rss_ready_mib: float = 0.0
+    profile: list[tuple[float, float, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    drop = ("MLFLOW_TRACKING_URI", "PYTHONPATH", "HOST", "PORT")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(QUIET_ENV)
+    env.update(extra)
+    return env
+
+
+def run_checked(
+    cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise BenchError(f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{tail}")
+    return proc
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+
+
+class Server:
+    """A server process in its own process group, stopped (group-wide) on exit."""
+
+    def __init__(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        port: int,
+        ready_path: str,
+        log: Path,
+        ready: Callable[[int, bytes], bool] | None = None,
+        timeout: float = 120.0,
+    ):
+        self.name = name
+        self.cmd = list(cmd)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.port = port
+        self.ready_path = ready_path
+        self.log = log
+        self.ready = ready or (lambda status, body: status == 200)
+        self.timeout = timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __enter__(self) -> Server:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"{self.name} exited {self.proc.returncode} before it was ready:\n"
+                    + self.log.read_text(errors="replace")[-4000:]
+                )
+            with contextlib.suppress(OSError):
+                status, body = http_get(self.base + self.ready_path, timeout=1.0)
+                if self.ready(status, body):
+                    return
+            time.sleep(0.25)
+        raise BenchError(
+            f"{self.name} not ready after {self.timeout:.0f} s:\n"
+            + self.log.read_text(errors="replace")[-4000:]
+        )
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        # The group is the one start_new_session made for this server (pgid == its pid): it
+        # holds the server and the children it started (mlflow starts uvicorn), nothing else.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        # Children of the group that outlive the leader (mlflow's uvicorn) get the same end.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- the project ------------------------------------------------------------------------------
+
+
+def build_project(work: Path, spec: Path, max_body: int) -> tuple[Path, list[str]]:
+    """Train the spec's project in `work`; returns (project dir, serving modules copied in)."""
+    shutil.copytree(spec.parent, work / "specs")
+    spec_copy = work / "specs" / spec.name
+    text = spec_copy.read_text()
+    if max_body:
+        spec_copy.write_text(with_max_body(text, max_body))
+    document = yaml.safe_load(text)
+    env = child_env(PYTHONPATH=str(ROOT))
+    run_checked(
+        [PYTHON, "-m", "mlops_compiler", "run", f"specs/{spec.name}", "train"], cwd=work, env=env
+    )
+    project = work / "generated" / str(document["name"])
+    package = project / "mlops_project"
+    if not (project / "mlruns.db").is_file():
+        raise BenchError(f"training left no registry at {project / 'mlruns.db'}")
+    copied = []
+    for module in sorted(TEMPLATES.glob("*.py")):
+        if module.name != "train_plain.py" and not (package / module.name).exists():
+            shutil.copy2(module, package / module.name)
+            copied.append(module.name)
+    if not (package / "serve.py").is_file():
+        raise BenchError("the project has no mlops_project/serve.py")
+    return project, copied
+
+
+def with_max_body(text: str, max_body: int) -> str:
+    """The spec text with serving.max_body_bytes set (a text edit: a YAML round trip would
+    turn keys such as `on:` into `true:`)."""
+    lines = text.splitlines()
+    key = f"max_body_bytes: {max_body}"
+    for i, line in enumerate(lines):
+        if line.rstrip() == "serving:":
+            indent = next(
+                (
+                    len(x) - len(x.lstrip())
+                    for x in lines[i + 1 :]
+                    if x.strip() and not x.lstrip().startswith("#")
+                ),
+                2,
+            )
+            body = [j for j in range(i + 1, len(lines)) if lines[j].strip()]
+            block = []
+            for j in body:
+                if len(lines[j]) - len(lines[j].lstrip()) < indent:
+                    break
+                block.append(j)
+            block = [j for j in block if lines[j].lstrip().startswith("max_body_bytes:")]
+            if block:
+                lines[block[0]] = " " * indent + key
+            else:
+                lines.insert(i + 1, " " * indent + key)
+            return "\n".join(lines) + "\n"
+        if line.startswith("serving:"):
+            raise BenchError("serving: is not a block mapping in the spec; use --max-body-bytes 0")
+    return text.rstrip("\n") + f"\nserving:\n  {key}\n"
+
+
+def _parse_bool(text: str) -> bool:
+    return text.strip().lower() in ("true", "1")
+
+
+def dataset_records(spec: Path) -> list[dict[str, Any]]:
+    """The spec's training rows as JSON records typed by the contract, target removed."""
+    import csv
+
+    document = yaml.safe_load(spec.read_text())
+    data = document["data"]
+    columns = data["contract"]["columns"]
+    target = data["target"]
+    parsers: dict[str, Callable[[str], Any]] = {"float": float, "int": int, "bool": _parse_bool}
+    convert = {name: parsers.get(rule["type"], str) for name, rule in columns.items()}
+    records = []
+    with (spec.parent / data["train"]).open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            row.pop(target, None)
+            records.append(
+                {k: (None if v == "" else convert.get(k, str)(v)) for k, v in row.items()}
+            )
+    if not records:
+        raise BenchError(f"no rows in {data['train']}")
+    return records
+
+
+def cycle(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    return [records[i % len(records)] for i in range(n)]
+
+
+# --- load generation --------------------------------------------------------------------------
+
+
+def wrk(name: str, url: str, body: Path, seconds: float, s: Settings) -> WrkRun:
+    cmd = [
+        "wrk",
+        f"-t{s.threads}",
+        f"-c{s.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(body),
+    ]
+    proc = run_checked(cmd)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise BenchError(f"wrk printed no summary:\n{proc.stdout}{proc.stderr}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    lat, err = data["latency_us"], data["errors"]
+    secs = data["duration_us"] / 1e6
+    return WrkRun(
+        name=name,
+        url=url,
+        requests=int(data["requests"]),
+        seconds=secs,
+        rps=data["requests"] / secs,
+        p50_ms=lat["p50"] / 1000,
+        p90_ms=lat["p90"] / 1000,
+        p99_ms=lat["p99"] / 1000,
+        p999_ms=lat["p999"] / 1000,
+        max_ms=lat["max"] / 1000,
+        non_2xx=int(err["status"]),
+        socket_errors=int(err["connect"] + err["read"] + err["write"] + err["timeout"]),
+    )
+
+
+def measure(name: str, url: str, body: Path, s: Settings) -> WrkRun:
+    print(f"  {name}: warm-up {s.warmup} s, run {s.duration} s ...", flush=True)
+    wrk(name, url, body, s.warmup, s)
+    run = wrk(name, url, body, s.duration, s)
+    print(
+        f"    {run.rps:,.0f} req/s  p50 {run.p50_ms:.2f} ms  p99 {run.p99_ms:.2f} ms  "
+        f"non-2xx {run.non_2xx}  socket errors {run.socket_errors}",
+        flush=True,
+    )
+    return run
+
+
+def metric_values(base: str, names: Sequence[str]) -> dict[str, float]:
+    """Unlabelled samples of the app's /metrics (absent ones are 0)."""
+    status, body = http_get(base + "/metrics", timeout=10)
+    if status != 200:
+        raise BenchError(f"GET /metrics answered {status}")
+    out = dict.fromkeys(names, 0.0)
+    for line in body.decode().splitlines():
+        key, _, value = line.partition(" ")
+        if key in out:
+            out[key] = float(value)
+    return out
+
+
+def post_batches(
+    name: str, base: str, path: str, bodies: Mapping[int, bytes], reps: int, expect: str
+) -> list[BatchRun]:
+    """Time POSTs of big bodies on one keep-alive connection: 1 warm-up + `reps` each."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    out = []
+    try:
+        for rows, body in bodies.items():
+            times = []
+            for rep in range(reps + 1):
+                start = time.perf_counter()
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+                elapsed = time.perf_counter() - start
+                if response.status != 200:
+                    raise BenchError(
+                        f"{name}: {rows} rows answered {response.status}: {data[:300]!r}"
+                    )
+                got = len(json.loads(data)[expect])
+                if got != rows:
+                    raise BenchError(f"{name}: {rows} rows gave {got} predictions")
+                if rep:
+                    times.append(elapsed)
+            run = BatchRun(name, rows, reps, times, len(body))
+            print(f"    {name} {rows:,} rows: {run.rows_per_s:,.0f} rows/s", flush=True)
+            out.append(run)
+    finally:
+        conn.close()
+    return out
+
+
+# --- in-process floors ------------------------------------------------------------------------
+
+# Runs in the project folder with the server's OMP_NUM_THREADS=1. argv: alias, then
+# "rows=path" pairs of JSON bodies (lists of records). Prints one JSON object.
+FLOOR = r"""
+import json, os, sys, time
+sys.path.insert(0, os.getcwd())  # the project folder, as `python -m` would have it
+import numpy as np, orjson, pandas as pd
+import mlflow, mlflow.sklearn
+from mlops_project.config import CONFIG
+from mlops_project.contract import CONTRACT
+
+alias = sys.argv[1]
+name = CONFIG.get("tracking", {}).get("registered_model") or CONFIG["name"]
+client = mlflow.MlflowClient()
+version = client.get_model_version_by_alias(name, alias)
+pipeline = mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+out = {"model": {"name": name, "version": str(version.version), "run_id": version.run_id,
+                 "estimator": type(pipeline.steps[-1][1]).__name__}, "sizes": {}}
+
+def best(fn, reps):
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+app = None
+try:
+    from mlops_project.door import Door
+    from mlops_project.model_source import ModelRef, feature_split, prepare
+    numeric, categorical = feature_split(CONFIG, CONTRACT)
+    loaded = prepare(ModelRef(name, str(version.version), version.run_id, ""), pipeline,
+                     CONFIG, CONTRACT)
+    door = Door(CONFIG, CONTRACT, numeric, categorical).with_known_categories(
+        loaded.known_categories)
+    app = (door, loaded)
+    out["compiled"] = bool(loaded.predictor.fast)
+except Exception as exc:
+    out["app_error"] = f"{type(exc).__name__}: {exc}"
+
+for arg in sys.argv[2:]:
+    rows, path = arg.split("=", 1)
+    body = open(path, "rb").read()
+    records = orjson.loads(body)
+    columns = [c for c in pipeline.feature_names_in_] if hasattr(pipeline, "feature_names_in_") \
+        else list(records[0])
+    frame = pd.DataFrame.from_records(records)[columns]
+    reps = 5
+    r = {"pipeline.predict": best(lambda: pipeline.predict(frame), reps),
+         "pipeline.predict_proba": best(lambda: pipeline.predict_proba(frame), reps),
+         "DataFrame from records": best(lambda: pd.DataFrame.from_records(records)[columns], reps),
+         "orjson.loads(body)": best(lambda: orjson.loads(body), reps)}
+    if app is not None:
+        door, loaded = app
+        batch = door.validate(records)
+        r["door.validate"] = best(lambda: door.validate(records), reps)
+        r["compiled predict"] = best(lambda: loaded.predictor.predict(batch.numeric,
+                                                                      batch.categorical), reps)
+        def whole():
+            b = door.validate(orjson.loads(body))
+            p = loaded.predictor.predict(b.numeric, b.categorical)
+            proba = None if p.proba is None else p.proba.tolist()
+            return orjson.dumps({"predictions": p.labels.tolist(), "probabilities": proba},
+                                option=orjson.OPT_SERIALIZE_NUMPY)
+        r["parse+validate+predict+dumps"] = best(whole, reps)
+    out["sizes"][rows] = r
+print(json.dumps(out))
+"""
+
+
+def floors(project: Path, work: Path, bodies: Mapping[int, Path], uri: str) -> dict[str, Any]:
+    script = work / "floor.py"
+    script.write_text(FLOOR)
+    args = [f"{rows}={path}" for rows, path in bodies.items()]
+    env = child_env(
+        MLFLOW_TRACKING_URI=uri, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true", OMP_NUM_THREADS="1"
+    )
+    proc = run_checked([PYTHON, str(script), ALIAS, *args], cwd=project, env=env)
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- soak -------------------------------------------------------------------------------------
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def folder_size(path: Path) -> tuple[int, int]:
+    """(bytes, files) of the files directly in `path`."""
+    total = 0
+    files = 0
+    if path.is_dir():
+        for entry in os.scandir(path):
+            if entry.is_file():
+                total += entry.stat().st_size
+                files += 1
+    return total, files
+
+
+def count_lines(path: Path) -> int:
+    lines = 0
+    for file in path.glob("*.jsonl"):
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                lines += block.count(b"\n")
+    return lines
+
+
+def soak(server: Server, body: Path, log_dir: Path, s: Settings) -> Soak:
+    result = Soak(seconds=s.soak)
+    lines_before = count_lines(log_dir)
+    dropped_before = metric_values(server.base, ["mlops_prediction_log_dropped_total"])
+    out_file = log_dir.parent / "soak-wrk.txt"
+    cmd = [
+        "wrk",
+        f"-t{s.threads}",
+        f"-c{s.connections}",
+        f"-d{s.soak}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"{server.base}/predict",
+        "--",
+        str(body),
+    ]
+    print(f"  soak: {s.soak} s of wrk on /predict, RSS every {s.sample_every:g} s ...", flush=True)
+    with out_file.open("w") as out:
+        load = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        start = time.monotonic()
+        next_sample = start
+        while load.poll() is None:
+            now = time.monotonic()
+            if now >= next_sample:
+                result.samples.append((now - start, rss_mib(server.pid), folder_size(log_dir)[0]))
+                next_sample += s.sample_every
+            time.sleep(min(0.2, max(0.0, next_sample - time.monotonic())))
+        result.samples.append(
+            (time.monotonic() - start, rss_mib(server.pid), folder_size(log_dir)[0])
+        )
+    finally:
+        if load.poll() is None:
+            os.killpg(load.pid, signal.SIGTERM)
+            load.wait(timeout=10)
+    if load.returncode != 0:
+        raise BenchError(f"soak wrk exited {load.returncode}:\n{out_file.read_text()[-3000:]}")
+    text = out_file.read_text()
+    line = next((ln for ln in text.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise BenchError(f"soak wrk printed no summary:\n{text[-3000:]}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    secs = data["duration_us"] / 1e6
+    lat, err = data["latency_us"], data["errors"]
+    result.wrk = WrkRun(
+        "generated /predict (soak)",
+        f"{server.base}/predict",
+        int(data["requests"]),
+        secs,
+        data["requests"] / secs,
+        lat["p50"] / 1000,
+        lat["p90"] / 1000,
+        lat["p99"] / 1000,
+        lat["p999"] / 1000,
+        lat["max"] / 1000,
+        int(err["status"]),
+        int(err["connect"] + err["read"] + err["write"] + err["timeout"]),
+    )
+    time.sleep(1.0)  # let the log writer drain
+    after = metric_values(server.base, ["mlops_prediction_log_dropped_total"])
+    key = "mlops_prediction_log_dropped_total"
+    result.dropped = after[key] - dropped_before[key]
+    result.log_rows = count_lines(log_dir) - lines_before
+    return result
+
+
+# --- profile ----------------------------------------------------------------------------------
+
+
+def profile(
+    server: Server, body: Path, seconds: int, s: Settings, work: Path
+) -> list[tuple[float, float, str]]:
+    """py-spy samples the server under wrk load: (inclusive %, self %, frame), top 30 frames
+    by inclusive share of the samples, start-up frames (runpy, asyncio.run, ...) left out."""
+    if shutil.which("py-spy") is None:
+        print("  py-spy not on PATH: no profile (pip install py-spy)", flush=True)
+        return []
+    raw = work / "serve.pyspy.txt"
+    load = subprocess.Popen(
+        [
+            "wrk",
+            f"-t{s.threads}",
+            f"-c{s.connections}",
+            f"-d{seconds + 4}s",
+            "-s",
+            str(LUA),
+            f"{server.base}/predict",
+            "--",
+            str(body),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(2)
+        run_checked(
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(server.pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(raw),
+            ]
+        )
+    finally:
+        load.wait(timeout=seconds + 30)
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    if not total:
+        return []
+    boring = ("<frozen runpy>", "asyncio/runners.py", "uvicorn/server.py", "uvicorn/_compat.py",
+              "mlops_project/serve.py", "threading.py")  # fmt: skip
+    top = [
+        (n / total * 100, own.get(frame, 0) / total * 100, frame)
+        for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])
+        if not any(b in frame for b in boring)
+    ]
+    return top[:30]
+
+
+# --- reporting --------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def versions() -> str:
+    found = []
+    for name in PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found.append(f"{name} {importlib.metadata.version(name)}")
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+        found.append((out.stdout or out.stderr).split("[")[0].strip())
+    return ", ".join(found)
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "**MISSED**"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(r: Results, s: Settings) -> str:
+    out: list[str] = []
+    by_name = {run.name: run for run in r.single}
+    gen = by_name.get("generated /predict")
+    mlf = by_name.get("mlflow /invocations")
+    out.append(
+        f"### Single records: {s.connections} connections, {s.threads} wrk threads, "
+        f"{s.duration} s after a {s.warmup} s warm-up\n"
+    )
+    rows = []
+    for run in r.single:
+        ratio = f"{run.rps / mlf.rps:,.1f}x" if mlf is not None and mlf.rps > 0 else "-"
+        rows.append(
+            [
+                run.name,
+                f"{run.rps:,.0f}",
+                f"{run.p50_ms:.2f}",
+                f"{run.p90_ms:.2f}",
+                f"{run.p99_ms:.2f}",
+                f"{run.max_ms:.1f}",
+                f"{run.non_2xx}",
+                f"{run.socket_errors}",
+                "-" if run.mean_batch is None else f"{run.mean_batch:.1f}",
+                ratio,
+            ]
+        )
+    out.append(
+        table(
+            [
+                "server, endpoint",
+                "req/s",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+                "non-2xx",
+                "socket errors",
+                "rows per model call",
+                "x MLflow",
+            ],
+            rows,
+        )
+    )
+    out.append("")
+    targets: list[list[str]] = []
+    if gen is not None:
+        if mlf is not None and mlf.rps > 0:
+            times = gen.rps / mlf.rps
+            targets.append(
+                [
+                    "generated / MLflow throughput",
+                    f"≥ {RATIO_TARGET:.0f}x",
+                    f"{times:,.1f}x",
+                    verdict(times >= RATIO_TARGET),
+                ]
+            )
+        targets.append(
+            [
+                "generated /predict req/s",
+                f"≥ {RPS_TARGET:,.0f}",
+                f"{gen.rps:,.0f}",
+                verdict(gen.rps >= RPS_TARGET),
+            ]
+        )
+        targets.append(
+            [
+                "generated /predict req/s (stretch)",
+                f"≥ {RPS_STRETCH:,.0f}",
+                f"{gen.rps:,.0f}",
+                verdict(gen.rps >= RPS_STRETCH),
+            ]
+        )
+        targets.append(
+            [
+                "generated /predict p99",
+                f"≤ {P99_TARGET_MS:.0f} ms",
+                f"{gen.p99_ms:.2f} ms",
+                verdict(gen.p99_ms <= P99_TARGET_MS),
+            ]
+        )
+        targets.append(
+            ["generated /predict non-2xx", "0", f"{gen.non_2xx}", verdict(gen.non_2xx == 0)]
+        )
+    for batch in r.batch:
+        if batch.name == "generated /predict":
+            targets.append(
+                [
+                    f"batch of {batch.rows:,} rows",
+                    f"≥ {ROWS_TARGET:,.0f} rows/s",
+                    f"{batch.rows_per_s:,.0f} rows/s",
+                    verdict(batch.rows_per_s >= ROWS_TARGET),
+                ]
+            )
+    if r.soak is not None and r.soak.samples:
+        rss = r.soak.rss()
+        growth = rss[-1] - rss[0]
+        slope2 = r.soak.slope(second_half=True)
+        ok = growth <= RSS_GROWTH_MIB and slope2 <= RSS_SLOPE_MIB_MIN
+        targets.append(
+            [
+                f"RSS flat over {r.soak.seconds} s",
+                f"growth ≤ {RSS_GROWTH_MIB:.0f} MiB, 2nd-half slope ≤ {RSS_SLOPE_MIB_MIN} MiB/min",
+                f"{growth:+.1f} MiB, {slope2:+.2f} MiB/min",
+                verdict(ok),
+            ]
+        )
+    out.append("### Targets\n")
+    out.append(table(["target", "wanted", "measured", "result"], targets))
+    out.append("")
+
+    if r.batch:
+        out.append(
+            "### Batches: `POST` of a list of records, one keep-alive connection, median of "
+            f"{s.batch_reps} after 1 warm-up\n"
+        )
+        rows = [
+            [
+                run.name,
+                f"{run.rows:,}",
+                f"{run.body_bytes / 1e6:.2f} MB",
+                f"{run.median * 1000:.1f}",
+                f"{min(run.seconds) * 1000:.1f}",
+                f"{run.rows_per_s:,.0f}",
+            ]
+            for run in r.batch
+        ]
+        sizes = r.floors.get("sizes", {})
+        for rows_n, steps in sizes.items():
+            for step, seconds in steps.items():
+                rows.append(
+                    [
+                        f"in-process: {step}",
+                        f"{int(rows_n):,}",
+                        "-",
+                        f"{seconds * 1000:.1f}",
+                        "-",
+                        f"{int(rows_n) / seconds:,.0f}",
+                    ]
+                )
+        out.append(table(["path", "rows", "body", "median ms", "min ms", "rows/s"], rows))
+        out.append("")
+        if "app_error" in r.floors:
+            out.append(
+                f"(the app's in-process steps could not be timed: {r.floors['app_error']})\n"
+            )
+
+    if r.soak is not None and r.soak.samples:
+        sk = r.soak
+        rss = sk.rss()
+        log_bytes = sk.samples[-1][2] - sk.samples[0][2]
+        out.append(
+            f"### Soak: {sk.seconds} s of constant load on `POST /predict`, RSS every {s.sample_every:g} s\n"
+        )
+        rows = [
+            ["server RSS when ready (idle, before any load)", f"{r.rss_ready_mib:.1f} MiB"],
+            [
+                "RSS at soak start / end / max / min",
+                f"{rss[0]:.1f} / {rss[-1]:.1f} / {max(rss):.1f} / {min(rss):.1f} MiB",
+            ],
+            [
+                "RSS slope (all samples / second half)",
+                f"{sk.slope():+.2f} / {sk.slope(True):+.2f} MiB/min",
+            ],
+            ["samples", f"{len(sk.samples)}"],
+        ]
+        if sk.wrk is not None:
+            w = sk.wrk
+            rows.append(
+                [
+                    "load",
+                    f"{w.requests:,} requests, {w.rps:,.0f} req/s, p50 {w.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} ms, max {w.max_ms:.0f} ms, non-2xx {w.non_2xx}, socket errors {w.socket_errors}",
+                ]
+            )
+        rows.append(
+            [
+                "prediction log written during the soak",
+                f"{log_bytes / 2**20:,.1f} MiB, {sk.log_rows:,} lines ({(log_bytes / sk.log_rows if sk.log_rows else 0):,.0f} B/line), {log_bytes / 2**20 / sk.seconds * 3600 / 1024:,.1f} GiB/hour at this rate",
+            ]
+        )
+        rows.append(
+            ["log lines dropped (mlops_prediction_log_dropped_total)", f"{sk.dropped:,.0f}"]
+        )
+        out.append(table(["measure", "value"], rows))
+        out.append("")
+        trace = ", ".join(f"{t:.0f}s {m:.1f}" for t, m, _ in sk.samples)
+        out.append(f"RSS trace (s MiB): {trace}\n")
+
+    if r.profile:
+        out.append("### Where the time goes (py-spy, inclusive share of the sampled stacks)\n")
+        rows = [[f"{inc:.1f} %", f"{own:.1f} %", f"`{frame}`"] for inc, own, frame in r.profile]
+        out.append(table(["inclusive", "self", "frame (all threads)"], rows))
+        out.append("")
+    return "\n".join(out)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+HELLO_STARLETTE = """\
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def predict(request):
+    return JSONResponse({"hello": "world"})
+
+
+app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/", predict)])
+"""
+
+HELLO_ASGI = """\
+BODY = b'{"hello":"world"}'
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+"""
+
+
+def uvicorn_cmd(target: str, port: int, *, lifespan: str = "auto") -> list[str]:
+    """The same uvicorn settings as the generated serve.py (uvloop, httptools, no access log)."""
+    return [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--lifespan",
+        lifespan,
+        "--backlog",
+        "2048",
+    ]
+
+
+def wait_quiet(limit: float, threshold: float) -> None:
+    if limit <= 0:
+        return
+    deadline = time.monotonic() + limit
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        print(f"  waiting for a quiet machine: 1-min load {os.getloadavg()[0]:.2f}", flush=True)
+        time.sleep(30)
+    load = os.getloadavg()[0]
+    state = "quiet" if load < threshold else "still busy, running anyway"
+    print(f"  1-min load {load:.2f}: {state}", flush=True)
+
+
+def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
+    spec = Path(args.spec).resolve()
+    print(f"training {spec.name} in {work} ...", flush=True)
+    project, r.copied_modules = build_project(work, spec, s.max_body_bytes)
+    if r.copied_modules:
+        print(f"  copied from templates: {', '.join(r.copied_modules)}", flush=True)
+    uri = f"sqlite:///{project / 'mlruns.db'}"  # absolute path: four slashes
+    records = dataset_records(spec)
+    name = str(yaml.safe_load(spec.read_text())["name"])
+    one = work / "one.json"
+    one.write_bytes(json.dumps(records[0]).encode())
+    inv = work / "invocations.json"
+    inv.write_bytes(json.dumps({"dataframe_records": [records[0]]}).encode())
+    batch_lists = {n: json.dumps(cycle(records, n)).encode() for n in s.batch_sizes}
+    batch_files = {}
+    for n, body in batch_lists.items():
+        batch_files[n] = work / f"batch-{n}.json"
+        batch_files[n].write_bytes(body)
+
+    print("floors: hello-world apps under uvicorn ...", flush=True)
+    (work / "hello_starlette.py").write_text(HELLO_STARLETTE)
+    (work / "hello_asgi.py").write_text(HELLO_ASGI)
+    for label, target, lifespan in (
+        ("Starlette hello-world", "hello_starlette:app", "auto"),
+        ("raw ASGI hello-world", "hello_asgi:app", "off"),
+    ):
+        port = free_port()
+        with Server(
+            label,
+            uvicorn_cmd(target, port, lifespan=lifespan),
+            cwd=work,
+            env=child_env(),
+            port=port,
+            ready_path="/",
+            log=work / f"{target.split(':')[0]}.log",
+            ready=lambda status, body: status in (200, 405),
+        ) as server:
+            r.single.append(measure(label, f"{server.base}/predict", one, s))
+
+    print("MLflow: mlflow models serve ...", flush=True)
+    port = free_port()
+    mlflow_cmd = [
+        PYTHON,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{name}@{ALIAS}",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    r.mlflow_command = shlex.join(["mlflow", *mlflow_cmd[3:-4], "-p", "PORT", "-w", "1"])
+    mlflow_env = child_env(MLFLOW_TRACKING_URI=uri, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
+    with Server(
+        "mlflow models serve",
+        mlflow_cmd,
+        cwd=project,
+        env=mlflow_env,
+        port=port,
+        ready_path="/ping",
+        log=work / "mlflow.log",
+        timeout=180,
+    ) as server:
+        r.single.append(measure("mlflow /invocations", f"{server.base}/invocations", inv, s))
+        mlflow_bodies = {
+            n: json.dumps({"dataframe_records": cycle(records, n)}).encode() for n in s.batch_sizes
+        }
+        r.batch += post_batches(
+            "mlflow /invocations",
+            server.base,
+            "/invocations",
+            mlflow_bodies,
+            s.batch_reps,
+            "predictions",
+        )
+
+    print("generated app: python -m mlops_project.serve ...", flush=True)
+    port = free_port()
+    log_dir = work / "prediction_log"
+    serve_env = child_env(
+        HOST="127.0.0.1",
+        PORT=str(port),
+        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
+        MLOPS_PREDICTION_LOG_DIR=str(log_dir),
+    )
+
+    def model_ready(status: int, body: bytes) -> bool:
+        return status == 200 and bool(json.loads(body).get("ready"))
+
+    with Server(
+        "generated app",
+        [PYTHON, "-m", "mlops_project.serve"],
+        cwd=project,
+        env=serve_env,
+        port=port,
+        ready_path="/health",
+        log=work / "serve.log",
+        ready=model_ready,
+    ) as server:
+        r.rss_ready_mib = rss_mib(server.pid)
+        health = json.loads(http_get(server.base + "/health")[1])
+        r.model["served"] = health.get("models")
+        keys = ["mlops_batch_size_sum", "mlops_batch_size_count"]
+        for label, path, body_file in (
+            ("generated /predict", "/predict", one),
+            ("generated /invocations", "/invocations", inv),
+        ):
+            before = metric_values(server.base, keys)
+            run_ = measure(label, f"{server.base}{path}", body_file, s)
+            after = metric_values(server.base, keys)
+            calls = after[keys[1]] - before[keys[1]]
+            # The warm-up's calls are in the difference too; the mean is what matters.
+            run_.mean_batch = (after[keys[0]] - before[keys[0]]) / calls if calls else None
+            r.single.append(run_)
+            if run_.non_2xx or run_.socket_errors:
+                r.errors.append(
+                    f"{label}: {run_.non_2xx} non-2xx answers and {run_.socket_errors} socket errors"
+                )
+        print("  batches ...", flush=True)
+        r.batch += post_batches(
+            "generated /predict", server.base, "/predict", batch_lists, s.batch_reps, "predictions"
+        )
+        print("  in-process floors ...", flush=True)
+        r.floors = floors(project, work, batch_files, uri)
+        r.model.update(r.floors.get("model", {}))
+        if s.profile:
+            print(f"  py-spy: {s.profile} s under load ...", flush=True)
+            r.profile = profile(server, one, s.profile, s, work)
+        r.soak = soak(server, one, log_dir, s)
+        if r.soak.wrk is not None and (r.soak.wrk.non_2xx or r.soak.wrk.socket_errors):
+            r.errors.append(
+                f"soak: {r.soak.wrk.non_2xx} non-2xx answers and {r.soak.wrk.socket_errors} socket errors"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 s runs, 30 s soak: a smoke run")
+    parser.add_argument("--spec", default=str(SPEC), help="spec to train (default breast-cancer)")
+    parser.add_argument("--duration", type=int, help="seconds per measured wrk run (default 30)")
+    parser.add_argument("--warmup", type=int, help="seconds of wrk warm-up per run (default 5)")
+    parser.add_argument("--soak", type=int, help="seconds of the RSS soak (default 300)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--batch-sizes", default="1000,10000", help="rows per batch request")
+    parser.add_argument("--batch-reps", type=int, help="timed repetitions per batch (default 5)")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=32_000_000,
+        help="serving.max_body_bytes for the spec copy (0 keeps the spec's, 1 MB by default)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=15,
+        default=0,
+        help="also sample the generated server with py-spy for N s (default 15) under load",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for the 1-minute load to drop below --quiet-load",
+    )
+    parser.add_argument("--quiet-load", type=float, default=1.0)
+    parser.add_argument("--json", help="also write the results as JSON to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args(argv)
+
+    quick = args.quick
+    s = Settings(
+        duration=args.duration or (5 if quick else 30),
+        warmup=args.warmup or (2 if quick else 5),
+        connections=args.connections,
+        threads=args.threads,
+        soak=args.soak or (30 if quick else 300),
+        sample_every=5.0,
+        batch_sizes=tuple(int(x) for x in args.batch_sizes.split(",") if x.strip()),
+        batch_reps=args.batch_reps or (2 if quick else 5),
+        max_body_bytes=args.max_body_bytes,
+        profile=args.profile,
+    )
+    if shutil.which("wrk") is None:
+        print("error: wrk is not on PATH (apt-get install wrk)", file=sys.stderr)
+        return 1
+
+    wait_quiet(args.wait_quiet, args.quiet_load)
+    r = Results(
+        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        command=shlex.join(
+            ["python", "benchmarks/serve_speed.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        machine={
+            "nproc": str(os.cpu_count()),
+            "cpu": cpu_model(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "packages": versions(),
+        },
+        load_before=os.getloadavg(),
+    )
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in r.load_before)}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="mlops-serve-bench-"))
+    failed: str | None = None
+    try:
+        run(args, s, r, work)
+    except BenchError as exc:
+        failed = str(exc)
+    finally:
+        r.load_after = os.getloadavg()
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"- date: {r.started}")
+    print(f"- command: `{r.command}`")
+    print(
+        f"- machine: {r.machine['nproc']} CPUs, {r.machine['cpu']}, Python {r.machine['python']}, Linux {r.machine['kernel']}"
+    )
+    print(f"- packages: {r.machine['packages']}")
+    print(
+        f"- load average before: {' '.join(f'{x:.2f}' for x in r.load_before)}, after: {' '.join(f'{x:.2f}' for x in r.load_after)}"
+    )
+    print(
+        f"- model: {json.dumps(r.model.get('name'))} version {r.model.get('version')} ({r.model.get('estimator')}), compiled fast path: {r.floors.get('compiled')}"
+    )
+    print(f"- MLflow: `{r.mlflow_command}`")
+    if r.copied_modules:
+        print(f"- serving modules copied from templates/: {', '.join(r.copied_modules)}")
+    print()
+    print(report(r, s))
+    if args.json:
+        payload = asdict(r)
+        Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
+    if failed is not None:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
+    if r.errors:
+        for message in r.errors:
+            print(f"error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
