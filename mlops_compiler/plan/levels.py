@@ -111,6 +111,7 @@ COMPONENTS: tuple[Component, ...] = (
             "prediction_log.py",
             "serve.py",
             "serving_app.py",
+            "tree_kernel.py",
         ),
         (
             "httptools>=0.6,<1",

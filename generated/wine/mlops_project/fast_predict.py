@@ -263,7 +263,9 @@ def compile_pipeline(
             return None
     if not blocks:
         return None
-    return CompiledPredictor(blocks, estimator, _classes(pipeline))
+    from mlops_project.tree_kernel import compile_estimator
+
+    return CompiledPredictor(blocks, compile_estimator(estimator), _classes(pipeline))
 
 
 def probe_inputs(
