@@ -76,8 +76,9 @@ def compile_specs(
         except ValueError as exc:
             problems.append(loaded.diagnostic(("name",), str(exc)))
             continue
-        files = render_plan(plan) if render else {}
+        files: dict[str, bytes] = {}
         if render:
+            files = render_plan(plan)
             files[MANIFEST] = manifest_bytes(plan, files)
         compiled.append(Compiled(plan, files))
     if problems:

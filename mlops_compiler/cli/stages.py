@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 from mlops_compiler.errors import UsageError
-from mlops_compiler.pipeline import build, changes_of, compile_specs
-from mlops_compiler.write.manifest import MANIFEST
+from mlops_compiler.pipeline import build, compile_specs
 
 
 def run_stage(spec: Path, stage: str, args: list[str], out: Path, python: str | None) -> int:
@@ -17,10 +15,8 @@ def run_stage(spec: Path, stage: str, args: list[str], out: Path, python: str | 
     if len(compiled) != 1:
         raise UsageError("mlops run takes exactly one spec")
     item = compiled[0]
-    if any(c.status != "unchanged" for c in changes_of(item)):
-        build(compiled)
-    manifest = json.loads((item.plan.out_dir / MANIFEST).read_text())
-    commands: dict[str, list[str]] = manifest["commands"]
+    build(compiled)  # writes only what is stale, so an up-to-date project is left untouched
+    commands = item.plan.commands
     if stage not in commands:
         known = ", ".join(sorted(commands)) or "none"
         raise UsageError(

@@ -1,8 +1,7 @@
 """Real generated projects and running model servers for the serving tests.
 
-A project is built by the real compiler from a copy of specs/, the static serving modules are
-copied in from templates/ (so the tests exercise the working tree, whatever the level table
-emits), and the generated pipeline trains the model. Servers are `python -m mlops_project.serve`
+A project is built by the real compiler from a copy of specs/ (so the tests exercise exactly
+the modules the level table emits), and the generated pipeline trains the model. Servers are `python -m mlops_project.serve`
 subprocesses on a free loopback port.
 """
 
@@ -24,7 +23,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
-PACKAGE = REPO / "templates" / "project" / "mlops_project"
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
@@ -37,7 +35,7 @@ def stage_env(**extra: str) -> dict[str, str]:
 
 
 def build_project(root: Path, spec: str) -> Path:
-    """`mlops build` of specs/<spec>.mlops.yaml into root/generated/<name>/, serving modules in."""
+    """`mlops build` of specs/<spec>.mlops.yaml into root/generated/<name>/."""
     shutil.copytree(SPECS, root / "specs")
     result = subprocess.run(
         [sys.executable, "-m", "mlops_compiler", "build", f"specs/{spec}.mlops.yaml"],
@@ -48,14 +46,7 @@ def build_project(root: Path, spec: str) -> Path:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    project = root / "generated" / spec
-    package = project / "mlops_project"
-    for module in PACKAGE.glob("*.py"):
-        if module.name == "train.py" and (package / "train.py").exists():
-            continue  # keep the level's own training script (train_plain.py at level 0)
-        if not (package / module.name).exists():
-            shutil.copyfile(module, package / module.name)
-    return project
+    return root / "generated" / spec
 
 
 def train(project: Path) -> str:
