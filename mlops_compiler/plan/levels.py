@@ -88,6 +88,7 @@ COMPONENTS: tuple[Component, ...] = (
             "registry.py",
             "report.py",
             "tracking.py",
+            "tracking_worker.py",
             "train.py",
         ),
         ("mlflow>=3.1,<4", "pandera>=0.24,<1", "skops>=0.10,<1"),

@@ -6,7 +6,18 @@ import json
 
 import numpy as np
 import pandas as pd
-from mlops_project.profile import MAX_CATEGORIES, build_profile, write_profile
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mlops_project.profile import (
+    MAX_CATEGORIES,
+    QUANTILES,
+    build_profile,
+    categorical_profile,
+    histogram,
+    numeric_profile,
+    write_profile,
+)
 
 
 def config(sample_size: int = 50, bins: int = 8):
@@ -118,3 +129,50 @@ def test_profile_size_does_not_grow_with_rows(tmp_path):
     )
     assert large < 1_000_000
     assert large < small * 1.2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=300),
+    st.integers(1, 30),
+)
+def test_presorted_histogram_counts_as_numpy_does(values, bins):
+    data = np.asarray(values, dtype="float64")
+    expected_counts, expected_edges = np.histogram(
+        data, bins=bins, range=None if data.min() < data.max() else (data[0] - 0.5, data[0] + 0.5)
+    )
+    fast = histogram(np.sort(data), bins, presorted=True)
+    assert fast == {
+        "edges": [float(e) for e in expected_edges],
+        "counts": [int(c) for c in expected_counts],
+    }
+
+
+def test_numeric_and_categorical_profiles_agree_with_pandas():
+    data = frame(5000, seed=3)
+    rows = np.random.default_rng(4).permutation(5000)[:3000]
+    picked = data.iloc[rows]
+    numeric = numeric_profile(data["a"], 12, rows)
+    finite = picked["a"].dropna().to_numpy()
+    assert numeric["null_rate"] == picked["a"].isna().mean()
+    assert numeric["count"] == 3000 and numeric["min"] == finite.min()
+    assert list(numeric["quantiles"].values()) == list(np.quantile(finite, QUANTILES))
+    assert numeric["histogram"]["counts"] == np.histogram(finite, bins=12)[0].tolist()
+    categorical = categorical_profile(data["c"], rows)
+    shares = picked["c"].dropna().astype(str).value_counts(normalize=True)
+    assert categorical["distinct"] == len(shares)
+    for key, share in categorical["frequencies"].items():
+        assert share == pytest.approx(shares[key])
+    ranked = list(categorical["frequencies"].values())
+    assert ranked == sorted(ranked, reverse=True)
+
+
+def test_profile_of_positions_equals_profile_of_the_rows_taken():
+    data = frame(2000, seed=5)
+    rows = np.random.default_rng(6).permutation(2000)[:1500]
+    predictions = np.array(["p", "q"] * 10, dtype=object)
+    by_position = build_profile(data, config(), CONTRACT, rows=rows, predictions=predictions)
+    by_copy = build_profile(
+        data.iloc[rows].reset_index(drop=True), config(), CONTRACT, predictions=predictions
+    )
+    assert by_position == by_copy

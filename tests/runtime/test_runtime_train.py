@@ -286,3 +286,76 @@ def test_unimportable_estimator_is_a_configuration_error(dataset_config, workdir
     result = run_training(config, contract)
     assert result.exit_code == EXIT_CONFIG and "NoSuchForest" in result.message
     assert client_for(workdir).search_experiments(filter_string="name = 'wine'") == []
+
+
+@pytest.mark.parametrize(
+    ("dataset", "estimator"),
+    [
+        ("breast_cancer", "sklearn.linear_model.LogisticRegression"),
+        ("breast_cancer", "sklearn.ensemble.HistGradientBoostingClassifier"),
+        ("wine", "sklearn.ensemble.RandomForestClassifier"),
+        ("wine", "sklearn.ensemble.HistGradientBoostingClassifier"),
+        ("penguins", "sklearn.tree.DecisionTreeClassifier"),
+    ],
+)
+def test_one_pass_predictions_equal_predict(dataset, estimator, dataset_config):
+    from mlops_project.train import PREDICT_IS_ARGMAX_PROBA, fit_and_evaluate, load_validated
+
+    config, contract = dataset_config(dataset)
+    config["model"].update(estimator=estimator, params={"random_state": 0})
+    assert estimator in PREDICT_IS_ARGMAX_PROBA
+    frame, _, _ = load_validated(config, contract)
+    fitted = fit_and_evaluate(frame, config)
+    assert np.array_equal(fitted.predictions, fitted.pipeline.predict(fitted.x_test))
+    assert np.array_equal(fitted.proba, fitted.pipeline.predict_proba(fitted.x_test))
+
+
+def test_tied_probabilities_are_predicted_by_predict_itself():
+    from mlops_project.train import predict_test
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    # Identical rows with opposite labels: the leaf holds [0.5, 0.5] for every row.
+    x = pd.DataFrame({"a": [1.0, 1.0, 1.0, 1.0]})
+    y = np.array(["no", "yes", "yes", "no"])
+    pipeline = Pipeline([("model", DecisionTreeClassifier())]).fit(x, y)
+    config = {
+        "model": {"task": "classification", "estimator": "sklearn.tree.DecisionTreeClassifier"}
+    }
+    predictions, proba, classes = predict_test(pipeline, x, config)
+    assert proba is not None and (proba == 0.5).all()
+    assert np.array_equal(predictions, pipeline.predict(x)) and classes == ["no", "yes"]
+
+
+def test_a_fit_that_fails_ends_its_run_failed_and_registers_nothing(dataset_config, workdir):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    config, contract = dataset_config("breast_cancer")
+    config["model"]["params"] = {"C": -1.0}  # scikit-learn refuses it when fit starts
+    with pytest.raises(InvalidParameterError):
+        run_training(config, contract)
+    client = client_for(workdir)
+    experiment = client.get_experiment_by_name("breast_cancer").experiment_id
+    [run] = client.search_runs([experiment])
+    assert run.info.status == "FAILED"
+    assert run.data.params["C"] == "-1.0" and run.data.tags["mlops.data_sha256"]
+    assert client.search_registered_models() == []
+
+
+def test_a_tracking_store_that_cannot_open_fails_the_stage_with_its_error(dataset_config, workdir):
+    config, contract = dataset_config("wine")
+    blocker = workdir / "a-file"
+    blocker.write_text("a file where the store's folder would go\n")
+    missing = blocker / "store.db"
+    with pytest.raises(RuntimeError, match="tracking failed"):
+        run_training(config, contract, environ={"MLFLOW_TRACKING_URI": f"sqlite:///{missing}"})
+    assert not missing.exists()
+
+
+def test_bad_data_on_a_new_store_does_not_create_it(dataset_config, workdir):
+    config, contract = dataset_config("penguins")
+    (workdir / "mlruns.db").unlink()
+    bad = _bad_category(config, workdir / "bad.csv")
+    result = run_training(config, contract, environ={"MLOPS_TRAIN_DATA": str(bad)})
+    assert result.exit_code == EXIT_CONTRACT
+    assert not (workdir / "mlruns.db").exists() and not (workdir / "mlruns").exists()

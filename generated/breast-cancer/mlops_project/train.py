@@ -17,25 +17,26 @@ $<CONFIG["data"]["path_env"]> if set, else CONFIG["data"]["path"].
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any, NoReturn
 
 import numpy as np
 import pandas as pd
 
-from mlops_project.data import (
-    dropna_target,
-    file_sha256,
-    load_table,
-    resolve_data_path,
-    split_frame,
-)
+import mlops_project
+from mlops_project.data import dropna_target, load_table, resolve_data_path, split_positions
 from mlops_project.features import build_pipeline, model_frame, target_array
-from mlops_project.metrics import GateResult, describe, evaluate_absolute, evaluate_vs_champion
+from mlops_project.metrics import describe, evaluate_absolute
 from mlops_project.report import ContractViolation
+from mlops_project.tracking import absolute_uri, loggable_params, resolve_tracking_uri
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -43,12 +44,26 @@ EXIT_CONFIG = 2
 EXIT_CONTRACT = 3
 EXIT_GATE = 4
 
+# Classifiers whose predict() is the class with the highest predict_proba() (ties aside), so
+# one pass over the test split gives both; for others (e.g. SVC's Platt scaling) the two differ.
+PREDICT_IS_ARGMAX_PROBA = frozenset(
+    {
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "sklearn.ensemble.GradientBoostingClassifier",
+        "sklearn.ensemble.RandomForestClassifier",
+        "sklearn.ensemble.ExtraTreesClassifier",
+        "sklearn.tree.DecisionTreeClassifier",
+        "sklearn.linear_model.LogisticRegression",
+    }
+)
+
 
 @dataclass
 class Fitted:
     pipeline: Any
-    train: pd.DataFrame
-    test: pd.DataFrame
+    frame: pd.DataFrame  # the typed rows with a label; the splits are positions in it
+    train_rows: np.ndarray
+    test_rows: np.ndarray
     x_test: pd.DataFrame
     y_test: np.ndarray
     predictions: np.ndarray
@@ -81,57 +96,122 @@ def load_validated(
     return typed, path, report
 
 
+def predict_test(
+    pipeline: Any, x_test: pd.DataFrame, config: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray | None, list[Any] | None]:
+    """Predictions, class probabilities (classifiers that have them) and classes."""
+    if config["model"]["task"] == "regression":
+        return np.asarray(pipeline.predict(x_test)), None, None
+    classes = list(pipeline.classes_)
+    if not hasattr(pipeline, "predict_proba"):
+        return np.asarray(pipeline.predict(x_test)), None, classes
+    proba = np.asarray(pipeline.predict_proba(x_test))
+    if config["model"]["estimator"] not in PREDICT_IS_ARGMAX_PROBA:
+        return np.asarray(pipeline.predict(x_test)), proba, classes
+    predictions = np.asarray(pipeline.classes_)[np.argmax(proba, axis=1)]
+    # Where the two best classes tie, predict() may break the tie its own way (a raw score
+    # > 0 against argmax of [0.5, 0.5]): those rows are asked of predict() itself.
+    top_two = np.sort(proba, axis=1)[:, -2:]
+    ties = np.flatnonzero(top_two[:, 0] == top_two[:, 1])
+    if len(ties):
+        predictions[ties] = pipeline.predict(x_test.iloc[ties])
+    return predictions, proba, classes
+
+
 def fit_and_evaluate(
-    frame: pd.DataFrame, config: Mapping[str, Any], pipeline: Any | None = None
+    frame: pd.DataFrame,
+    config: Mapping[str, Any],
+    pipeline: Any | None = None,
+    on_split: Callable[[Any, int, int], None] | None = None,
 ) -> Fitted:
+    """Split, fit and score; `on_split(pipeline, train rows, test rows)` runs before the fit."""
     from mlops_project.metrics import classification_metrics, regression_metrics
 
     frame, _ = dropna_target(frame, config["data"]["target"])
-    train, test = split_frame(frame, config)
+    train_rows, test_rows = split_positions(frame, config)
     pipeline = build_pipeline(config) if pipeline is None else pipeline
-    pipeline.fit(model_frame(train, config), target_array(train, config))
-    x_test = model_frame(test, config)
-    y_test = target_array(test, config)
-    predictions = np.asarray(pipeline.predict(x_test))
-    if config["model"]["task"] == "regression":
-        return Fitted(
-            pipeline,
-            train,
-            test,
-            x_test,
-            y_test,
-            predictions,
-            None,
-            None,
-            regression_metrics(y_test, predictions),
+    if on_split is not None:
+        on_split(pipeline, len(train_rows), len(test_rows))
+    # Feature dtypes and labels once for all rows; each split is then a take of positions.
+    features = model_frame(frame, config)
+    labels = target_array(frame, config)
+    pipeline.fit(features.take(train_rows), labels[train_rows])
+    x_test, y_test = features.take(test_rows), labels[test_rows]
+    predictions, proba, classes = predict_test(pipeline, x_test, config)
+    metrics = (
+        regression_metrics(y_test, predictions)
+        if classes is None
+        else classification_metrics(y_test, predictions, proba, classes)
+    )
+    return Fitted(
+        pipeline, frame, train_rows, test_rows, x_test, y_test, predictions, proba, classes, metrics
+    )
+
+
+class TrackingWorker:
+    """The stage's end of mlops_project.tracking_worker (see there for why and how)."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any], data_path: Path):
+        reply_read, reply_write = os.pipe()
+        package_root = str(Path(mlops_project.__file__).resolve().parent.parent)
+        boot = (
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from mlops_project.tracking_worker import main; main(sys.argv[2:])"
         )
-    classes = list(pipeline.classes_)
-    proba = pipeline.predict_proba(x_test) if hasattr(pipeline, "predict_proba") else None
-    metrics = classification_metrics(y_test, predictions, proba, classes)
-    return Fitted(pipeline, train, test, x_test, y_test, predictions, proba, classes, metrics)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", boot, package_root, str(reply_write)],
+                stdin=subprocess.PIPE,
+                pass_fds=(reply_write,),
+            )
+        finally:
+            os.close(reply_write)
+        self.replies: IO[bytes] = os.fdopen(reply_read, "rb")
+        self._send({"op": "open", "uri": uri, "config": dict(config), "data_path": str(data_path)})
 
+    def _send(self, message: Mapping[str, Any]) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        # A worker that died has left its error on the reply pipe; finish() reports it.
+        with contextlib.suppress(BrokenPipeError):
+            pickle.dump(dict(message), stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
 
-def lineage_tags(
-    config: Mapping[str, Any], data_path: Path, data_sha: str, rows: int
-) -> dict[str, str]:
-    from mlops_project.tracking import git_commit
+    def start(self, params: Mapping[str, str], rows: int, report: Mapping[str, Any]) -> None:
+        """Start the run: the data passed the contract gate."""
+        self._send(
+            {"op": "start", "params": dict(params), "rows": rows, "contract_report": dict(report)}
+        )
 
-    split = config["data"].get("split", {})
-    tags = {
-        "mlops.name": str(config.get("name")),
-        "mlops.level": str(config.get("level")),
-        "mlops.data_path": str(data_path),
-        "mlops.data_sha256": data_sha,
-        "mlops.data_rows": str(rows),
-        "mlops.spec_sha256": str(config.get("spec_sha256", "")),
-        "mlops.compiler_version": str(config.get("compiler_version", "")),
-        "mlops.estimator": config["model"]["estimator"],
-        "mlops.seed": str(split.get("seed", 0)),
-    }
-    commit = git_commit()
-    if commit:
-        tags["mlops.git_commit"] = commit
-    return tags
+    def finish(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Hand over the results; returns run id, and version and alias if one was registered."""
+        self._send({"op": "finish", **message})
+        self.close()
+        try:
+            answer: dict[str, Any] = pickle.load(self.replies)
+        except EOFError:
+            answer = {"error": f"the tracking worker exited with code {self.process.returncode}"}
+        if "error" in answer:
+            raise RuntimeError(f"tracking failed:\n{answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        self.process.wait()
+
+    def __enter__(self) -> TrackingWorker:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+        self.replies.close()
 
 
 def run_training(
@@ -144,107 +224,78 @@ def run_training(
         pipeline = build_pipeline(config)
     except (ImportError, ValueError, TypeError, KeyError) as exc:
         return TrainResult(EXIT_CONFIG, message=f"configuration error: {type(exc).__name__}: {exc}")
-    try:
-        frame, data_path, contract_report = load_validated(config, contract, environ)
-    except ContractViolation as violation:
-        # Nothing below runs: no MLflow call has been made, so the registry is untouched.
-        return TrainResult(EXIT_CONTRACT, report_path=violation.report_path, message=str(violation))
-    fitted = fit_and_evaluate(frame, config, pipeline)
-    gate = evaluate_absolute(fitted.metrics, config.get("gate", {}).get("absolute", []))
-    data_sha = file_sha256(data_path)
-    tags = lineage_tags(config, data_path, data_sha, len(frame))
-    return _track_and_register(config, contract, fitted, gate, tags, contract_report, environ)
+    uri = absolute_uri(resolve_tracking_uri(config, environ))
+    with TrackingWorker(uri, config, resolve_data_path(config, environ)) as worker:
+        try:
+            frame, _, contract_report = load_validated(config, contract, environ)
+        except ContractViolation as violation:
+            # The worker never gets "start": nothing is written to the tracking store.
+            return TrainResult(
+                EXIT_CONTRACT, report_path=violation.report_path, message=str(violation)
+            )
+
+        def start_run(fitting: Any, train_rows: int, test_rows: int) -> None:
+            params = run_params(config, fitting, train_rows, test_rows)
+            worker.start(params, len(frame), contract_report)
+
+        fitted = fit_and_evaluate(frame, config, pipeline, start_run)
+        return _finish(config, contract, fitted, worker)
 
 
-def _track_and_register(
-    config: Mapping[str, Any],
-    contract: Mapping[str, Any],
-    fitted: Fitted,
-    gate: GateResult,
-    tags: dict[str, str],
-    contract_report: dict[str, Any],
-    environ: Mapping[str, str] | None,
+def run_params(
+    config: Mapping[str, Any], pipeline: Any, train_rows: int, test_rows: int
+) -> dict[str, str]:
+    """Every resolved estimator parameter, and how the data was split."""
+    split = config["data"].get("split", {})
+    return {
+        **loggable_params(pipeline[-1].get_params()),
+        "mlops.test_size": str(split.get("test_size", 0.2)),
+        "mlops.stratify": str(split.get("stratify", False)),
+        "mlops.train_rows": str(train_rows),
+        "mlops.test_rows": str(test_rows),
+    }
+
+
+def _finish(
+    config: Mapping[str, Any], contract: Mapping[str, Any], fitted: Fitted, worker: TrackingWorker
 ) -> TrainResult:
-    import mlflow
-
     from mlops_project.profile import build_profile, write_profile
-    from mlops_project.registry import (
-        CHAMPION,
-        alias_version,
-        choose_alias,
-        metric_tags,
-        register,
-        set_alias,
-        version_metrics,
-    )
-    from mlops_project.tracking import (
-        connect,
-        ensure_experiment,
-        environment_tags,
-        log_model,
-        loggable_params,
-    )
 
-    client = connect(config, environ)
-    experiment_id = ensure_experiment(client, config)
-    name = config["tracking"].get("registered_model") or config["name"]
+    gate = evaluate_absolute(fitted.metrics, config.get("gate", {}).get("absolute", []))
     profile = build_profile(
-        fitted.train,
+        fitted.frame,
         config,
         contract,
+        rows=fitted.train_rows,
         predictions=fitted.predictions,
         proba=fitted.proba,
         classes=fitted.classes,
     )
-    profile_path = write_profile(profile)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        run_id = run.info.run_id
-        mlflow.set_tags({**tags, **environment_tags()})
-        mlflow.log_params(loggable_params(fitted.pipeline[-1].get_params()))
-        split = config["data"].get("split", {})
-        mlflow.log_params(
-            {
-                "mlops.test_size": str(split.get("test_size", 0.2)),
-                "mlops.stratify": str(split.get("stratify", False)),
-                "mlops.train_rows": str(len(fitted.train)),
-                "mlops.test_rows": str(len(fitted.test)),
-            }
+    answer = worker.finish(
+        {
+            "metrics": fitted.metrics,
+            "gate": gate.checks,
+            "gate_passed": gate.passed,
+            "profile_path": str(write_profile(profile)),
+            "pipeline": fitted.pipeline,
+            "example": fitted.x_test.head(5),
+        }
+    )
+    if not gate.passed:
+        return TrainResult(
+            EXIT_GATE,
+            fitted.metrics,
+            answer["run_id"],
+            gate=gate.checks,
+            message=f"model gate failed: {describe(gate)}",
         )
-        mlflow.log_metrics(fitted.metrics)
-        mlflow.log_dict(contract_report, "reports/contract_report.json")
-        mlflow.log_artifact(str(profile_path), artifact_path="reports")
-        if not gate.passed:
-            mlflow.log_dict({"absolute": gate.checks}, "reports/gate.json")
-            mlflow.set_tag("mlops.gate", "failed")
-            return TrainResult(
-                EXIT_GATE,
-                fitted.metrics,
-                run_id,
-                gate=gate.checks,
-                message=f"model gate failed: {describe(gate)}",
-            )
-        mlflow.set_tag("mlops.gate", "passed")
-        info = log_model(fitted.pipeline, fitted.x_test.head(5), config["model"]["estimator"])
-        champion = alias_version(client, name, CHAMPION)
-        vs_checks: list[dict[str, Any]] = []
-        beats = False
-        if champion is not None:
-            vs = evaluate_vs_champion(
-                fitted.metrics,
-                version_metrics(client, champion),
-                config.get("gate", {}).get("vs_champion", []),
-            )
-            vs_checks, beats = vs.checks, vs.passed
-        mlflow.log_dict({"absolute": gate.checks, "vs_champion": vs_checks}, "reports/gate.json")
-        alias = choose_alias(
-            champion is not None, config.get("gate", {}).get("promote", "manual"), beats
-        )
-        version_tags = {**tags, "mlops.run_id": run_id, **metric_tags(fitted.metrics)}
-        version = register(info.model_uri, name, version_tags)
-        set_alias(client, name, alias, str(version.version))
-        mlflow.set_tags({"mlops.registered_version": str(version.version), "mlops.alias": alias})
     return TrainResult(
-        EXIT_OK, fitted.metrics, run_id, str(version.version), alias, gate.checks + vs_checks
+        EXIT_OK,
+        fitted.metrics,
+        answer["run_id"],
+        answer["version"],
+        answer["alias"],
+        gate.checks + answer["vs_checks"],
     )
 
 
@@ -276,5 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     return result.exit_code
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process once its output is flushed. Freeing a heap of million-row frames and
+    MLflow's module graph at interpreter exit takes most of a second and serves no one."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))

@@ -287,30 +287,44 @@ def records_to_frame(
     return pd.DataFrame(data, columns=columns)
 
 
-def split_frame(
+def split_positions(
     frame: pd.DataFrame, config: Mapping[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministic train/test split; stratified on the target for classification if asked."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the train and test splits: deterministic (seeded), stratified on the
+    target for classification if asked. Positions let callers split several aligned views of
+    the same rows (typed frame, model features, labels) without copying each twice."""
     from sklearn.model_selection import train_test_split
 
     split = config["data"].get("split", {})
     target = config["data"]["target"]
     stratify = None
     if split.get("stratify", False) and config["model"]["task"] == "classification":
-        stratify = frame[target].astype(str).to_numpy()
+        # Class codes in sorted label order stratify exactly as the labels themselves would,
+        # without building a million label strings first.
+        stratify, _ = pd.factorize(frame[target], sort=True)
     train, test = train_test_split(
-        frame,
+        np.arange(len(frame)),
         test_size=split.get("test_size", 0.2),
         random_state=split.get("seed", 0),
         stratify=stratify,
     )
-    return train, test
+    return np.asarray(train), np.asarray(test)
+
+
+def split_frame(
+    frame: pd.DataFrame, config: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train and test rows of `frame`, as `split_positions` chooses them."""
+    train, test = split_positions(frame, config)
+    return frame.take(train), frame.take(test)
 
 
 def dropna_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
     """Rows without a label cannot be fitted or scored; returns (kept rows, number dropped)."""
-    mask = frame[target].isna()
-    return frame.loc[~mask], int(mask.sum())
+    mask = frame[target].isna().to_numpy()
+    dropped = int(mask.sum())
+    # Without missing labels the frame is returned as is: a boolean take would copy every column.
+    return (frame.loc[~mask] if dropped else frame), dropped
 
 
 def columns_of(contract: Mapping[str, Any]) -> Sequence[str]:

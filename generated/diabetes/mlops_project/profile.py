@@ -25,30 +25,47 @@ MAX_TEXT = 200  # characters kept per text cell in the sample
 
 
 def histogram(
-    values: np.ndarray, bins: int, value_range: tuple[float, float] | None = None
+    values: np.ndarray,
+    bins: int,
+    value_range: tuple[float, float] | None = None,
+    *,
+    presorted: bool = False,
 ) -> dict[str, list[Any]]:
-    values = values[np.isfinite(values)]
-    if value_range is None and len(values) and values.min() == values.max():
+    """np.histogram's bins and counts. `presorted` (finite values in ascending order) counts
+    with one binary search per edge instead of a pass over every value."""
+    if not presorted:
+        values = values[np.isfinite(values)]
+    if value_range is None and len(values):
+        low, high = (values[0], values[-1]) if presorted else (values.min(), values.max())
         # A constant column still needs a non-empty bin so live values can be compared to it.
-        value_range = (float(values.min()) - 0.5, float(values.max()) + 0.5)
-    counts, edges = np.histogram(values, bins=bins, range=value_range)
+        value_range = (float(low) - 0.5, float(high) + 0.5) if low == high else (low, high)
+    if not presorted:
+        counts, edges = np.histogram(values, bins=bins, range=value_range)
+    else:
+        edges = np.histogram_bin_edges(values, bins=bins, range=value_range)
+        # np.histogram's bins are [e_i, e_i+1) except the last, which includes its right edge.
+        starts = np.searchsorted(values, edges, side="left")
+        starts[-1] = np.searchsorted(values, edges[-1], side="right")
+        counts = np.diff(starts)
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def numeric_profile(series: pd.Series, bins: int) -> dict[str, Any]:
+def numeric_profile(series: pd.Series, bins: int, rows: np.ndarray | None = None) -> dict[str, Any]:
     values = series.to_numpy(dtype="float64", na_value=np.nan)
-    finite = values[np.isfinite(values)]
+    if rows is not None:
+        values = values[rows]
+    finite = np.sort(values[np.isfinite(values)])
     stats: dict[str, Any] = {
         "kind": "numeric",
         "count": len(values),
-        "null_rate": _null_rate(series),
+        "null_rate": float(np.isnan(values).mean()) if len(values) else 0.0,
     }
     if len(finite):
         stats.update(
             mean=float(finite.mean()),
             std=float(finite.std()),
-            min=float(finite.min()),
-            max=float(finite.max()),
+            min=float(finite[0]),
+            max=float(finite[-1]),
             quantiles={
                 str(q): float(v)
                 for q, v in zip(QUANTILES, np.quantile(finite, QUANTILES), strict=True)
@@ -56,27 +73,31 @@ def numeric_profile(series: pd.Series, bins: int) -> dict[str, Any]:
         )
     else:
         stats.update(mean=None, std=None, min=None, max=None, quantiles={})
-    stats["histogram"] = histogram(finite, bins)
+    stats["histogram"] = histogram(finite, bins, presorted=True)
     return stats
 
 
-def categorical_profile(series: pd.Series) -> dict[str, Any]:
-    present = series.dropna().astype(str)
-    shares = present.value_counts(normalize=True, sort=True)
-    shares = shares.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-    top = shares.iloc[:MAX_CATEGORIES]
+def categorical_profile(series: pd.Series, rows: np.ndarray | None = None) -> dict[str, Any]:
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if rows is not None:
+        codes = codes[rows]
+    present = codes[codes >= 0]
+    counts: dict[str, int] = {}
+    # Values with the same text (1 and "1") are one category, as they are once serialised.
+    for value, count in zip(uniques, np.bincount(present, minlength=len(uniques)), strict=True):
+        if count:
+            key = str(value)
+            counts[key] = counts.get(key, 0) + int(count)
+    total = max(len(present), 1)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return {
         "kind": "categorical",
-        "count": len(series),
-        "null_rate": _null_rate(series),
-        "distinct": len(shares),
-        "frequencies": {str(k): float(v) for k, v in top.items()},
-        "other": float(shares.iloc[MAX_CATEGORIES:].sum()),
+        "count": len(codes),
+        "null_rate": float((codes < 0).mean()) if len(codes) else 0.0,
+        "distinct": len(ranked),
+        "frequencies": {k: c / total for k, c in ranked[:MAX_CATEGORIES]},
+        "other": sum(c for _, c in ranked[MAX_CATEGORIES:]) / total,
     }
-
-
-def _null_rate(series: pd.Series) -> float:
-    return float(series.isna().mean()) if len(series) else 0.0
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -84,22 +105,29 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
-def column_profile(series: pd.Series, bins: int, categorical: bool) -> dict[str, Any]:
+def column_profile(
+    series: pd.Series, bins: int, categorical: bool, rows: np.ndarray | None = None
+) -> dict[str, Any]:
     if categorical or not _is_numeric(series):
-        return categorical_profile(series)
-    return numeric_profile(series, bins)
+        return categorical_profile(series, rows)
+    return numeric_profile(series, bins, rows)
 
 
-def sample_rows(frame: pd.DataFrame, size: int, seed: int) -> dict[str, Any]:
-    taken = frame.sample(n=min(size, len(frame)), random_state=seed) if size > 0 else frame.iloc[:0]
-    rows = []
-    for record in taken.itertuples(index=False, name=None):
-        rows.append([_clip(jsonable(v)) for v in record])
+def sample_rows(
+    frame: pd.DataFrame, size: int, seed: int, rows: np.ndarray | None = None
+) -> dict[str, Any]:
+    """A seeded random sample of `rows` (positions; default all), as frame.sample draws it."""
+    pool = np.arange(len(frame)) if rows is None else rows
+    count = min(max(size, 0), len(pool))
+    picked = pool[np.random.RandomState(seed).choice(len(pool), size=count, replace=False)]
+    out = []
+    for record in frame.iloc[picked].itertuples(index=False, name=None):
+        out.append([_clip(jsonable(v)) for v in record])
     return {
-        "size": len(rows),
+        "size": len(out),
         "seed": seed,
         "columns": [str(c) for c in frame.columns],
-        "rows": rows,
+        "rows": out,
     }
 
 
@@ -136,15 +164,20 @@ def prediction_profile(
 
 
 def build_profile(
-    train: pd.DataFrame,
+    frame: pd.DataFrame,
     config: Mapping[str, Any],
     contract: Mapping[str, Any],
     *,
+    rows: np.ndarray | None = None,
     predictions: np.ndarray,
     proba: np.ndarray | None = None,
     classes: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """Profile of the training split's feature and target columns plus test-split predictions."""
+    """Profile of the training rows' feature and target columns plus test-split predictions.
+
+    `rows` are the positions of the training split in `frame` (default: every row); taking
+    them column by column avoids copying the whole split first.
+    """
     from mlops_project.features import feature_columns
 
     settings = config.get("profile", {})
@@ -158,7 +191,7 @@ def build_profile(
     text_kinds = ("category", "str", "bool")
     features = {
         name: column_profile(
-            train[name], bins, name in categorical or kinds.get(name) in text_kinds
+            frame[name], bins, name in categorical or kinds.get(name) in text_kinds, rows
         )
         for name in columns
     }
@@ -167,14 +200,17 @@ def build_profile(
         "version": PROFILE_VERSION,
         "name": config.get("name"),
         "task": config["model"]["task"],
-        "rows": len(train),
+        "rows": len(frame) if rows is None else len(rows),
         "bins": bins,
         "features": features,
-        "target": {"column": target, **column_profile(train[target], bins, target_categorical)},
+        "target": {
+            "column": target,
+            **column_profile(frame[target], bins, target_categorical, rows),
+        },
         "predictions": prediction_profile(
             config["model"]["task"], predictions, proba, classes, bins
         ),
-        "sample": sample_rows(train[[*columns, target]], sample_size, seed),
+        "sample": sample_rows(frame[[*columns, target]], sample_size, seed, rows),
     }
 
 

@@ -63,7 +63,7 @@ def model_frame(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
 
 def _text_column(column: pd.Series) -> pd.Series:
     """Object column of str with NaN for nulls, converting each distinct value once."""
-    codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
     texts = [v if isinstance(v, str) else str(v) for v in uniques]
     table = np.array([*texts, np.nan], dtype=object)
     values = table[np.where(codes < 0, len(texts), codes)]

@@ -1,4 +1,8 @@
-"""MLflow tracking: where runs go, what each run records, how the model is serialised."""
+"""MLflow tracking: where runs go, what each run records, how the model is serialised.
+
+MLflow is imported inside the functions that call it: the train stage resolves its store and
+parameters here before its tracking worker (which does the MLflow work) is ready.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ import platform
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import mlflow
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlruns"
@@ -63,11 +67,18 @@ def is_local(uri: str) -> bool:
     return urlparse(uri).scheme in ("", "file", "sqlite")
 
 
-def connect(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> MlflowClient:
+def connect(
+    config: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, uri: str | None = None
+) -> MlflowClient:
+    """A client on the store `uri` (default: as resolve_tracking_uri finds it), also made the
+    default of the fluent mlflow.* calls."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     # Training data and model details stay on this machine unless the team opts in:
     # MLflow's usage telemetry is off unless MLFLOW_DISABLE_TELEMETRY is set otherwise.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = absolute_uri(resolve_tracking_uri(config, environ))
+    uri = uri or absolute_uri(resolve_tracking_uri(config, environ))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -81,6 +92,8 @@ def ensure_experiment(
     Without an explicit location MLflow would put artifacts wherever the process happened to
     start; pinning it to the project folder keeps runs, models and the SQLite file together.
     """
+    from mlflow.exceptions import MlflowException
+
     tracking = config.get("tracking", {})
     name = tracking.get("experiment") or config["name"]
     existing = client.get_experiment_by_name(name)
@@ -91,7 +104,7 @@ def ensure_experiment(
         location = ((cwd or Path.cwd()) / ARTIFACT_DIR).resolve().as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:
+    except MlflowException:
         # Another process created it between our lookup and create.
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -170,6 +183,7 @@ def model_requirements() -> list[str]:
 
 def log_model(model: Any, example: Any, estimator_path: str) -> Any:
     """Log the fitted pipeline with signature and input example, serialised with skops."""
+    import mlflow.sklearn
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, model.predict(example))
