@@ -152,6 +152,7 @@ class TrackingWorker:
     """The stage's end of mlops_project.tracking_worker (see there for why and how)."""
 
     def __init__(self, uri: str, config: Mapping[str, Any], data_path: Path):
+        self.started = False
         reply_read, reply_write = os.pipe()
         package_root = str(Path(mlops_project.__file__).resolve().parent.parent)
         boot = (
@@ -179,6 +180,7 @@ class TrackingWorker:
 
     def start(self, params: Mapping[str, str], rows: int, report: Mapping[str, Any]) -> None:
         """Start the run: the data passed the contract gate."""
+        self.started = True
         self._send(
             {"op": "start", "params": dict(params), "rows": rows, "contract_report": dict(report)}
         )
@@ -196,6 +198,10 @@ class TrackingWorker:
         return answer
 
     def close(self) -> None:
+        if not self.started and self.process.poll() is None:
+            # No run was started, so the worker has nothing to write or end: stop it rather
+            # than wait for its imports to finish.
+            self.process.terminate()
         if self.process.stdin is not None and not self.process.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.process.stdin.close()
