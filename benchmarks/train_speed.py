@@ -18,9 +18,12 @@ builds a real level-1 project with `python -m mlops_compiler build`. Then:
    Runs alternate baseline / train stage. Train run 1 starts on an empty tracking store; later
    runs reuse it, as repeated trainings do. Fit + predict is the same computation in both
    and, on a busy machine, varies between runs far more than the overhead being measured
-   (OpenMP threads competing with other load). So the verdict adds the fastest fit + predict
-   seen in any run to each program's fastest rest (wall minus fit + predict); whole-run
-   fastest and mean are printed beside it. --threads 1 steadies the fits if wanted.
+   (OpenMP threads competing with other load). So one measure adds the fastest fit + predict
+   seen in any run to each program's fastest rest (wall minus fit + predict). The train
+   stage's tracking worker works beside the fit, so its cost can hide in the stage's fit time:
+   the other measure is fastest whole run against fastest whole run. The verdict takes the
+   worse of the two; the mean of whole runs is printed beside them. --threads 1 steadies the
+   fits if wanted.
 2. The contract gate alone (`contract_gate.validate_frame` on the frame as read from Parquet;
    target <= 1 s), beside a hand-written pandas/numpy check of the same rules. Both are run
    once more on a copy with injected violations and must report the same failures.
@@ -852,15 +855,21 @@ def main(argv: list[str] | None = None) -> int:
         fastest_stage = min(r.wall for r in train_runs)
         mean_base = statistics.fmean(r.wall for r in baseline_runs)
         mean_stage = statistics.fmean(r.wall for r in train_runs)
-        # The verdict: the best fit + predict seen in any run (same computation in both
-        # programs) plus each program's fastest own work. Other load on the machine changes the
-        # fit time far more than the overhead being measured; this keeps it out of the ratio.
+        # Two measures, and the verdict takes the worse. (a) The best fit + predict seen in any
+        # run (same computation in both programs) plus each program's fastest own work: other
+        # load changes fit times far more than the overhead being measured, and this keeps it
+        # out of the ratio. But the train stage's tracking worker runs beside the fit, so its
+        # cost can hide in the stage's fit time; (b) fastest whole run against fastest whole
+        # run counts everything, the worker included.
         shared = min(r.shared for r in every)
         base = min(baseline_runs, key=lambda r: r.own)
         stage = min(train_runs, key=lambda r: r.own)
         est_base, est_stage = shared + base.own, shared + stage.own
-        overhead = est_stage / est_base - 1
+        composite = est_stage / est_base - 1
+        whole = fastest_stage / fastest_base - 1
+        overhead = max(composite, whole)
         verdict = "ok" if overhead <= OVERHEAD_TARGET else "MISSED"
+        target = f"<= +{OVERHEAD_TARGET:.0%}"
         print()
         print_table(
             ["measure", "baseline script", "train stage", "ratio", "overhead", "target", "result"],
@@ -870,9 +879,9 @@ def main(argv: list[str] | None = None) -> int:
                     sec(fastest_base),
                     sec(fastest_stage),
                     f"{fastest_stage / fastest_base:.2f}x",
-                    f"{fastest_stage / fastest_base - 1:+.0%}",
-                    "-",
-                    "-",
+                    f"{whole:+.0%}",
+                    target,
+                    "ok" if whole <= OVERHEAD_TARGET else "MISSED",
                 ],
                 [
                     f"whole runs, mean of {args.runs}",
@@ -889,9 +898,9 @@ def main(argv: list[str] | None = None) -> int:
                     sec(est_base),
                     sec(est_stage),
                     f"{est_stage / est_base:.2f}x",
-                    f"{overhead:+.0%}",
-                    f"<= +{OVERHEAD_TARGET:.0%}",
-                    verdict,
+                    f"{composite:+.0%}",
+                    target,
+                    "ok" if composite <= OVERHEAD_TARGET else "MISSED",
                 ],
             ],
         )
