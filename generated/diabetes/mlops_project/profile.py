@@ -151,8 +151,9 @@ def prediction_profile(
         str(c) for c in (classes if classes is not None else sorted(set(predictions.tolist())))
     ]
     counts = {label: 0 for label in labels}
-    for value in predictions.tolist():
-        counts[str(value)] = counts.get(str(value), 0) + 1
+    values, tallies = np.unique(np.asarray(predictions), return_counts=True)
+    for value, tally in zip(values.tolist(), tallies.tolist(), strict=True):
+        counts[str(value)] = counts.get(str(value), 0) + tally
     total = max(len(predictions), 1)
     out["kind"] = "classification"
     out["class_frequencies"] = {k: v / total for k, v in counts.items()}
