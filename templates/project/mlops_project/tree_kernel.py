@@ -4,18 +4,29 @@ scikit-learn predicts with one Cython call per tree, and for the handful of rows
 micro-batch holds, those calls (100 per prediction for 100 trees) cost about a millisecond
 whatever the row count. Here every tree's nodes sit in one set of arrays and all rows walk all
 trees at once, one numpy step per tree level. Large batches still go to scikit-learn, which
-is faster there. The sums follow scikit-learn's order (baseline, then tree by tree), and
+is faster there, with every CPU from PARALLEL_ROWS rows on: the server keeps OpenMP at one
+thread (serve.py) because small calls lose to thread wake-ups, but a big batch gains. The sums follow scikit-learn's order (baseline, then tree by tree), and
 `fast_predict.verify` compares the result with the real model before it is used.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
-# Above this many rows scikit-learn's threaded per-tree loop wins.
+# Above this many rows scikit-learn's per-tree loop wins.
 MAX_ROWS = 48
+# From this many rows scikit-learn predicts with one OpenMP thread per CPU.
+PARALLEL_ROWS = 2_000
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class HistGradientBoostingKernel:
@@ -41,6 +52,7 @@ class HistGradientBoostingKernel:
         self.columns = [np.arange(k, len(trees), per_iteration) for k in range(per_iteration)]
         self.baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel()
         self.loss = estimator._loss
+        self.threads = _cpus()
         self.has_proba = hasattr(estimator, "predict_proba")
         if self.has_proba:
             self.classes_ = estimator.classes_
@@ -67,17 +79,21 @@ class HistGradientBoostingKernel:
             out[:, k] = np.cumsum(terms, axis=1)[:, -1]  # sequential, like `raw += tree(x)`
         return out
 
+    def raw_predict(self, x: np.ndarray) -> np.ndarray:
+        if len(x) <= MAX_ROWS:
+            return self.raw(x)
+        # What the estimator's own predict/predict_proba call, with the thread count chosen
+        # here instead of OMP_NUM_THREADS; rows are independent, so the sums are the same.
+        threads = self.threads if len(x) >= PARALLEL_ROWS else 1
+        return np.asarray(self.estimator._raw_predict(x, n_threads=threads))
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        if len(x) > MAX_ROWS:
-            return np.asarray(self.estimator.predict_proba(x))
-        return np.asarray(self.loss.predict_proba(self.raw(x)))
+        return np.asarray(self.loss.predict_proba(self.raw_predict(x)))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        if len(x) > MAX_ROWS:
-            return np.asarray(self.estimator.predict(x))
         if self.has_proba:
             return np.asarray(self.classes_[np.argmax(self.predict_proba(x), axis=1)])
-        return np.asarray(self.loss.link.inverse(self.raw(x).ravel()))
+        return np.asarray(self.loss.link.inverse(self.raw_predict(x).ravel()))
 
 
 def compile_estimator(estimator: Any) -> Any:
