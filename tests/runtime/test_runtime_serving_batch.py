@@ -257,12 +257,24 @@ def test_big_batches_go_to_parquet_with_every_field(tmp_path: Path) -> None:
 
 
 def test_parquet_log_rotates_and_prunes(tmp_path: Path) -> None:
-    log = PredictionLog(tmp_path / "log", rotate_mb=0.05, keep_files=2)
+    log = PredictionLog(tmp_path / "all", rotate_mb=64)
+    log.start()
+    for i in range(4):
+        assert log.submit(columnar_entry(100, f"req-{i}", i * 100))
+        assert log.flush(20)  # each flush completes the open file
+    log.close()
+    files = sorted((tmp_path / "all").glob("predictions-*.parquet"))
+    assert [pq.read_table(f).column("request_id").to_pylist()[0] for f in files] == [
+        "req-0", "req-1", "req-2", "req-3"
+    ]  # fmt: skip
+    # Every batch is bigger than rotate_mb, so each write completes its file; two are kept.
+    log = PredictionLog(tmp_path / "kept", rotate_mb=0.001, keep_files=2)
     log.start()
     for i in range(8):
         assert log.submit(columnar_entry(4000, f"req-{i}", i * 4000))
-    assert log.flush(20)
+        assert log.flush(20)  # one write per batch (nothing left open to complete)
     log.close()
-    files = sorted((tmp_path / "log").glob("predictions-*.parquet"))
-    assert len(files) == 2  # every batch filled a file; only the newest two are kept
+    files = sorted((tmp_path / "kept").glob("predictions-*.parquet"))
+    assert len(files) == 2
+    assert not list((tmp_path / "kept").glob("*.part"))
     assert pq.read_table(files[-1]).column("request_id").to_pylist()[-1] == "req-7"

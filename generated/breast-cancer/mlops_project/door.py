@@ -715,12 +715,16 @@ def decode_tensor(datatype: str, raw: bytes, count: int) -> np.ndarray:
 def encode_tensor(datatype: str, values: np.ndarray | Sequence[Any]) -> bytes:
     """Raw bytes of an output tensor for the binary tensor extension."""
     if datatype == "BYTES":
-        parts = []
-        for value in values:
+        # Labels repeat: encode each distinct value once, then lay them out by index.
+        items = np.asarray(values, dtype=object)
+        if items.size == 0:
+            return b""
+        distinct, index = np.unique(items, return_inverse=True)
+        pieces = np.empty(len(distinct), dtype=object)
+        for i, value in enumerate(distinct.tolist()):
             data = value if isinstance(value, bytes) else str(value).encode("utf-8")
-            parts.append(len(data).to_bytes(4, "little"))
-            parts.append(data)
-        return b"".join(parts)
+            pieces[i] = len(data).to_bytes(4, "little") + data
+        return b"".join(pieces[index.reshape(-1)].tolist())
     return np.ascontiguousarray(values, dtype=_BINARY_DTYPES[datatype]).tobytes()
 
 
