@@ -197,7 +197,7 @@ def test_tritonclient_talks_to_the_server(
     assert labels == expected[0][:6]
     assert np.allclose(result.as_numpy("predict_proba"), expected[1][:6])
     assert result.get_response()["id"] == "triton-1"
-    # Without requested outputs the client asks for binary ones; JSON still parses.
+    # Without requested outputs the client asks for binary ones (binary_data_output).
     plain = client.infer(NAME, inputs)
     assert plain.as_numpy("predict").shape == (6,)
     bad = triton.InferInput("mean_radius", [1], "FP64")
