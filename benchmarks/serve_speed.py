@@ -14,10 +14,17 @@ not emit yet, and then measures, with the same registered model and the same loa
    - the generated app (`python -m mlops_project.serve`): `POST /predict` with one record,
      and `POST /invocations` with `{"dataframe_records": [record]}`;
    - `mlflow models serve -m models:/NAME@champion --env-manager local -w 1`: `/invocations`.
-2. the batch path: `POST /predict` with lists of 1,000 and 10,000 records (one keep-alive
-   connection, http.client), rows/s from the median of the repetitions; the same lists to
-   MLflow's `/invocations`; and in-process floors on the same rows (the pipeline's bare
-   `predict`, and the app's own parse / validate / predict steps without HTTP).
+2. the batch path, 1,000 and 10,000 rows per request (one keep-alive connection,
+   http.client), rows/s from the median of the repetitions, in every batch format, each to
+   both servers where the server supports it:
+   - records JSON: `/invocations` `{"dataframe_records": [...]}` (both), and the generated
+     app's `POST /predict` with a list of records;
+   - `/invocations` `{"dataframe_split": {"columns", "data"}}` (both);
+   - Open Inference Protocol JSON tensors, one per column (generated app only: MLflow's
+     scoring server does not speak it);
+   - the same with the binary tensor extension, inputs and outputs (generated app only);
+   and in-process floors on the same rows (the pipeline's bare `predict`, and the app's own
+   parse / validate / predict steps without HTTP).
 3. a soak: constant wrk load on `POST /predict` for 300 s while the server's RSS
    (/proc/PID/status VmRSS) and the prediction log folder are sampled every 5 s.
 
@@ -70,6 +77,7 @@ RPS_TARGET = 5_000.0
 RPS_STRETCH = 10_000.0
 P99_TARGET_MS = 25.0
 ROWS_TARGET = 200_000.0  # batch rows/s
+FORMATS = ("records JSON", "dataframe_split", "V2 JSON", "V2 binary")
 RSS_GROWTH_MIB = 10.0  # soak: end - start
 RSS_SLOPE_MIB_MIN = 0.5  # soak: least-squares slope over the second half
 
@@ -105,6 +113,7 @@ class Settings:
     batch_reps: int
     max_body_bytes: int
     profile: int  # seconds of py-spy sampling, 0 = off
+    single: bool = True  # the single-record wrk runs
 
 
 @dataclass
@@ -131,6 +140,8 @@ class BatchRun:
     reps: int
     seconds: list[float]
     body_bytes: int
+    server: str = ""  # "mlflow" or "generated"
+    fmt: str = ""  # one of FORMATS
 
     @property
     def median(self) -> float:
@@ -472,19 +483,107 @@ def metric_values(base: str, names: Sequence[str]) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class BatchRequest:
+    """One batch format at one size: what to POST and how to count the predictions."""
+
+    fmt: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    count: Callable[[Mapping[str, str], bytes], int]
+
+
+def _count_json(key: str) -> Callable[[Mapping[str, str], bytes], int]:
+    def count(headers: Mapping[str, str], data: bytes) -> int:
+        return len(json.loads(data)[key])
+
+    return count
+
+
+def _count_v2(headers: Mapping[str, str], data: bytes) -> int:
+    length = headers.get("inference-header-content-length")
+    head = json.loads(data[: int(length)] if length is not None else data)
+    predict = next(o for o in head["outputs"] if o["name"] == "predict")
+    if length is not None and "binary_data_size" not in predict.get("parameters", {}):
+        raise BenchError("binary request answered without binary outputs")
+    return int(predict["shape"][0])
+
+
+V2_TYPE = {"float": "FP64", "int": "INT64", "bool": "BOOL", "category": "BYTES", "str": "BYTES"}
+
+
+def _binary(datatype: str, values: list[Any]) -> bytes:
+    import numpy as np
+
+    if datatype == "BYTES":
+        parts = []
+        for value in values:
+            raw = str(value).encode()
+            parts += [len(raw).to_bytes(4, "little"), raw]
+        return b"".join(parts)
+    dtype = {"FP64": "<f8", "INT64": "<i8", "BOOL": "?"}[datatype]
+    return np.array(values, dtype=dtype).tobytes()
+
+
+def batch_requests(
+    rows: list[dict[str, Any]], types: Mapping[str, str], model: str
+) -> dict[str, BatchRequest]:
+    """The same rows in every batch format, keyed by format (plus "/predict records")."""
+    columns = list(rows[0])
+    split = {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
+    tensors = [
+        {"name": c, "shape": [len(rows)], "datatype": V2_TYPE[types.get(c, "float")],
+         "data": [r[c] for r in rows]}
+        for c in columns
+    ]  # fmt: skip
+    chunks = [_binary(t["datatype"], t.pop("data")) for t in tensors]
+    for tensor, chunk in zip(tensors, chunks, strict=True):
+        tensor["parameters"] = {"binary_data_size": len(chunk)}
+    head = json.dumps(
+        {"inputs": tensors, "outputs": [
+            {"name": "predict", "parameters": {"binary_data": True}},
+            {"name": "predict_proba", "parameters": {"binary_data": True}}]}
+    ).encode()  # fmt: skip
+    json_tensors = [
+        {"name": c, "shape": [len(rows)], "datatype": V2_TYPE[types.get(c, "float")],
+         "data": [r[c] for r in rows]}
+        for c in columns
+    ]  # fmt: skip
+    infer = f"/v2/models/{model}/infer"
+    plain = {"Content-Type": "application/json"}
+    return {
+        "records JSON": BatchRequest(
+            "records JSON", "/invocations", json.dumps({"dataframe_records": rows}).encode(),
+            plain, _count_json("predictions")),
+        "/predict records": BatchRequest(
+            "records JSON", "/predict", json.dumps(rows).encode(), plain,
+            _count_json("predictions")),
+        "dataframe_split": BatchRequest(
+            "dataframe_split", "/invocations", json.dumps({"dataframe_split": split}).encode(),
+            plain, _count_json("predictions")),
+        "V2 JSON": BatchRequest(
+            "V2 JSON", infer, json.dumps({"inputs": json_tensors}).encode(), plain, _count_v2),
+        "V2 binary": BatchRequest(
+            "V2 binary", infer, head + b"".join(chunks),
+            {"Content-Type": "application/octet-stream",
+             "Inference-Header-Content-Length": str(len(head))}, _count_v2),
+    }  # fmt: skip
+
+
 def post_batches(
-    name: str, base: str, path: str, bodies: Mapping[int, bytes], reps: int, expect: str
+    name: str, server: str, base: str, requests: Mapping[int, BatchRequest], reps: int
 ) -> list[BatchRun]:
     """Time POSTs of big bodies on one keep-alive connection: 1 warm-up + `reps` each."""
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=120)
     out = []
     try:
-        for rows, body in bodies.items():
+        for rows, request in requests.items():
             times = []
             for rep in range(reps + 1):
                 start = time.perf_counter()
-                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                conn.request("POST", request.path, request.body, request.headers)
                 response = conn.getresponse()
                 data = response.read()
                 elapsed = time.perf_counter() - start
@@ -492,12 +591,13 @@ def post_batches(
                     raise BenchError(
                         f"{name}: {rows} rows answered {response.status}: {data[:300]!r}"
                     )
-                got = len(json.loads(data)[expect])
+                headers = {k.lower(): v for k, v in response.getheaders()}
+                got = request.count(headers, data)
                 if got != rows:
                     raise BenchError(f"{name}: {rows} rows gave {got} predictions")
                 if rep:
                     times.append(elapsed)
-            run = BatchRun(name, rows, reps, times, len(body))
+            run = BatchRun(name, rows, reps, times, len(request.body), server, request.fmt)
             print(f"    {name} {rows:,} rows: {run.rows_per_s:,.0f} rows/s", flush=True)
             out.append(run)
     finally:
@@ -560,17 +660,26 @@ for arg in sys.argv[2:]:
          "orjson.loads(body)": best(lambda: orjson.loads(body), reps)}
     if app is not None:
         door, loaded = app
+        from mlops_project.door import Rows
         batch = door.validate(records)
-        r["door.validate"] = best(lambda: door.validate(records), reps)
+        r["door.validate (per record)"] = best(lambda: door.validate(records), reps)
+        rows_ = Rows(len(records), records=records)
+        r["door.validate_columns (records)"] = best(lambda: door.validate_columns(rows_), reps)
+        table = {c: [x[c] for x in records] for c in records[0]}
+        cols_ = Rows(len(records), columns=table)
+        r["door.validate_columns (lists)"] = best(lambda: door.validate_columns(cols_), reps)
+        arrays = Rows(len(records), columns={c: np.array(v) for c, v in table.items()})
+        r["door.validate_columns (FP64 arrays)"] = best(
+            lambda: door.validate_columns(arrays), reps)
         r["compiled predict"] = best(lambda: loaded.predictor.predict(batch.numeric,
                                                                       batch.categorical), reps)
         def whole():
-            b = door.validate(orjson.loads(body))
+            parsed = orjson.loads(body)
+            b = door.validate_columns(Rows(len(parsed), records=parsed))
             p = loaded.predictor.predict(b.numeric, b.categorical)
-            proba = None if p.proba is None else p.proba.tolist()
-            return orjson.dumps({"predictions": p.labels.tolist(), "probabilities": proba},
+            return orjson.dumps({"predictions": p.labels.tolist(), "probabilities": p.proba},
                                 option=orjson.OPT_SERIALIZE_NUMPY)
-        r["parse+validate+predict+dumps"] = best(whole, reps)
+        r["records: parse+validate+predict+dumps"] = best(whole, reps)
     out["sizes"][rows] = r
 print(json.dumps(out))
 """
@@ -876,10 +985,10 @@ def report(r: Results, s: Settings) -> str:
             ["generated /predict non-2xx", "0", f"{gen.non_2xx}", verdict(gen.non_2xx == 0)]
         )
     for batch in r.batch:
-        if batch.name == "generated /predict":
+        if batch.server == "generated":
             targets.append(
                 [
-                    f"batch of {batch.rows:,} rows",
+                    f"batch of {batch.rows:,} rows, {batch.name.removeprefix('generated ')}",
                     f"≥ {ROWS_TARGET:,.0f} rows/s",
                     f"{batch.rows_per_s:,.0f} rows/s",
                     verdict(batch.rows_per_s >= ROWS_TARGET),
@@ -904,9 +1013,49 @@ def report(r: Results, s: Settings) -> str:
 
     if r.batch:
         out.append(
-            "### Batches: `POST` of a list of records, one keep-alive connection, median of "
+            "### Batches by format: one keep-alive connection, median of "
             f"{s.batch_reps} after 1 warm-up\n"
         )
+        side = []
+        for fmt in FORMATS:
+            for rows_n in s.batch_sizes:
+                runs = {
+                    b.server: b
+                    for b in r.batch
+                    if b.fmt == fmt and b.rows == rows_n and not b.name.endswith("/predict records")
+                }
+                gen_run, mlf_run = runs.get("generated"), runs.get("mlflow")
+                if gen_run is None:
+                    continue
+                side.append(
+                    [
+                        fmt,
+                        f"{rows_n:,}",
+                        f"{gen_run.body_bytes / 1e6:.2f} MB",
+                        "-" if mlf_run is None else f"{mlf_run.rows_per_s:,.0f}",
+                        f"{gen_run.rows_per_s:,.0f}",
+                        "-"
+                        if mlf_run is None
+                        else f"{gen_run.rows_per_s / mlf_run.rows_per_s:.1f}x",
+                        verdict(gen_run.rows_per_s >= ROWS_TARGET),
+                    ]
+                )
+        out.append(
+            table(
+                [
+                    "format",
+                    "rows",
+                    "body",
+                    "MLflow rows/s",
+                    "generated rows/s",
+                    "x MLflow",
+                    f"≥ {ROWS_TARGET:,.0f} rows/s",
+                ],
+                side,
+            )
+        )
+        out.append("")
+        out.append("Every request, and the in-process floors on the same rows:\n")
         rows = [
             [
                 run.name,
@@ -1065,18 +1214,24 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
     one.write_bytes(json.dumps(records[0]).encode())
     inv = work / "invocations.json"
     inv.write_bytes(json.dumps({"dataframe_records": [records[0]]}).encode())
-    batch_lists = {n: json.dumps(cycle(records, n)).encode() for n in s.batch_sizes}
+    document = yaml.safe_load(spec.read_text())
+    types = {c: rule["type"] for c, rule in document["data"]["contract"]["columns"].items()}
+    batches = {n: batch_requests(cycle(records, n), types, name) for n in s.batch_sizes}
     batch_files = {}
-    for n, body in batch_lists.items():
+    for n, formats in batches.items():
         batch_files[n] = work / f"batch-{n}.json"
-        batch_files[n].write_bytes(body)
+        batch_files[n].write_bytes(formats["/predict records"].body)
 
     print("floors: hello-world apps under uvicorn ...", flush=True)
     (work / "hello_starlette.py").write_text(HELLO_STARLETTE)
     (work / "hello_asgi.py").write_text(HELLO_ASGI)
     for label, target, lifespan in (
-        ("Starlette hello-world", "hello_starlette:app", "auto"),
-        ("raw ASGI hello-world", "hello_asgi:app", "off"),
+        (
+            ("Starlette hello-world", "hello_starlette:app", "auto"),
+            ("raw ASGI hello-world", "hello_asgi:app", "off"),
+        )
+        if s.single
+        else ()
     ):
         port = free_port()
         with Server(
@@ -1122,18 +1277,18 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
         log=work / "mlflow.log",
         timeout=180,
     ) as server:
-        r.single.append(measure("mlflow /invocations", f"{server.base}/invocations", inv, s))
-        mlflow_bodies = {
-            n: json.dumps({"dataframe_records": cycle(records, n)}).encode() for n in s.batch_sizes
-        }
-        r.batch += post_batches(
-            "mlflow /invocations",
-            server.base,
-            "/invocations",
-            mlflow_bodies,
-            s.batch_reps,
-            "predictions",
-        )
+        if s.single:
+            r.single.append(measure("mlflow /invocations", f"{server.base}/invocations", inv, s))
+        print("  batches ...", flush=True)
+        # MLflow's scoring server takes the two pandas layouts; it has no V2 endpoint.
+        for fmt in ("records JSON", "dataframe_split"):
+            r.batch += post_batches(
+                f"mlflow {fmt}",
+                "mlflow",
+                server.base,
+                {n: formats[fmt] for n, formats in batches.items()},
+                s.batch_reps,
+            )
 
     print("generated app: python -m mlops_project.serve ...", flush=True)
     port = free_port()
@@ -1163,8 +1318,12 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
         r.model["served"] = health.get("models")
         keys = ["mlops_batch_size_sum", "mlops_batch_size_count"]
         for label, path, body_file in (
-            ("generated /predict", "/predict", one),
-            ("generated /invocations", "/invocations", inv),
+            (
+                ("generated /predict", "/predict", one),
+                ("generated /invocations", "/invocations", inv),
+            )
+            if s.single
+            else ()
         ):
             before = metric_values(server.base, keys)
             run_ = measure(label, f"{server.base}{path}", body_file, s)
@@ -1178,15 +1337,22 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
                     f"{label}: {run_.non_2xx} non-2xx answers and {run_.socket_errors} socket errors"
                 )
         print("  batches ...", flush=True)
-        r.batch += post_batches(
-            "generated /predict", server.base, "/predict", batch_lists, s.batch_reps, "predictions"
-        )
+        for fmt in ("/predict records", *FORMATS):
+            r.batch += post_batches(
+                f"generated {fmt}",
+                "generated",
+                server.base,
+                {n: formats[fmt] for n, formats in batches.items()},
+                s.batch_reps,
+            )
         print("  in-process floors ...", flush=True)
         r.floors = floors(project, work, batch_files, uri)
         r.model.update(r.floors.get("model", {}))
         if s.profile:
             print(f"  py-spy: {s.profile} s under load ...", flush=True)
             r.profile = profile(server, one, s.profile, s, work)
+        if not s.soak:
+            return
         r.soak = soak(server, one, log_dir, s)
         if r.soak.wrk is not None and (r.soak.wrk.non_2xx or r.soak.wrk.socket_errors):
             r.errors.append(
@@ -1201,6 +1367,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, help="seconds per measured wrk run (default 30)")
     parser.add_argument("--warmup", type=int, help="seconds of wrk warm-up per run (default 5)")
     parser.add_argument("--soak", type=int, help="seconds of the RSS soak (default 300)")
+    parser.add_argument("--skip-soak", action="store_true", help="no RSS soak")
+    parser.add_argument(
+        "--skip-single", action="store_true", help="no single-record runs: batches and floors only"
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--batch-sizes", default="1000,10000", help="rows per batch request")
@@ -1236,12 +1406,13 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup or (2 if quick else 5),
         connections=args.connections,
         threads=args.threads,
-        soak=args.soak or (30 if quick else 300),
+        soak=0 if args.skip_soak else args.soak or (30 if quick else 300),
         sample_every=5.0,
         batch_sizes=tuple(int(x) for x in args.batch_sizes.split(",") if x.strip()),
         batch_reps=args.batch_reps or (2 if quick else 5),
         max_body_bytes=args.max_body_bytes,
         profile=args.profile,
+        single=not args.skip_single,
     )
     if shutil.which("wrk") is None:
         print("error: wrk is not on PATH (apt-get install wrk)", file=sys.stderr)

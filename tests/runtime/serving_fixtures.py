@@ -42,7 +42,8 @@ def build_project(root: Path, spec: str) -> Path:
         cwd=root,
         capture_output=True,
         text=True,
-        env=stage_env(),
+        # This checkout's compiler and templates, whichever one is installed.
+        env=stage_env(PYTHONPATH=str(REPO)),
         check=False,
     )
     assert result.returncode == 0, result.stderr

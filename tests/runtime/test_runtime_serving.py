@@ -197,7 +197,7 @@ def test_tritonclient_talks_to_the_server(
     assert labels == expected[0][:6]
     assert np.allclose(result.as_numpy("predict_proba"), expected[1][:6])
     assert result.get_response()["id"] == "triton-1"
-    # Without requested outputs the client asks for binary ones; JSON still parses.
+    # Without requested outputs the client asks for binary ones (binary_data_output).
     plain = client.infer(NAME, inputs)
     assert plain.as_numpy("predict").shape == (6,)
     bad = triton.InferInput("mean_radius", [1], "FP64")
@@ -207,6 +207,107 @@ def test_tritonclient_talks_to_the_server(
     with pytest.raises(InferenceServerException, match="contract violation"):
         client.infer(NAME, [bad])
     client.close()
+
+
+def test_big_batches_in_every_format_match_the_registered_model(
+    breast_cancer_server: Server,  # noqa: F811
+) -> None:
+    import tritonclient.http as triton
+
+    pool = records("breast_cancer")
+    rows = [pool[i % len(pool)] for i in range(700)]  # > 256 rows: the column-wise path
+    columns = list(rows[0])
+    model = reference_model(breast_cancer_server.project)
+    frame = pd.DataFrame(rows).astype("float64")
+    labels, proba = model.predict(frame).tolist(), model.predict_proba(frame)
+    with breast_cancer_server.client() as client:
+        body = client.post("/predict", json=rows, headers={"X-Request-ID": "big-records"}).json()
+        assert body["predictions"] == labels
+        assert np.array_equal(body["probabilities"], proba)  # exactly, not approximately
+        split = {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
+        answer = client.post("/invocations", json={"dataframe_split": split})
+        assert answer.json() == {"predictions": labels}
+        inputs = [
+            {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": [r[c] for r in rows]}
+            for c in columns
+        ]
+        v2 = client.post(f"/v2/models/{NAME}/infer", json={"inputs": inputs}).json()
+        assert v2["outputs"][0]["data"] == labels
+        assert np.array_equal(np.reshape(v2["outputs"][1]["data"], (-1, 2)), proba)
+    client_ = triton.InferenceServerClient(url=f"127.0.0.1:{breast_cancer_server.port}")
+    tensors = []
+    for column in columns:
+        tensor = triton.InferInput(column, [len(rows)], "FP64")
+        tensor.set_data_from_numpy(np.array([r[column] for r in rows]), binary_data=True)
+        tensors.append(tensor)
+    for binary_out in (True, False):
+        outputs = [
+            triton.InferRequestedOutput("predict", binary_data=binary_out),
+            triton.InferRequestedOutput("predict_proba", binary_data=binary_out),
+        ]
+        result = client_.infer(
+            NAME, tensors, outputs=outputs, headers={"X-Request-ID": "big-binary"}
+        )
+        got = [x.decode() if isinstance(x, bytes) else str(x) for x in result.as_numpy("predict")]
+        assert got == labels
+        assert np.array_equal(result.as_numpy("predict_proba"), proba)
+        described = {o["name"]: o for o in result.get_response()["outputs"]}
+        assert ("binary_data_size" in described["predict"].get("parameters", {})) is binary_out
+    # A contract fault inside a binary tensor names its record and column.
+    bad = np.array([r["mean_radius"] for r in rows])
+    bad[[5, 650]] = -1.0
+    tensors[0].set_data_from_numpy(bad, binary_data=True)
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException, match="contract violation") as caught:
+        client_.infer(NAME, tensors)
+    assert "422" in str(caught.value)
+    client_.close()
+    with httpx.Client(base_url=breast_cancer_server.url) as raw_client:
+        response = raw_client.post(
+            f"/v2/models/{NAME}/infer",
+            content=_binary_body(columns, rows, bad),
+            headers={"Inference-Header-Content-Length": str(_binary_header_length(columns, rows))},
+        )
+    assert response.status_code == 422
+    assert [(v["record"], v["column"], v["check"]) for v in response.json()["violations"]] == [
+        (5, "mean_radius", "min"),
+        (650, "mean_radius", "min"),
+    ]
+    # The big batches are logged column-wise, every row with the request id.
+    folder = breast_cancer_server.project / "prediction_log"
+    deadline = time.monotonic() + 15
+    logged: list[str] = []
+    while time.monotonic() < deadline and logged.count("big-binary") < 2 * len(rows):
+        import pyarrow.parquet as pq
+
+        logged = [
+            rid
+            for path in folder.glob("predictions-*.parquet")
+            for rid in pq.read_table(path, columns=["request_id"]).column(0).to_pylist()
+        ]
+        time.sleep(0.2)
+    assert logged.count("big-records") == len(rows)
+    assert logged.count("big-binary") == 2 * len(rows)
+
+
+def _binary_header(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
+    n = len(rows)
+    inputs = [
+        {"name": c, "shape": [n], "datatype": "FP64", "parameters": {"binary_data_size": 8 * n}}
+        for c in columns
+    ]
+    return orjson.dumps({"inputs": inputs})
+
+
+def _binary_header_length(columns: list[str], rows: list[dict[str, Any]]) -> int:
+    return len(_binary_header(columns, rows))
+
+
+def _binary_body(columns: list[str], rows: list[dict[str, Any]], first: np.ndarray) -> bytes:
+    data = [first.astype("<f8").tobytes()]
+    data += [np.array([r[c] for r in rows], dtype="<f8").tobytes() for c in columns[1:]]
+    return _binary_header(columns, rows) + b"".join(data)
 
 
 def test_bad_requests_are_4xx_naming_every_field(breast_cancer_server: Server) -> None:  # noqa: F811

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlops_project.tree_kernel import MAX_ROWS, HistGradientBoostingKernel, compile_estimator
+from mlops_project.tree_kernel import (
+    MAX_ROWS,
+    PARALLEL_ROWS,
+    HistGradientBoostingKernel,
+    compile_estimator,
+)
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -42,6 +47,13 @@ def test_kernel_matches_sklearn_exactly_with_missing_values(loader, model) -> No
         if hasattr(model, "predict_proba"):
             assert np.array_equal(kernel.predict_proba(rows), model.predict_proba(rows))
     assert np.array_equal(kernel.predict(probe), model.predict(probe))  # the large-batch path
+    # Big batches run on every CPU: still exactly the estimator's numbers.
+    big = np.tile(probe, (PARALLEL_ROWS // len(probe) + 1, 1))
+    assert len(big) >= PARALLEL_ROWS
+    kernel.threads = 2
+    assert np.array_equal(kernel.predict(big), model.predict(big))
+    if hasattr(model, "predict_proba"):
+        assert np.array_equal(kernel.predict_proba(big), model.predict_proba(big))
 
 
 def test_other_estimators_are_left_alone() -> None:

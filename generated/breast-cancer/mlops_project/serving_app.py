@@ -36,7 +36,15 @@ import orjson
 
 from mlops_project.ab import CHALLENGER, CHAMPION, ab_config, choose_arm, sticky_key
 from mlops_project.batching import MicroBatcher, ModelInputError
-from mlops_project.door import V2_DATATYPE, BadRequest, Batch, ContractRejection, Door
+from mlops_project.door import (
+    V2_DATATYPE,
+    BadRequest,
+    Batch,
+    ContractRejection,
+    Door,
+    Rows,
+    encode_tensor,
+)
 from mlops_project.fast_predict import Prediction
 from mlops_project.metrics_export import ServingMetrics
 from mlops_project.model_source import (
@@ -59,7 +67,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 JSON = b"application/json"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _V2_MODEL = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
-BIG_BATCH_ROWS = 256  # larger requests are validated off the event loop
+COLUMNAR_ROWS = 32  # from this many rows the column-wise check beats the per-record one
+BIG_BATCH_ROWS = 256  # larger requests are validated off the event loop, logged as Parquet
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class Reply:
     endpoint: str
     served: Served | None = None
     content_type: bytes = JSON
+    headers: list[tuple[bytes, bytes]] | None = None
 
 
 def _dumps(value: Any) -> bytes:
@@ -289,21 +299,26 @@ class ServingApp:
 
     async def score(
         self,
-        records: list[Any],
+        rows: Rows,
         served: Served,
         request_id: str,
         endpoint: str,
         started: float,
-    ) -> tuple[list[Any], list[Any] | None]:
-        """Validate, predict (micro-batched when single), log; (labels, probabilities)."""
+    ) -> tuple[list[Any], Any]:
+        """Validate, predict (micro-batched when single), log.
+
+        Returns (labels, probabilities): a list of labels, and None, a list of lists (one
+        row) or an (n, classes) array, which _dumps and the binary encoder take as they are.
+        """
+        door = served.door
         try:
-            if len(records) > BIG_BATCH_ROWS:
+            if rows.count > BIG_BATCH_ROWS:
                 loop = asyncio.get_running_loop()
-                batch = await loop.run_in_executor(
-                    self.batch_executor, served.door.validate, records
-                )
+                batch = await loop.run_in_executor(self.batch_executor, door.validate_columns, rows)
+            elif rows.count >= COLUMNAR_ROWS:
+                batch = door.validate_columns(rows)
             else:
-                batch = served.door.validate(records)
+                batch = door.validate(rows.as_records(), rows)
         except ContractRejection as rejection:
             self.metrics.observe_violations(rejection.errors)
             raise HttpError(
@@ -314,6 +329,7 @@ class ServingApp:
         labels, proba = await self._predict(batch, served)
         model = served.model
         self.metrics.observe_predictions(model.ref.version, served.arm, labels)
+        columnar = len(batch) > BIG_BATCH_ROWS
         self.prediction_log.submit(
             Entry(
                 request_id,
@@ -323,15 +339,29 @@ class ServingApp:
                 model.ref.run_id,
                 served.arm,
                 endpoint,
-                batch.records,
+                # Big batches are logged column-wise (Parquet): no per-row work on this path.
+                None if columnar else batch.records,
                 labels,
                 proba,
                 (time.perf_counter() - started) * 1000.0,
+                self._log_columns(batch, door) if columnar else None,
             )
         )
         return labels, proba
 
-    async def _predict(self, batch: Batch, served: Served) -> tuple[list[Any], list[Any] | None]:
+    @staticmethod
+    def _log_columns(batch: Batch, door: Door) -> dict[str, np.ndarray]:
+        columns: dict[str, np.ndarray] = {}
+        for col in door.columns:
+            if col.feature == "numeric":
+                columns[col.name] = batch.numeric[:, col.slot]
+            elif col.feature == "categorical":
+                columns[col.name] = batch.categorical[:, col.slot]
+            else:
+                columns[col.name] = batch.other[:, col.slot]
+        return columns
+
+    async def _predict(self, batch: Batch, served: Served) -> tuple[list[Any], Any]:
         if len(batch) == 0:
             return [], [] if served.model.classes is not None else None
         try:
@@ -347,8 +377,8 @@ class ServingApp:
             self.metrics.batch_size.observe(len(batch))
         except (ModelInputError, ValueError, TypeError) as exc:
             raise HttpError(422, f"the model rejected the input: {exc}") from None
-        proba = prediction.proba.tolist() if prediction.proba is not None else None
-        return prediction.labels.tolist(), proba
+        # orjson writes a float64 array as fast as it reads one; labels may be objects.
+        return prediction.labels.tolist(), prediction.proba
 
     def _model_fields(self, served: Served, request_id: str) -> dict[str, Any]:
         ref = served.model.ref
@@ -364,10 +394,10 @@ class ServingApp:
 
     async def predict(self, ctx: Context) -> Reply:
         payload = ctx.json(await ctx.body())
-        records, single = self.base_door.predict_records(payload)
-        served = self.pick(records[0] if records else None, ctx.headers, ctx.request_id)
+        rows, single = self.base_door.predict_records(payload)
+        served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         ctx.served = served
-        labels, proba = await self.score(records, served, ctx.request_id, "/predict", ctx.started)
+        labels, proba = await self.score(rows, served, ctx.request_id, "/predict", ctx.started)
         out = self._model_fields(served, ctx.request_id)
         if single:
             out["prediction"] = labels[0]
@@ -386,10 +416,10 @@ class ServingApp:
         if b"json" not in content_type:
             raise HttpError(415, "only application/json is accepted")
         payload = ctx.json(await ctx.body())
-        records = self.base_door.invocation_records(payload)
-        served = self.pick(records[0] if records else None, ctx.headers, ctx.request_id)
+        rows = self.base_door.invocation_records(payload)
+        served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         ctx.served = served
-        labels, _ = await self.score(records, served, ctx.request_id, "/invocations", ctx.started)
+        labels, _ = await self.score(rows, served, ctx.request_id, "/invocations", ctx.started)
         return Reply(200, _dumps({"predictions": labels}), "/invocations", served)
 
     async def ping(self, ctx: Context) -> Reply:
@@ -413,7 +443,7 @@ class ServingApp:
         body = {
             "name": "mlops-serving",
             "version": str(self.config.get("compiler_version", "0")),
-            "extensions": [],
+            "extensions": ["binary_tensor_data"],
         }
         return Reply(200, _dumps(body), "/v2", self.champion)
 
@@ -484,29 +514,33 @@ class ServingApp:
         }
 
     async def v2_infer(self, ctx: Context, version: str | None, endpoint: str) -> Reply:
-        if b"inference-header-content-length" in ctx.headers:
-            raise HttpError(
-                400, "binary tensor data is not supported: send JSON (binary_data=False)"
-            )
-        payload = ctx.json(await ctx.body())
-        records, client_id = self.base_door.v2_records(payload)
-        wanted = None
-        if isinstance(payload, dict) and isinstance(payload.get("outputs"), list):
-            wanted = [o.get("name") for o in payload["outputs"] if isinstance(o, dict)]
+        body = await ctx.body()
+        binary: bytes | None = None
+        header_length = ctx.headers.get(b"inference-header-content-length")
+        if header_length is not None:
+            # Binary tensor extension: a JSON header of this many bytes, then raw tensors.
+            try:
+                size = int(header_length)
+            except ValueError:
+                raise BadRequest("Inference-Header-Content-Length is not a number") from None
+            if not 0 <= size <= len(body):
+                raise BadRequest("Inference-Header-Content-Length beyond the body")
+            payload = ctx.json(body[:size])
+            binary = body[size:]
+        else:
+            payload = ctx.json(body)
+        rows, client_id = self.base_door.v2_records(payload, binary)
+        wanted, binary_out = _requested_outputs(payload)
         if version is None:
-            served = self.pick(records[0] if records else None, ctx.headers, ctx.request_id)
+            served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         else:
             served = self.by_version(version)
         ctx.served = served
-        labels, proba = await self.score(records, served, ctx.request_id, endpoint, ctx.started)
+        labels, proba = await self.score(rows, served, ctx.request_id, endpoint, ctx.started)
         classes = served.model.classes
-        outputs = [
-            {
-                "name": "predict",
-                "datatype": _label_datatype(classes, self.task),
-                "shape": [len(labels)],
-                "data": labels,
-            }
+        label_type = _label_datatype(classes, self.task)
+        outputs: list[dict[str, Any]] = [
+            {"name": "predict", "datatype": label_type, "shape": [len(labels)], "data": labels}
         ]
         if proba is not None and classes is not None:
             outputs.append(
@@ -514,7 +548,7 @@ class ServingApp:
                     "name": "predict_proba",
                     "datatype": "FP64",
                     "shape": [len(labels), len(classes)],
-                    "data": [p for row in proba for p in row],
+                    "data": np.asarray(proba, dtype=np.float64).reshape(-1),
                 }
             )
         if wanted is not None:
@@ -525,19 +559,39 @@ class ServingApp:
                 )
             outputs = [o for o in outputs if o["name"] in wanted]
         ref = served.model.ref
-        body = {
-            "model_name": ref.name,
-            "model_version": ref.version,
-            "id": client_id or ctx.request_id,
-            "parameters": {
-                "request_id": ctx.request_id,
-                "run_id": ref.run_id,
-                "arm": served.arm,
-                "classes": classes,
-            },
-            "outputs": outputs,
-        }
-        return Reply(200, _dumps(body), endpoint, served)
+        chunks: list[bytes] = []
+        for output in outputs:
+            if binary_out is True or output["name"] in (binary_out or ()):
+                data = output.pop("data")
+                if output["datatype"] == "BOOL":
+                    data = np.asarray(data, dtype=bool)
+                raw = encode_tensor(output["datatype"], data)
+                output["parameters"] = {"binary_data_size": len(raw)}
+                chunks.append(raw)
+        head = _dumps(
+            {
+                "model_name": ref.name,
+                "model_version": ref.version,
+                "id": client_id or ctx.request_id,
+                "parameters": {
+                    "request_id": ctx.request_id,
+                    "run_id": ref.run_id,
+                    "arm": served.arm,
+                    "classes": classes,
+                },
+                "outputs": outputs,
+            }
+        )
+        if not chunks:
+            return Reply(200, head, endpoint, served)
+        return Reply(
+            200,
+            b"".join([head, *chunks]),
+            endpoint,
+            served,
+            b"application/octet-stream",
+            [(b"inference-header-content-length", str(len(head)).encode())],
+        )
 
     # -- ASGI ---------------------------------------------------------------------------------
 
@@ -594,12 +648,45 @@ class ServingApp:
         ]
         if reply.served is not None:
             headers.extend(reply.served.headers)
+        if reply.headers:
+            headers.extend(reply.headers)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
         version = reply.served.model.ref.version if reply.served is not None else "none"
         self.metrics.observe_request(
             reply.endpoint, reply.status, version, time.perf_counter() - ctx.started
         )
+
+
+def _requested_outputs(payload: Any) -> tuple[list[Any] | None, bool | set[str]]:
+    """(names of the requested outputs or None for all, which of them go binary).
+
+    The binary tensor extension asks per output (`parameters.binary_data`) or for all
+    outputs at once (`parameters.binary_data_output` on the request).
+    """
+    wanted = None
+    binary: set[str] = set()
+    outputs = payload.get("outputs") if isinstance(payload, dict) else None
+    if isinstance(outputs, list):
+        wanted = [o.get("name") for o in outputs if isinstance(o, dict)]
+        for o in outputs:
+            parameters = o.get("parameters") if isinstance(o, dict) else None
+            if isinstance(parameters, dict) and parameters.get("binary_data") is True:
+                binary.add(str(o.get("name")))
+    parameters = payload.get("parameters") if isinstance(payload, dict) else None
+    if isinstance(parameters, dict) and parameters.get("binary_data_output") is True:
+        # Outputs that say binary_data: false stay JSON even then.
+        explicit_json = {
+            str(o.get("name"))
+            for o in (outputs if isinstance(outputs, list) else [])
+            if isinstance(o, dict)
+            and isinstance(o.get("parameters"), dict)
+            and o["parameters"].get("binary_data") is False
+        }
+        if not explicit_json:
+            return wanted, True
+        return wanted, {"predict", "predict_proba"} - explicit_json
+    return wanted, binary
 
 
 def _endpoint_label(path: str) -> str:

@@ -7,6 +7,7 @@ by their label tuple.
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from typing import Any
 
 from prometheus_client import (
@@ -105,10 +106,7 @@ class ServingMetrics:
             for value in labels:
                 child.observe(float(value))
             return
-        counts: dict[Any, int] = {}
-        for value in labels:
-            counts[value] = counts.get(value, 0) + 1
-        for value, count in counts.items():
+        for value, count in Tally(labels).items():
             key = (version, arm, str(value))
             child = self._prediction_children.get(key)
             if child is None:
