@@ -188,11 +188,12 @@ class TrackingWorker:
     def finish(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """Hand over the results; returns run id, and version and alias if one was registered."""
         self._send({"op": "finish", **message})
-        self.close()
         try:
+            # Read before waiting: a long error could otherwise fill the pipe and block both.
             answer: dict[str, Any] = pickle.load(self.replies)
         except EOFError:
-            answer = {"error": f"the tracking worker exited with code {self.process.returncode}"}
+            answer = {"error": f"the tracking worker exited with code {self.process.wait()}"}
+        self.close()
         if "error" in answer:
             raise RuntimeError(f"tracking failed:\n{answer['error']}")
         return answer
