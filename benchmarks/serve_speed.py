@@ -12,7 +12,8 @@ not emit yet, and then measures, with the same registered model and the same loa
    a measured run for each server, one server up at a time:
    - a Starlette hello-world (constant JSON) under uvicorn, and a raw-ASGI one: the floors;
    - the generated app (`python -m mlops_project.serve`): `POST /predict` with one record,
-     and `POST /invocations` with `{"dataframe_records": [record]}`;
+     and `POST /invocations` with `{"dataframe_records": [record]}`; and `POST /predict` once
+     more with two worker processes (WEB_CONCURRENCY=2);
    - `mlflow models serve -m models:/NAME@champion --env-manager local -w 1`: `/invocations`.
 2. the batch path, 1,000 and 10,000 rows per request (one keep-alive connection,
    http.client), rows/s from the median of the repetitions, in every batch format, each to
@@ -72,6 +73,8 @@ TEMPLATES = ROOT / "templates" / "project" / "mlops_project"
 LUA = ROOT / "benchmarks" / "wrk" / "post_json.lua"
 ALIAS = "champion"
 
+WORKERS = 2
+WORKERS_LABEL = f"generated /predict, {WORKERS} workers"
 RATIO_TARGET = 50.0  # generated /predict req/s over MLflow /invocations req/s
 RPS_TARGET = 5_000.0
 RPS_STRETCH = 10_000.0
@@ -973,6 +976,24 @@ def report(r: Results, s: Settings) -> str:
                 verdict(gen.rps >= RPS_STRETCH),
             ]
         )
+        workers2 = by_name.get(WORKERS_LABEL)
+        if workers2 is not None:
+            targets.append(
+                [
+                    f"{WORKERS_LABEL} req/s (stretch)",
+                    f"≥ {RPS_STRETCH:,.0f}",
+                    f"{workers2.rps:,.0f}",
+                    verdict(workers2.rps >= RPS_STRETCH),
+                ]
+            )
+            targets.append(
+                [
+                    f"{WORKERS_LABEL} p99",
+                    f"≤ {P99_TARGET_MS:.0f} ms",
+                    f"{workers2.p99_ms:.2f} ms",
+                    verdict(workers2.p99_ms <= P99_TARGET_MS),
+                ]
+            )
         targets.append(
             [
                 "generated /predict p99",
@@ -1289,6 +1310,34 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
                 {n: formats[fmt] for n, formats in batches.items()},
                 s.batch_reps,
             )
+
+    if s.single:
+        # The same server with two worker processes (serving.workers / WEB_CONCURRENCY).
+        print(f"generated app, {WORKERS} workers ...", flush=True)
+        port = free_port()
+        env = child_env(
+            HOST="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY=str(WORKERS),
+            MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
+            MLOPS_PREDICTION_LOG_DIR=str(work / "prediction_log_workers"),
+        )
+        with Server(
+            f"generated app, {WORKERS} workers",
+            [PYTHON, "-m", "mlops_project.serve"],
+            cwd=project,
+            env=env,
+            port=port,
+            ready_path="/ready",
+            log=work / "serve-workers.log",
+        ) as server:
+            run_ = measure(WORKERS_LABEL, f"{server.base}/predict", one, s)
+            r.single.append(run_)
+            if run_.non_2xx or run_.socket_errors:
+                r.errors.append(
+                    f"{WORKERS_LABEL}: {run_.non_2xx} non-2xx answers and "
+                    f"{run_.socket_errors} socket errors"
+                )
 
     print("generated app: python -m mlops_project.serve ...", flush=True)
     port = free_port()

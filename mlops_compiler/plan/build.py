@@ -134,6 +134,7 @@ def _serving(spec: Spec, level: int) -> dict[str, Any]:
         "max_body_bytes": serving.max_body_bytes,
         "unknown_categories": serving.unknown_categories,
         "prediction_log": serving.prediction_log.model_dump(mode="json"),
+        "workers": serving.workers,
     }
 
 

@@ -174,6 +174,15 @@ class Serving(Strict):
     )
     unknown_categories: Literal["reject", "allow"] = "reject"
     prediction_log: PredictionLog = PredictionLog()
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes sharing the port, each with its own interpreter, model copy, "
+            "micro-batcher and prediction log file; WEB_CONCURRENCY overrides it."
+        ),
+    )
 
 
 class Drift(Strict):

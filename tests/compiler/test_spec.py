@@ -189,3 +189,11 @@ def test_compiler_and_generated_runtime_agree_on_metrics() -> None:
     assert runtime.HIGHER_IS_BETTER == HIGHER_IS_BETTER
     assert sorted(runtime.CLASSIFICATION_METRICS) == list(METRICS_BY_TASK["classification"])
     assert sorted(runtime.REGRESSION_METRICS) == list(METRICS_BY_TASK["regression"])
+
+
+@pytest.mark.parametrize(("workers", "ok"), [(1, True), (4, True), (0, False), (65, False)])
+def test_serving_workers_are_bounded(tmp_path: Path, workers: int, ok: bool) -> None:
+    found = problems(spec_with(tmp_path, serving__workers=workers))
+    assert (found == []) is ok, found
+    if not ok:
+        assert any(p.startswith("serving.workers") for p in found), found

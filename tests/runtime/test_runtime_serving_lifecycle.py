@@ -201,3 +201,74 @@ def test_categoricals_nulls_and_extra_fields(tmp_path: Path) -> None:
             assert v2.json()["outputs"][0]["datatype"] == "BYTES"
     finally:
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def _log_pids(folder: Path) -> Counter[str]:
+    """Prediction-log lines per writing process (the pid is part of each file name)."""
+    lines: Counter[str] = Counter()
+    for path in folder.glob("predictions-*.jsonl"):
+        lines[path.name.split("-")[2]] += len(path.read_bytes().splitlines())
+    return lines
+
+
+def test_several_workers_share_the_port_metrics_and_reloads(tmp_path: Path) -> None:
+    project = build_project(tmp_path, "breast-cancer")
+    train(project)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    server = start_server(
+        project, WEB_CONCURRENCY="2", MLOPS_RELOAD_INTERVAL_S="0.5", TMPDIR=str(scratch)
+    )
+    rows = records("breast_cancer", 40)
+    log_dir = project / "prediction_log"
+    try:
+        assert len(_children(server.process.pid)) >= 2  # the workers (and uvicorn's helpers)
+        statuses: list[int] = []
+
+        def one(i: int) -> None:
+            # A new connection each time, so the kernel hands requests to either worker.
+            statuses.append(httpx.post(server.url + "/predict", json=rows[i % 40]).status_code)
+
+        threads = [threading.Thread(target=lambda k=k: [one(k * 15 + j) for j in range(15)])
+                   for k in range(4)]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert statuses == [200] * 60
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(_log_pids(log_dir).values()) < 60:
+            time.sleep(0.2)
+        per_worker = _log_pids(log_dir)
+        assert sum(per_worker.values()) == 60 and len(per_worker) == 2, per_worker
+        # Whichever worker answers /metrics reports the sum over both.
+        for _ in range(4):
+            assert metric(server, 'mlops_requests_total{endpoint="/predict"') == 60
+
+        train(project)  # version 2 becomes champion: every worker must swap to it
+        deadline = time.monotonic() + 30
+        answers: list[str] = []
+        while time.monotonic() < deadline:
+            answers = [
+                httpx.post(server.url + "/predict", json=rows[0]).headers["x-model-version"]
+                for _ in range(20)
+            ]
+            if set(answers) == {"2"}:
+                break
+            time.sleep(0.3)
+        assert set(answers) == {"2"}
+        text = httpx.get(server.url + "/metrics").text
+        info = {
+            line.split('model_version="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("mlops_model_info{")
+        }
+        assert info == {"1": 0.0, "2": 1.0}
+    finally:
+        server.stop()
+    assert list(scratch.iterdir()) == []  # the metrics folder goes with the server

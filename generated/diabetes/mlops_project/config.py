@@ -49,5 +49,6 @@ CONFIG: dict[str, Any] = {
         'max_body_bytes': 1000000,
         'unknown_categories': 'reject',
         'prediction_log': {'dir': 'prediction_log', 'rotate_mb': 64, 'keep_files': 32},
+        'workers': 1,
     },
 }

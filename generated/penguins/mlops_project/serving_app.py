@@ -748,6 +748,14 @@ class Context:
             raise BadRequest(f"malformed JSON: {exc}") from None
 
 
+def app_from_config() -> ServingApp:
+    """The app of this project's CONFIG and CONTRACT: what each of several workers imports."""
+    from mlops_project.config import CONFIG
+    from mlops_project.contract import CONTRACT
+
+    return create_app(CONFIG, CONTRACT)
+
+
 def create_app(
     config: Mapping[str, Any],
     contract: Mapping[str, Any],

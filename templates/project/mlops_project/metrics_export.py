@@ -1,11 +1,13 @@
 """Prometheus metrics of the serving app, exported at GET /metrics.
 
 Label lookups (`.labels(...)`) cost microseconds, so the children used per request are cached
-by their label tuple.
+by their label tuple. With several server workers (PROMETHEUS_MULTIPROC_DIR set, see serve.py)
+every worker writes its values to files there and /metrics sums them over all workers.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter as Tally
 from typing import Any
 
@@ -26,6 +28,7 @@ class ServingMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self, task: str) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.task = task
         self.requests = Counter(
@@ -76,7 +79,10 @@ class ServingMetrics:
             "1 for each model being served, labelled with its arm, version and run id.",
             ["arm", "model", "model_version", "run_id"],
             registry=self.registry,
+            # Across workers: 1 while any live worker serves that model.
+            multiprocess_mode="livemax",
         )
+        self._model_labels: list[tuple[str, str, str, str]] = []
         self.reloads = Counter(
             "mlops_model_reloads_total",
             "Model swaps after the registry alias moved.",
@@ -118,9 +124,24 @@ class ServingMetrics:
             self.violations.labels(str(error.get("column")), str(error.get("check"))).inc()
 
     def set_models(self, served: list[tuple[str, str, str, str | None]]) -> None:
-        self.model_info.clear()
-        for arm, name, version, run_id in served:
-            self.model_info.labels(arm, name, version, run_id or "").set(1)
+        if self.multiprocess:
+            # A worker's file keeps every label set it ever wrote (prometheus_client cannot
+            # clear it): the models swapped out are set to 0 instead.
+            for labels in self._model_labels:
+                self.model_info.labels(*labels).set(0)
+        else:
+            self.model_info.clear()
+        self._model_labels = [
+            (arm, name, version, run_id or "") for arm, name, version, run_id in served
+        ]
+        for labels in self._model_labels:
+            self.model_info.labels(*labels).set(1)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
