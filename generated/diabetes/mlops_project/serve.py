@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 # Set before numpy/sklearn load their thread pools: for the small batches a server scores,
 # OpenMP workers spin-waiting on a busy machine cost more than they save (measured: a 16-row
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    settings: dict[str, object] = {
+    settings: dict[str, Any] = {
         "host": host,
         "port": port,
         # uvloop and httptools roughly double uvicorn's throughput where available.
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         print(f"{CONFIG.get('name')}: serving on http://{host}:{port}", flush=True)
-        uvicorn.Server(uvicorn.Config(app, **settings)).run()  # type: ignore[arg-type]
+        uvicorn.Server(uvicorn.Config(app, **settings)).run()
         return EXIT_OK
     # Each worker is a fresh interpreter (its own GIL) that builds the app from CONFIG. The
     # metrics folder must exist, empty, before any worker imports prometheus_client.
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             "mlops_project.serving_app:app_from_config",
             factory=True,
             workers=workers,
-            **settings,  # type: ignore[arg-type]
+            **settings,
         )
     finally:
         if own_dir:
