@@ -267,7 +267,7 @@ sys.path.insert(0, os.getcwd())  # what `python -m` does
 import mlops_project.train as train
 T1 = time.perf_counter()
 import sklearn.pipeline
-from mlops_project import contract_gate, metrics, profile
+from mlops_project import contract_gate, fitting, metrics, profile
 T2 = time.perf_counter()
 
 stack, phases = [], {}
@@ -299,15 +299,15 @@ for owner, attr, label in [
     (train, "build_pipeline", "other (train.py glue)"),
     (train, "load_validated", "other (train.py glue)"),
     (train, "fit_and_evaluate", "other (train.py glue)"),
-    (train, "predict_test", "other (train.py glue)"),
+    (fitting, "predict_test", "other (train.py glue)"),
     (train, "evaluate_absolute", "other (train.py glue)"),
     (Worker, "__init__", "tracking worker: start the process"),
     (train, "load_table", "read Parquet"),
     (contract_gate, "validate_frame", "contract gate (validate_frame)"),
-    (train, "dropna_target", "dropna_target"),
-    (train, "split_positions", "split"),
-    (train, "model_frame", "model_frame (feature dtypes)"),
-    (train, "target_array", "target_array"),
+    (fitting, "dropna_target", "dropna_target"),
+    (fitting, "split_positions", "split"),
+    (fitting, "model_frame", "model_frame (feature dtypes)"),
+    (fitting, "target_array", "target_array"),
     (Worker, "start", "tracking worker: start the run (params, tags)"),
     (train, "run_params", "tracking worker: start the run (params, tags)"),
     (Pipe, "fit", "Pipeline.fit"),

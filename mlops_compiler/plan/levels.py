@@ -67,7 +67,7 @@ COMPONENTS: tuple[Component, ...] = (
         0,
         "plain training script: fit, print metrics, save a local model file; no tracking",
         (
-            *_package("data.py", "features.py", "metrics.py", "report.py"),
+            *_package("data.py", "features.py", "fitting.py", "metrics.py", "report.py"),
             Emit("mlops_project/train.py", "project/mlops_project/train_plain.py"),
         ),
         (),
@@ -82,6 +82,7 @@ COMPONENTS: tuple[Component, ...] = (
             "contract_gate.py",
             "data.py",
             "features.py",
+            "fitting.py",
             "lineage.py",
             "metrics.py",
             "profile.py",

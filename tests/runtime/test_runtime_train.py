@@ -299,7 +299,8 @@ def test_unimportable_estimator_is_a_configuration_error(dataset_config, workdir
     ],
 )
 def test_one_pass_predictions_equal_predict(dataset, estimator, dataset_config):
-    from mlops_project.train import PREDICT_IS_ARGMAX_PROBA, fit_and_evaluate, load_validated
+    from mlops_project.fitting import PREDICT_IS_ARGMAX_PROBA, fit_and_evaluate
+    from mlops_project.train import load_validated
 
     config, contract = dataset_config(dataset)
     config["model"].update(estimator=estimator, params={"random_state": 0})
@@ -311,7 +312,7 @@ def test_one_pass_predictions_equal_predict(dataset, estimator, dataset_config):
 
 
 def test_tied_probabilities_are_predicted_by_predict_itself():
-    from mlops_project.train import predict_test
+    from mlops_project.fitting import predict_test
     from sklearn.pipeline import Pipeline
     from sklearn.tree import DecisionTreeClassifier
 

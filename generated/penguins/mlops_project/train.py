@@ -22,18 +22,18 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NoReturn
 
-import numpy as np
 import pandas as pd
 
 import mlops_project
-from mlops_project.data import dropna_target, load_table, resolve_data_path, split_positions
-from mlops_project.features import build_pipeline, model_frame, target_array
+from mlops_project.data import load_table, resolve_data_path
+from mlops_project.features import build_pipeline
+from mlops_project.fitting import Fitted, fit_and_evaluate
 from mlops_project.metrics import describe, evaluate_absolute
 from mlops_project.report import ContractViolation
 from mlops_project.tracking import absolute_uri, loggable_params, resolve_tracking_uri
@@ -43,33 +43,6 @@ EXIT_ERROR = 1
 EXIT_CONFIG = 2
 EXIT_CONTRACT = 3
 EXIT_GATE = 4
-
-# Classifiers whose predict() is the class with the highest predict_proba() (ties aside), so
-# one pass over the test split gives both; for others (e.g. SVC's Platt scaling) the two differ.
-PREDICT_IS_ARGMAX_PROBA = frozenset(
-    {
-        "sklearn.ensemble.HistGradientBoostingClassifier",
-        "sklearn.ensemble.GradientBoostingClassifier",
-        "sklearn.ensemble.RandomForestClassifier",
-        "sklearn.ensemble.ExtraTreesClassifier",
-        "sklearn.tree.DecisionTreeClassifier",
-        "sklearn.linear_model.LogisticRegression",
-    }
-)
-
-
-@dataclass
-class Fitted:
-    pipeline: Any
-    frame: pd.DataFrame  # the typed rows with a label; the splits are positions in it
-    train_rows: np.ndarray
-    test_rows: np.ndarray
-    x_test: pd.DataFrame
-    y_test: np.ndarray
-    predictions: np.ndarray
-    proba: np.ndarray | None
-    classes: list[Any] | None
-    metrics: dict[str, float]
 
 
 @dataclass
@@ -94,58 +67,6 @@ def load_validated(
     raw = load_table(path, contract)
     typed, report = validate_frame(raw, contract, source=str(path))
     return typed, path, report
-
-
-def predict_test(
-    pipeline: Any, x_test: pd.DataFrame, config: Mapping[str, Any]
-) -> tuple[np.ndarray, np.ndarray | None, list[Any] | None]:
-    """Predictions, class probabilities (classifiers that have them) and classes."""
-    if config["model"]["task"] == "regression":
-        return np.asarray(pipeline.predict(x_test)), None, None
-    classes = list(pipeline.classes_)
-    if not hasattr(pipeline, "predict_proba"):
-        return np.asarray(pipeline.predict(x_test)), None, classes
-    proba = np.asarray(pipeline.predict_proba(x_test))
-    if config["model"]["estimator"] not in PREDICT_IS_ARGMAX_PROBA:
-        return np.asarray(pipeline.predict(x_test)), proba, classes
-    predictions = np.asarray(pipeline.classes_)[np.argmax(proba, axis=1)]
-    # Where the two best classes tie, predict() may break the tie its own way (a raw score
-    # > 0 against argmax of [0.5, 0.5]): those rows are asked of predict() itself.
-    top_two = np.sort(proba, axis=1)[:, -2:]
-    ties = np.flatnonzero(top_two[:, 0] == top_two[:, 1])
-    if len(ties):
-        predictions[ties] = pipeline.predict(x_test.iloc[ties])
-    return predictions, proba, classes
-
-
-def fit_and_evaluate(
-    frame: pd.DataFrame,
-    config: Mapping[str, Any],
-    pipeline: Any | None = None,
-    on_split: Callable[[Any, int, int], None] | None = None,
-) -> Fitted:
-    """Split, fit and score; `on_split(pipeline, train rows, test rows)` runs before the fit."""
-    from mlops_project.metrics import classification_metrics, regression_metrics
-
-    frame, _ = dropna_target(frame, config["data"]["target"])
-    train_rows, test_rows = split_positions(frame, config)
-    pipeline = build_pipeline(config) if pipeline is None else pipeline
-    if on_split is not None:
-        on_split(pipeline, len(train_rows), len(test_rows))
-    # Feature dtypes and labels once for all rows; each split is then a take of positions.
-    features = model_frame(frame, config)
-    labels = target_array(frame, config)
-    pipeline.fit(features.take(train_rows), labels[train_rows])
-    x_test, y_test = features.take(test_rows), labels[test_rows]
-    predictions, proba, classes = predict_test(pipeline, x_test, config)
-    metrics = (
-        regression_metrics(y_test, predictions)
-        if classes is None
-        else classification_metrics(y_test, predictions, proba, classes)
-    )
-    return Fitted(
-        pipeline, frame, train_rows, test_rows, x_test, y_test, predictions, proba, classes, metrics
-    )
 
 
 class TrackingWorker:

@@ -15,17 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 
-from mlops_project.data import (
-    coerce_frame,
-    dropna_target,
-    load_table,
-    resolve_data_path,
-    split_frame,
-)
-from mlops_project.features import build_pipeline, model_frame, target_array
-from mlops_project.metrics import classification_metrics, regression_metrics
+from mlops_project.data import coerce_frame, load_table, resolve_data_path
+from mlops_project.fitting import fit_and_evaluate
 from mlops_project.report import ContractViolation
 
 MODEL_PATH = Path("model") / "model.joblib"
@@ -44,21 +36,11 @@ def train(
     raw = load_table(resolve_data_path(config, environ), contract)
     # Without a contract pandas' own inference types the columns.
     frame = coerce_frame(raw, contract)[0] if contract else raw
-    frame, _ = dropna_target(frame, config["data"]["target"])
-    train_part, test_part = split_frame(frame, config)
-    pipeline = build_pipeline(config)
-    pipeline.fit(model_frame(train_part, config), target_array(train_part, config))
-    x_test, y_test = model_frame(test_part, config), target_array(test_part, config)
-    predictions = np.asarray(pipeline.predict(x_test))
-    if config["model"]["task"] == "regression":
-        metrics = regression_metrics(y_test, predictions)
-    else:
-        proba = pipeline.predict_proba(x_test) if hasattr(pipeline, "predict_proba") else None
-        metrics = classification_metrics(y_test, predictions, proba, list(pipeline.classes_))
+    fitted = fit_and_evaluate(frame, config)
     target = Path.cwd() / MODEL_PATH if model_path is None else model_path
     target.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(pipeline, target)
-    return metrics, target
+    joblib.dump(fitted.pipeline, target)
+    return fitted.metrics, target
 
 
 def main(argv: list[str] | None = None) -> int:
