@@ -55,13 +55,11 @@ class Session:
 
 def warm_up() -> None:
     """Import what logging a model needs, and let MLflow build its package index, now."""
-    import mlflow
-    import mlflow.sklearn
+    import mlflow.sklearn  # noqa: F401
     import skops.io  # noqa: F401
     from mlflow.models import infer_signature  # noqa: F401
     from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
-    del mlflow
     # Logging a model compares its requirements with every installed distribution (about a
     # second on a large environment). Ours are pinned to what is installed, so this warns of
     # nothing; it only fills MLflow's cache early.
