@@ -637,8 +637,8 @@ def best(fn, reps):
 
 app = None
 try:
-    from mlops_project.door import Door
-    from mlops_project.model_source import ModelRef, feature_split, prepare
+    from mlops_runtime.serve.request_validation import Door
+    from mlops_runtime.serve.model_source import ModelRef, feature_split, prepare
     numeric, categorical = feature_split(CONFIG, CONTRACT)
     loaded = prepare(ModelRef(name, str(version.version), version.run_id, ""), pipeline,
                      CONFIG, CONTRACT)
@@ -663,7 +663,7 @@ for arg in sys.argv[2:]:
          "orjson.loads(body)": best(lambda: orjson.loads(body), reps)}
     if app is not None:
         door, loaded = app
-        from mlops_project.door import Rows
+        from mlops_runtime.serve.request_validation import Rows
         batch = door.validate(records)
         r["door.validate (per record)"] = best(lambda: door.validate(records), reps)
         rows_ = Rows(len(records), records=records)

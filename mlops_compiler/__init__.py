@@ -1,3 +1,3 @@
 """mlops-compiler: one declarative mlops.yaml in, a standalone MLOps project out."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

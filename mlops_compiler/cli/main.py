@@ -75,10 +75,12 @@ def validate(specs: tuple[Path, ...]) -> None:
 @reports_errors
 def plan(specs: tuple[Path, ...], out: Path, level: int | None) -> None:
     """Show every file the spec's level emits, against what is on disk."""
-    from mlops_compiler.cli.report import print_plan
+    from mlops_compiler.cli.report import print_plan, print_warnings
     from mlops_compiler.pipeline import changes_of, compile_specs
 
-    for item in compile_specs(list(specs), out, level):
+    compiled = compile_specs(list(specs), out, level)
+    print_warnings(compiled)
+    for item in compiled:
         print_plan(item, changes_of(item))
 
 
@@ -91,11 +93,12 @@ def plan(specs: tuple[Path, ...], out: Path, level: int | None) -> None:
 @reports_errors
 def build(specs: tuple[Path, ...], out: Path, level: int | None, check: bool, force: bool) -> None:
     """Generate OUT/<name>/ for every spec, atomically, with its manifest."""
-    from mlops_compiler.cli.report import print_build, print_check
+    from mlops_compiler.cli.report import print_build, print_check, print_warnings
     from mlops_compiler.pipeline import build as write_all
     from mlops_compiler.pipeline import changes_of, compile_specs
 
     compiled = compile_specs(list(specs), out, level)
+    print_warnings(compiled)
     if check:
         stale = [(item, changes_of(item)) for item in compiled]
         if print_check(stale):

@@ -22,6 +22,13 @@ _MARK: dict[Status, str] = {
 }
 
 
+def print_warnings(compiled: list[Compiled]) -> None:
+    """Declared sections the chosen level does not emit: said, never fatal."""
+    for item in compiled:
+        for warning in item.plan.warnings:
+            click.echo(warning.format(), err=True)
+
+
 def print_plan(item: Compiled, changes: list[Change]) -> None:
     plan = item.plan
     click.echo(f"{plan.name}: level {plan.level} -> {display_path(plan.out_dir)}/")

@@ -7,6 +7,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from mlops_compiler.errors import Diagnostic
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -33,3 +35,5 @@ class Plan:
     artifacts: tuple[Artifact, ...]
     commands: MappingProxyType[str, tuple[str, ...]]
     context: MappingProxyType[str, Any]
+    # Declared spec sections this level does not emit: reported, never fatal.
+    warnings: tuple[Diagnostic, ...] = ()

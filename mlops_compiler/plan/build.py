@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import BaseModel
+
 from mlops_compiler import __version__
+from mlops_compiler.errors import Diagnostic
 from mlops_compiler.load import LoadedSpec
 from mlops_compiler.plan.artifacts import Artifact, Plan
-from mlops_compiler.plan.levels import COMPONENTS, SERVE
+from mlops_compiler.plan.levels import (
+    COMPONENTS,
+    PENDING_SECTIONS,
+    RUNTIME,
+    STAGE_ORDER,
+    Component,
+    stage_command,
+)
 from mlops_compiler.spec.model import Features, Spec
 from mlops_compiler.spec.rules import CATEGORICAL_TYPES, task_of
 from mlops_compiler.spec.scalars import parse_duration, parse_threshold
@@ -26,19 +37,21 @@ def relative(target: Path, start: Path) -> str:
 def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None = None) -> Plan:
     level = spec.level if level is None else level
     out_dir = out_root / spec.name
-    artifacts: list[Artifact] = []
-    commands: dict[str, tuple[str, ...]] = {}
-    requirements: set[str] = set()
     components = [c for c in COMPONENTS if c.emitted_at(level)]
-    for component in components:
-        for emit in component.files:
-            artifacts.append(
-                Artifact(emit.path, emit.template, component.name, component.min_level)
-            )
-        commands.update(dict(component.commands))
-        requirements.update(component.requirements)
+    artifacts = [
+        Artifact(emit.path, emit.template, c.name, c.min_level)
+        for c in components
+        for emit in c.files
+    ]
+    stages = sorted({s for c in components for s in c.stages}, key=STAGE_ORDER.index)
+    commands = {stage: stage_command(stage) for stage in stages}
+    consumed = {section for c in components for section in c.consumes}
     spec_sha = hashlib.sha256(loaded.raw).hexdigest()
-    config = _config(spec, loaded, out_dir, level, spec_sha)
+    config = _config(spec, loaded, out_dir, level, spec_sha, consumed)
+    config["stages"] = stages
+    for component in components:
+        for dotted, value in component.settings:
+            _set(config, dotted, value)
     context = {
         "name": spec.name,
         "description": spec.description,
@@ -46,12 +59,12 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         "tags": dict(sorted(spec.tags.items())),
         "config": config,
         "contract": _contract(spec),
-        "requirements": sorted(requirements, key=str.lower),
-        "commands": dict(sorted(commands.items())),
+        "runtime": _runtime_requirement(components),
+        "requirements": sorted({r for c in components for r in c.requirements}, key=str.lower),
+        "commands": commands,
         "components": [(c.name, c.summary) for c in components],
         "data_path_env": DATA_PATH_ENV,
         "port": config["serving"]["port"],
-        "serve_command": list(SERVE),
     }
     return Plan(
         name=spec.name,
@@ -61,8 +74,58 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         spec_sha256=spec_sha,
         out_dir=out_dir,
         artifacts=tuple(sorted(artifacts, key=lambda a: a.path)),
-        commands=MappingProxyType(dict(sorted(commands.items()))),
+        commands=MappingProxyType(commands),
         context=MappingProxyType(context),
+        warnings=tuple(_unemitted(spec, loaded, level, consumed)),
+    )
+
+
+def _runtime_requirement(components: list[Component]) -> str:
+    extras = sorted({e for c in components for e in c.extras})
+    return (
+        f"{RUNTIME}[{','.join(extras)}]=={__version__}" if extras else f"{RUNTIME}=={__version__}"
+    )
+
+
+def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, key = dotted.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[key] = value
+
+
+def _declared(spec: BaseModel, dotted: str) -> bool:
+    """Whether the user wrote this section (defaults filled in by the schema do not count)."""
+    node: Any = spec
+    for part in dotted.split("."):
+        if not isinstance(node, BaseModel) or part not in node.model_fields_set:
+            return False
+        node = getattr(node, part)
+    return node is not None and node != []
+
+
+def _unemitted(spec: Spec, loaded: LoadedSpec, level: int, consumed: set[str]) -> list[Diagnostic]:
+    """A warning for each declared section the chosen level does not turn into output."""
+    out = []
+    for component in COMPONENTS:
+        for section in component.consumes:
+            if section not in consumed and _declared(spec, section):
+                out.append(
+                    (
+                        section,
+                        f"declared, but level {level} does not emit it "
+                        f"({component.name}: levels {component.min_level}-{component.max_level})",
+                    )
+                )
+    for section in PENDING_SECTIONS:
+        if _declared(spec, section):
+            out.append(
+                (section, f"declared, but no level of mlops-compiler {__version__} emits it yet")
+            )
+    return sorted(
+        replace(loaded.diagnostic(tuple(s.split(".")), f"warning: {m}", key=True), snippet="")
+        for s, m in out
     )
 
 
@@ -79,7 +142,9 @@ def default_features(spec: Spec) -> Features:
     )
 
 
-def _config(spec: Spec, loaded: LoadedSpec, out_dir: Path, level: int, sha: str) -> dict[str, Any]:
+def _config(
+    spec: Spec, loaded: LoadedSpec, out_dir: Path, level: int, sha: str, consumed: set[str]
+) -> dict[str, Any]:
     task = task_of(spec)
     features = spec.features or default_features(spec)
     stratify = spec.data.split.stratify
@@ -116,11 +181,11 @@ def _config(spec: Spec, loaded: LoadedSpec, out_dir: Path, level: int, sha: str)
             "registered_model": spec.name,
         },
         "profile": spec.profile.model_dump(mode="json"),
-        "serving": _serving(spec, level),
+        "serving": _serving(spec, consumed),
     }
 
 
-def _serving(spec: Spec, level: int) -> dict[str, Any]:
+def _serving(spec: Spec, consumed: set[str]) -> dict[str, Any]:
     serving = spec.serving
     ab = serving.ab_test
     return {
@@ -128,8 +193,9 @@ def _serving(spec: Spec, level: int) -> dict[str, Any]:
         "port": 8080,
         "model_alias": "champion",
         "batching": serving.batching.model_dump(mode="json"),
-        # A/B needs two registered versions, which only level 2 and above deploy.
-        "ab_test": ab.model_dump(mode="json") if ab is not None and level >= 2 else None,
+        "ab_test": (
+            ab.model_dump(mode="json") if ab is not None and "serving.ab_test" in consumed else None
+        ),
         "reload_interval_s": parse_duration(serving.reload_interval),
         "max_body_bytes": serving.max_body_bytes,
         "unknown_categories": serving.unknown_categories,
@@ -151,22 +217,27 @@ def _as_text(value: str | int | float | bool) -> str:
 
 
 def _contract(spec: Spec) -> dict[str, Any]:
+    """The contract as the spec states it: fields left at their defaults are left out (the
+    runtime's contract rules fill them in), so contract.json reads a column to a line."""
     contract = spec.data.contract
-    columns = {}
+    columns: dict[str, dict[str, Any]] = {}
     for name, col in contract.columns.items():
-        columns[name] = {
-            "type": col.type,
-            "nullable": col.nullable,
-            "max_null_fraction": (
-                col.max_null_fraction
-                if col.max_null_fraction is not None
-                else (1.0 if col.nullable else 0.0)
-            ),
-            "min": col.min,
-            "max": col.max,
-            "values": [_as_text(v) for v in col.values] if col.values is not None else None,
-            "unique": col.unique,
-        }
+        rule: dict[str, Any] = {"type": col.type}
+        if col.nullable:
+            rule["nullable"] = True
+        if col.max_null_fraction is not None:
+            rule["max_null_fraction"] = col.max_null_fraction
+        for bound in ("min", "max"):
+            value = getattr(col, bound)
+            if value is not None:
+                # An int column's bounds read as ints: `min: 0`, not `0.0`.
+                integral = col.type == "int" and float(value).is_integer()
+                rule[bound] = int(value) if integral else value
+        if col.values is not None:
+            rule["values"] = [_as_text(v) for v in col.values]
+        if col.unique:
+            rule["unique"] = True
+        columns[name] = rule
     return {
         "min_rows": contract.min_rows,
         "extra_columns": contract.extra_columns,

@@ -1,11 +1,16 @@
-"""The level gating table: which component each level emits, and the files it is made of.
+"""The level gating table: which component each level emits, its files, the runtime extras and
+stages it brings, the configuration it decides and the spec sections it consumes.
 
-This is the one place that decides what a level means; `mlops plan` prints it.
+This is the one place that decides what a level means; `mlops plan` prints it. The logic of
+every stage lives in the `mlops_runtime` library, so a component's files are only the
+project's data and infrastructure; what a component changes in the runtime's behaviour it says
+through `settings`, written into config.json.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,36 +25,42 @@ class Component:
     min_level: int
     max_level: int
     summary: str
-    files: tuple[Emit, ...]
+    files: tuple[Emit, ...] = ()
+    # Library ranges; each is also in the runtime's extra of the same name (a test keeps
+    # the two in step), so requirements.txt shows what a level installs.
     requirements: tuple[str, ...] = ()
-    commands: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    extras: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    # Dotted config.json keys this component sets: how a level changes the runtime's behaviour.
+    settings: tuple[tuple[str, Any], ...] = ()
+    # Spec sections (dotted) this component turns into output; a section the user declared
+    # that no emitted component consumes draws a warning.
+    consumes: tuple[str, ...] = ()
 
     def emitted_at(self, level: int) -> bool:
         return self.min_level <= level <= self.max_level
 
 
-def _package(*modules: str) -> tuple[Emit, ...]:
-    return tuple(Emit(f"mlops_project/{m}", f"project/mlops_project/{m}") for m in sorted(modules))
+RUNTIME = "mlops-runtime"
+# The order stages are run in, which is the order the README and `mlops plan` list them.
+STAGE_ORDER = ("train", "lineage", "serve", "image")
 
 
-_TRAIN = ("python", "-m", "mlops_project.train")
-SERVE = ("python", "-m", "mlops_project.serve")
-_IMAGE = ("python", "-m", "mlops_project.image")
-_LINEAGE = ("python", "-m", "mlops_project.lineage")
+def stage_command(stage: str) -> tuple[str, ...]:
+    return ("python", "-m", "mlops_runtime", stage)
+
 
 COMPONENTS: tuple[Component, ...] = (
     Component(
         "project",
         0,
         3,
-        "README, requirements, configuration and data contract of the generated project",
+        "README, requirements pinning the runtime, config.json and the data contract",
         (
             Emit(".gitignore", "project/gitignore.jinja"),
             Emit("README.md", "project/README.md.jinja"),
-            Emit("mlops_project/__init__.py", "project/mlops_project/__init__.py"),
-            Emit("mlops_project/config.py", "project/mlops_project/config.py.jinja"),
-            Emit("mlops_project/contract.py", "project/mlops_project/contract.py.jinja"),
-            *_package("record_check.py"),
+            Emit("config.json", "project/config.json.jinja"),
+            Emit("contract.json", "project/contract.json.jinja"),
             Emit("requirements.txt", "project/requirements.txt.jinja"),
         ),
         (
@@ -60,69 +71,53 @@ COMPONENTS: tuple[Component, ...] = (
             "scikit-learn>=1.5,<2",
             "scipy>=1.11,<2",
         ),
+        consumes=("data", "features", "model", "profile"),
     ),
     Component(
         "training-plain",
         0,
         0,
-        "plain training script: fit, print metrics, save a local model file; no tracking",
-        (
-            *_package("data.py", "features.py", "fitting.py", "metrics.py", "report.py"),
-            Emit("mlops_project/train.py", "project/mlops_project/train_plain.py"),
-        ),
-        (),
-        (("train", _TRAIN),),
+        "plain training: fit, print metrics, save model/model.joblib; no tracking",
+        stages=("train",),
+        settings=(("training.tracking", False), ("serving.model_source", "file")),
     ),
     Component(
         "training",
         1,
         3,
-        "contract gate, tracked training on MLflow, registry aliases, lineage, reference profile",
-        _package(
-            "contract_gate.py",
-            "data.py",
-            "features.py",
-            "fitting.py",
-            "lineage.py",
-            "metrics.py",
-            "profile.py",
-            "registry.py",
-            "report.py",
-            "tracking.py",
-            "tracking_worker.py",
-            "train.py",
-        ),
-        ("mlflow>=3.1,<4", "pandera>=0.24,<1", "skops>=0.10,<1"),
-        (("lineage", _LINEAGE), ("train", _TRAIN)),
+        "contract gate (pandera), tracked training on MLflow, registry aliases, lineage, "
+        "reference profile",
+        requirements=("mlflow>=3.1,<4", "pandera>=0.24,<1", "skops>=0.10,<1"),
+        extras=("train",),
+        stages=("lineage", "train"),
+        settings=(("training.tracking", True), ("serving.model_source", "registry")),
+        consumes=("model.gate", "tracking"),
     ),
     Component(
         "serving",
         0,
         3,
         "ASGI app: /predict, Open Inference Protocol, MLflow scoring protocol, /metrics, "
-        "contract at the door, prediction log, micro-batching, hot reload; the local model "
-        "file at level 0, the registry alias from level 1, A/B from level 2",
-        _package(
-            "ab.py",
-            "batching.py",
-            "door.py",
-            "fast_predict.py",
-            "metrics_export.py",
-            "model_source.py",
-            "openapi.py",
-            "prediction_log.py",
-            "serve.py",
-            "serving_app.py",
-            "tree_kernel.py",
-        ),
-        (
+        "contract at the door, prediction log, micro-batching, hot reload",
+        requirements=(
             "httptools>=0.6,<1",
             "orjson>=3.8,<4",
             "prometheus-client>=0.20,<1",
             "uvicorn>=0.30,<1",
             'uvloop>=0.19,<1; sys_platform != "win32"',
         ),
-        (("serve", SERVE),),
+        extras=("serve",),
+        stages=("serve",),
+        consumes=("serving",),
+    ),
+    Component(
+        "ab-test",
+        2,
+        3,
+        "A/B split of live traffic between the champion and a challenger version",
+        # A/B needs two registered versions, which only the automated deployment of level 2
+        # and above produces.
+        consumes=("serving.ab_test",),
     ),
     Component(
         "container",
@@ -132,9 +127,13 @@ COMPONENTS: tuple[Component, ...] = (
         (
             Emit(".dockerignore", "project/dockerignore.jinja"),
             Emit("Dockerfile", "project/Dockerfile.jinja"),
-            *_package("image.py"),
         ),
         ("docker>=7,<8",),
-        (("image", _IMAGE),),
+        extras=("container",),
+        stages=("image",),
     ),
 )
+
+# Top-level spec sections no component consumes yet: declaring one draws a warning until a
+# component that emits it lands in the table above.
+PENDING_SECTIONS = ("alerts", "ci", "deploy", "monitors", "retrain", "rollback")

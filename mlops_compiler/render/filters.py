@@ -62,6 +62,36 @@ def pyrepr(value: Any) -> Escaped:
     return Escaped(_py_literal(value, 0))
 
 
+def _json_layout(value: Any, indent: int, width: int) -> str:
+    if not isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, dict):
+        parts = [
+            f"{json.dumps(str(k), ensure_ascii=True)}: {_json_layout(v, indent + 2, width)}"
+            for k, v in value.items()
+        ]
+        opening, closing = "{", "}"
+    else:
+        parts = [_json_layout(v, indent + 2, width) for v in value]
+        opening, closing = "[", "]"
+    flat = opening + ", ".join(parts) + closing
+    if len(flat) + indent <= width and "\n" not in flat:
+        return flat
+    pad = " " * (indent + 2)
+    return opening + "\n" + ",\n".join(pad + p for p in parts) + "\n" + " " * indent + closing
+
+
+def json_text(value: Any) -> str:
+    """A JSON document laid out for review: a container that fits in 100 columns stays on
+    one line (a contract column, a gate threshold), a longer one takes a line per item."""
+    _check_finite(value)
+    return _json_layout(value, 0, 100)
+
+
+def json_document(value: Any) -> Escaped:
+    return Escaped(json_text(value))
+
+
 def json_value(value: Any) -> Escaped:
     _check_finite(value)
     return Escaped(json.dumps(value, ensure_ascii=True, sort_keys=False))
@@ -138,6 +168,19 @@ def html(value: Any) -> Escaped:
     return Escaped(str(escape(" ".join(str(value).split()))))
 
 
+# CommonMark's backslash escapes for the characters that can start emphasis, code, links, raw
+# HTML or entities inline (values never start a line, so headings and lists cannot begin).
+# Quotes, apostrophes and other punctuation read as written.
+_MARKDOWN_SPECIAL = frozenset("\\`*_[]<>&~")
+
+
+def markdown(value: Any) -> Escaped:
+    """Inline Markdown text: markup characters backslash-escaped, newlines flattened."""
+    _check_finite(value)
+    text = " ".join(str(value).split())
+    return Escaped("".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text))
+
+
 def line(value: Any) -> Escaped:
     """One line of plain text (a comment, a requirement): nothing can start a new line."""
     _check_finite(value)
@@ -146,7 +189,9 @@ def line(value: Any) -> Escaped:
 
 FILTERS = {
     "pyrepr": pyrepr,
+    "json_document": json_document,
     "json_value": json_value,
+    "markdown": markdown,
     "yaml_value": yaml_value,
     "shell_quote": shell_quote,
     "shell_words": shell_words,

@@ -6,6 +6,7 @@ import difflib
 import re
 from collections.abc import Iterator
 
+from mlops_compiler.spec.estimator_params import ESTIMATOR_PARAMS
 from mlops_compiler.spec.estimators import KNOWN_ESTIMATORS
 from mlops_compiler.spec.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK, UNIT_INTERVAL
 from mlops_compiler.spec.model import Spec
@@ -117,6 +118,16 @@ def _estimator(spec: Spec) -> Iterator[Finding]:
         )
     if known and model.task and model.task != known:
         yield ("model", "task"), f"{model.estimator} is a {known} estimator, not {model.task}"
+    if known and not model.custom_estimator:
+        # Caught here, a misspelt parameter fails in seconds instead of after loading the data.
+        accepted = ESTIMATOR_PARAMS[model.estimator]
+        for name in model.params:
+            if name not in accepted:
+                yield (
+                    ("model", "params", name),
+                    f"unknown parameter {name!r} for {model.estimator}"
+                    f"{suggest(name, list(accepted))}",
+                )
     if known is None and model.custom_estimator and model.task is None:
         yield ("model", "task"), "a custom estimator needs an explicit task"
     target = spec.data.contract.columns.get(spec.data.target)

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlops_compiler import __version__
 from mlops_compiler.plan import Plan
+from mlops_compiler.render.filters import json_text
 
 MANIFEST = "mlops-manifest.json"
 
@@ -35,7 +36,8 @@ def manifest_bytes(plan: Plan, rendered: dict[str, bytes]) -> bytes:
             for path, data in sorted(rendered.items())
         },
     }
-    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+    ordered = json.loads(json.dumps(document, sort_keys=True))
+    return (json_text(ordered) + "\n").encode()
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:

@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlops_compiler import __version__
 from tests.compiler.conftest import REPO, run_mlops
 
 
 def test_version() -> None:
     result = run_mlops("--version", cwd=REPO)
-    assert result.returncode == 0 and "0.1.0" in result.stdout
+    assert result.returncode == 0 and f"version {__version__}" in result.stdout
 
 
 def test_help_and_compile_path_import_no_heavy_library(minimal_spec: Path) -> None:
@@ -46,14 +47,14 @@ def test_plan_marks_every_file_and_prints_the_level_table(minimal_spec: Path) ->
     assert first.returncode == 0, first.stderr
     assert "yes training-plain" not in first.stdout and "yes training " in first.stdout
     assert "no  training-plain   L0-L0" in first.stdout
-    assert "+ added     mlops_project/train.py" in first.stdout
+    assert "+ added     config.json" in first.stdout
     assert not (cwd / "generated").exists(), "plan writes nothing"
-    assert run_mlops("build", "mlops.yaml", cwd=cwd).returncode == 0
-    again = run_mlops("plan", "mlops.yaml", cwd=cwd)
-    assert "  unchanged mlops_project/train.py" in again.stdout
-    lower = run_mlops("plan", "mlops.yaml", "--level", "0", cwd=cwd)
-    assert "- removed   mlops_project/registry.py" in lower.stdout
-    assert "~ changed   mlops_project/train.py" in lower.stdout
+    assert run_mlops("build", "mlops.yaml", "--level", "2", cwd=cwd).returncode == 0
+    again = run_mlops("plan", "mlops.yaml", "--level", "2", cwd=cwd)
+    assert "  unchanged config.json" in again.stdout
+    lower = run_mlops("plan", "mlops.yaml", "--level", "1", cwd=cwd)
+    assert "- removed   Dockerfile" in lower.stdout
+    assert "~ changed   config.json" in lower.stdout
 
 
 def test_schema_command_matches_the_committed_schema() -> None:

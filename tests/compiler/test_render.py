@@ -17,7 +17,15 @@ from mlops_compiler.load import load_spec
 from mlops_compiler.plan import make_plan
 from mlops_compiler.plan.artifacts import Artifact
 from mlops_compiler.render.environment import UnescapedValue, make_environment
-from mlops_compiler.render.filters import html, json_value, line, pyrepr, shell_words, yaml_value
+from mlops_compiler.render.filters import (
+    json_document,
+    json_value,
+    line,
+    markdown,
+    pyrepr,
+    shell_words,
+    yaml_value,
+)
 from mlops_compiler.render.render import render_artifact, render_plan
 from mlops_compiler.spec.validate import validate
 from tests.compiler.conftest import MINIMAL
@@ -88,12 +96,12 @@ def test_template_error_names_template_line_and_artifact(
     (tmp_path / "broken.py.jinja").write_text("ok = 1\n\nvalue = {{ missing_thing | pyrepr }}\n")
     loaded = load_spec(minimal_spec)
     plan = make_plan(validate(loaded), loaded, tmp_path / "out")
-    artifact = Artifact("mlops_project/broken.py", "broken.py.jinja", "project", 0)
+    artifact = Artifact("tools/broken.py", "broken.py.jinja", "project", 0)
     with pytest.raises(RenderError) as err:
         render_artifact(make_environment(tmp_path), plan, artifact)
     message = str(err.value)
     assert "templates/broken.py.jinja:3" in message
-    assert "mlops_project/broken.py" in message and "missing_thing" in message
+    assert "tools/broken.py" in message and "missing_thing" in message
 
 
 FREE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
@@ -130,13 +138,24 @@ def test_arbitrary_unicode_in_free_text_fields_cannot_break_out(
             yaml.safe_load(body)
         elif name.endswith(".json"):
             json.loads(body)
-    contract = files["mlops_project/contract.py"].decode()
-    namespace: dict[str, object] = {}
-    exec(compile(contract, "contract.py", "exec"), namespace)
-    read_back = namespace["CONTRACT"]
-    assert isinstance(read_back, dict)
+    read_back = json.loads(files["contract.json"])
     assert category in read_back["columns"]["plan"]["values"]
     assert any(c in read_back["columns"] for c in (column, column + "_x"))
-    config_ns: dict[str, object] = {}
-    exec(compile(files["mlops_project/config.py"].decode(), "config.py", "exec"), config_ns)
-    assert html(description) in files["README.md"].decode()
+    assert json.loads(files["config.json"])["name"] == "churn"
+    assert markdown(description) in files["README.md"].decode()
+
+
+def test_markdown_text_reads_as_written_and_cannot_open_markup() -> None:
+    said = markdown('The "churn" model\'s v2: 5% < 10% & <b>bold</b> *not* [link](x)')
+    assert '"churn"' in said and "model's" in said and "&quot;" not in said and "&#" not in said
+    assert "\\<b\\>" in said and "\\&" in said and "\\*not\\*" in said and "\\[link\\]" in said
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    )
+)
+def test_json_documents_read_back_unchanged(value: object) -> None:
+    assert json.loads(json_document(value)) == value

@@ -45,14 +45,18 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_no_secrets(project: 
     assert "HOST=0.0.0.0" in text
     assert not any(word in text.lower() for word in ("password", "token", "secret", "api_key"))
     ignored = (project / ".dockerignore").read_text().splitlines()
-    assert "*" in ignored and "!mlops_project/" in ignored
+    assert "*" in ignored and {"!config.json", "!contract.json", "!requirements.txt"} <= set(
+        ignored
+    )
+    # The image installs the runtime the way the README says: pinned, or from wheelhouse/.
+    assert "--find-links /context/wheelhouse -r /context/requirements.txt" in text
 
 
 def test_image_stage_says_clearly_when_no_engine_is_reachable(tmp_path: Path) -> None:
     project = tmp_path / "penguins"
     shutil.copytree(REPO / "generated/penguins", project)
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_project.image"],
+        [sys.executable, "-m", "mlops_runtime", "image"],
         cwd=project,
         capture_output=True,
         text=True,

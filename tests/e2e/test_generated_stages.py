@@ -83,52 +83,6 @@ def test_bad_data_through_the_generated_stage_leaves_the_champion(trained: Path)
     assert json.loads(lineage.stdout)["version"] in ("1", 1)
 
 
-@pytest.mark.slow
-def test_generated_project_stands_alone_on_its_own_requirements(tmp_path: Path) -> None:
-    """A venv with only requirements.txt (no mlops-compiler) trains the level-1 project."""
-    shutil.copytree(REPO / "specs", tmp_path / "specs")
-    assert mlops("build", "specs/diabetes.mlops.yaml", cwd=tmp_path).returncode == 0
-    project = tmp_path / "generated/diabetes"
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin/python")
-    install = subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "-r",
-            "requirements.txt",
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert install.returncode == 0, install.stderr[-3000:]
-    probe = subprocess.run(
-        [python, "-c", "import importlib.util as u; print(u.find_spec('mlops_compiler'))"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert probe.stdout.strip() == "None"
-    result = subprocess.run(
-        [python, "-m", "mlops_project.train"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "registered version 1 as champion" in result.stdout
-
-
 def _free_port() -> int:
     import socket
 
@@ -157,7 +111,7 @@ def test_container_cmd_serves_the_trained_champion(trained: Path) -> None:
 
     project = trained / "generated/penguins"
     argv = _container_command(project / "Dockerfile")
-    assert argv == ["python", "-m", "mlops_project.serve"]
+    assert argv == ["python", "-m", "mlops_runtime", "serve"]
     port = _free_port()
     env = {**ENV, "HOST": "127.0.0.1", "PORT": str(port)}
     server = subprocess.Popen(

@@ -1,28 +1,26 @@
-"""Fixtures for the static modules of generated projects.
+"""Fixtures for the unit tests of the `mlops_runtime` library.
 
-`templates/project` goes on sys.path so `import mlops_project.*` works as it does inside a
-generated project. CONFIG/CONTRACT dicts for the four example datasets are built here, with
-small models so the suite stays fast.
+CONFIG/CONTRACT dicts for the four example datasets are built here, with small models so the
+suite stays fast; `write_project` lays them out as a generated project's config.json and
+contract.json.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import mlops_runtime
+
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE_PROJECT = REPO / "templates" / "project"
-PACKAGE = TEMPLATE_PROJECT / "mlops_project"
 DATA_DIR = REPO / "specs" / "data"
-if str(TEMPLATE_PROJECT) not in sys.path:
-    sys.path.insert(0, str(TEMPLATE_PROJECT))
 
 # No network from MLflow during tests (usage telemetry is on by default in MLflow 3).
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
@@ -70,7 +68,9 @@ def _base_config(
         "name": name.replace("_", "-"),
         "level": 1,
         "spec_sha256": "5" * 64,
-        "compiler_version": "0.1.0",
+        "compiler_version": mlops_runtime.__version__,
+        "stages": ["train", "lineage", "serve"],
+        "training": {"tracking": True},
         "data": {
             "path": str(DATA_DIR / f"{name}.csv"),
             "path_env": "MLOPS_TRAIN_DATA",
@@ -238,22 +238,24 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) 
 
 
 def write_project(
-    root: Path, config: dict[str, Any], contract: dict[str, Any] | None, level0: bool = False
+    root: Path, config: dict[str, Any], contract: dict[str, Any], level0: bool = False
 ) -> Path:
-    """Lay out a project as `mlops build` would: the static package plus rendered config/contract."""
-    package = root / "mlops_project"
-    shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "config.py").write_text(f"CONFIG = {config!r}\n", encoding="utf-8")
-    if contract is not None:
-        (package / "contract.py").write_text(f"CONTRACT = {contract!r}\n", encoding="utf-8")
+    """Lay out a project as `mlops build` would: config.json and contract.json."""
+    config = copy.deepcopy(config)
     if level0:
-        shutil.copyfile(PACKAGE / "train_plain.py", package / "train.py")
+        config["level"] = 0
+        config["stages"] = ["train", "serve"]
+        config["training"] = {"tracking": False}
+        config.setdefault("serving", {})["model_source"] = "file"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (root / "contract.json").write_text(json.dumps(contract), encoding="utf-8")
     return root
 
 
 @pytest.fixture
 def project_factory(tmp_path: Path, empty_store: Path) -> Iterator[Callable[..., Path]]:
-    def make(config: dict[str, Any], contract: dict[str, Any] | None, level0: bool = False) -> Path:
+    def make(config: dict[str, Any], contract: dict[str, Any], level0: bool = False) -> Path:
         root = tmp_path / "project"
         write_project(root, config, contract, level0)
         if not level0:

@@ -1,7 +1,7 @@
 """Real generated projects and running model servers for the serving tests.
 
 A project is built by the real compiler from a copy of specs/ (so the tests exercise exactly
-the modules the level table emits), and the generated pipeline trains the model. Servers are `python -m mlops_project.serve`
+the modules the level table emits), and the generated pipeline trains the model. Servers are `python -m mlops_runtime serve`
 subprocesses on a free loopback port.
 """
 
@@ -52,7 +52,7 @@ def build_project(root: Path, spec: str) -> Path:
 
 def train(project: Path) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_project.train"],
+        [sys.executable, "-m", "mlops_runtime", "train"],
         cwd=project,
         capture_output=True,
         text=True,
@@ -104,7 +104,7 @@ def start_server(project: Path, **env: str) -> Server:
     full_env = stage_env(PORT=str(port), HOST="127.0.0.1", **env)
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlops_project.serve"],
+            [sys.executable, "-m", "mlops_runtime", "serve"],
             cwd=project,
             env=full_env,
             stdout=out,

@@ -1,4 +1,4 @@
-"""The stages as a generated project runs them: `python -m mlops_project.<stage>` in its folder."""
+"""The stages as a generated project runs them: `python -m mlops_runtime STAGE` in its folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGE = REPO / "templates" / "project" / "mlops_project"
+RUNTIME = REPO / "runtime" / "mlops_runtime"
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -41,47 +41,47 @@ def test_train_and_lineage_commands(dataset_config, project_factory, sub_env):
     config, contract = dataset_config("breast_cancer")
     root = project_factory(config, contract)
     git(root, "init", "-q")
-    git(root, "add", "mlops_project")
+    git(root, "add", "config.json", "contract.json")
     git(root, "commit", "-q", "-m", "generated")
     commit = git(root, "rev-parse", "HEAD")
 
-    trained = run(["-m", "mlops_project.train"], root, sub_env())
+    trained = run(["-m", "mlops_runtime", "train"], root, sub_env())
     assert trained.returncode == 0, trained.stderr
     assert "registered version 1 as champion" in trained.stdout
     assert "roc_auc=" in trained.stdout
     assert (root / "mlruns").is_dir() and (root / "reports" / "contract_report.json").is_file()
 
-    shown = run(["-m", "mlops_project.lineage", "--json"], root, sub_env())
+    shown = run(["-m", "mlops_runtime", "lineage", "--json"], root, sub_env())
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
     assert info["version"] == "1" and info["git_commit"] == commit
     assert info["spec_sha256"] == config["spec_sha256"] and info["params"]["max_iter"] == "300"
-    text = run(["-m", "mlops_project.lineage", "1"], root, sub_env())
+    text = run(["-m", "mlops_runtime", "lineage", "1"], root, sub_env())
     assert text.returncode == 0 and f"git commit {commit}" in text.stdout
-    missing = run(["-m", "mlops_project.lineage", "challenger"], root, sub_env())
+    missing = run(["-m", "mlops_runtime", "lineage", "challenger"], root, sub_env())
     assert missing.returncode == 2 and "challenger" in missing.stderr
 
     bad = root / "bad.csv"
     pd.read_csv(config["data"]["path"]).drop(columns=["mean_area"]).to_csv(bad, index=False)
-    refused = run(["-m", "mlops_project.train"], root, sub_env(MLOPS_TRAIN_DATA=str(bad)))
+    refused = run(["-m", "mlops_runtime", "train"], root, sub_env(MLOPS_TRAIN_DATA=str(bad)))
     assert refused.returncode == 3
     assert "mean_area" in refused.stderr
     report = json.loads((root / "reports" / "contract_report.json").read_text())
     assert {("mean_area", "missing_column")} == {
         (f["column"], f["check"]) for f in report["failures"]
     }
-    again = json.loads(run(["-m", "mlops_project.lineage", "--json"], root, sub_env()).stdout)
+    again = json.loads(run(["-m", "mlops_runtime", "lineage", "--json"], root, sub_env()).stdout)
     assert again["version"] == "1"
 
 
 def test_level0_script_trains_without_mlflow_or_pandera(dataset_config, project_factory, sub_env):
     config, contract = dataset_config("penguins")
-    config["level"] = 0
     root = project_factory(config, contract, level0=True)
     probe = (
         "import runpy, sys\n"
         "try:\n"
-        "    runpy.run_module('mlops_project.train', run_name='__main__', alter_sys=True)\n"
+        "    sys.argv = ['mlops_runtime', 'train']\n"
+        "    runpy.run_module('mlops_runtime', run_name='__main__', alter_sys=True)\n"
         "except SystemExit as exc:\n"
         "    code = exc.code\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'pandera', 'skops'})\n"
@@ -108,26 +108,11 @@ def test_level0_script_trains_without_mlflow_or_pandera(dataset_config, project_
 
     (root / "empty.csv").write_bytes(b"")
     refused = run(
-        ["-m", "mlops_project.train"], root, sub_env(MLOPS_TRAIN_DATA=str(root / "empty.csv"))
+        ["-m", "mlops_runtime", "train"], root, sub_env(MLOPS_TRAIN_DATA=str(root / "empty.csv"))
     )
     assert refused.returncode == 3 and "empty.csv" in refused.stderr
 
 
-def test_static_modules_never_import_the_compiler():
-    for path in PACKAGE.glob("*.py"):
+def test_runtime_never_imports_the_compiler():
+    for path in RUNTIME.rglob("*.py"):
         assert "mlops_compiler" not in path.read_text(), path.name
-    assert not (PACKAGE / "config.py").exists() and not (PACKAGE / "contract.py").exists()
-
-
-def test_make_datasets_reproduces_committed_files(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "make_datasets.py"), "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    for name in ("breast_cancer", "diabetes", "wine", "penguins"):
-        assert (tmp_path / f"{name}.csv").read_bytes() == (
-            REPO / "specs" / "data" / f"{name}.csv"
-        ).read_bytes(), name

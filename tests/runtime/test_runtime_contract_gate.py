@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlops_project.contract_gate import build_schema, check_record, validate_frame
-from mlops_project.data import load_table, records_to_frame
-from mlops_project.report import ContractViolation
+
+from mlops_runtime.contract.report import ContractViolation
+from mlops_runtime.contract.training_gate import build_schema, check_record, validate_frame
+from mlops_runtime.data import load_table, records_to_frame
 
 DATASETS = ("breast_cancer", "diabetes", "wine", "penguins")
 

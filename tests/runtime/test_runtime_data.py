@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlops_project.data import (
+
+from mlops_runtime.contract.report import ContractViolation
+from mlops_runtime.data import (
     coerce_frame,
     coerce_value,
     file_sha256,
@@ -18,7 +20,6 @@ from mlops_project.data import (
     resolve_data_path,
     split_frame,
 )
-from mlops_project.report import ContractViolation
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "specs" / "data"
 DATASETS = ("breast_cancer", "diabetes", "wine", "penguins")

@@ -7,13 +7,16 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from mlops_project.features import (
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, RobustScaler
+
+from mlops_runtime.features.pipeline import (
     build_pipeline,
     feature_columns,
     load_estimator_class,
     model_frame,
 )
-from mlops_project.metrics import (
+from mlops_runtime.train.evaluation import (
     CLASSIFICATION_METRICS,
     HIGHER_IS_BETTER,
     REGRESSION_METRICS,
@@ -22,8 +25,6 @@ from mlops_project.metrics import (
     evaluate_vs_champion,
     regression_metrics,
 )
-from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, RobustScaler
 
 
 def small_config(**features):

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mlops_project.profile import (
+
+from mlops_runtime.train.reference_profile import (
     MAX_CATEGORIES,
     QUANTILES,
     build_profile,

@@ -13,8 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlops_project.data import load_table
-from mlops_project.door import (
+
+from mlops_runtime.data import load_table
+from mlops_runtime.serve.model_source import feature_split
+from mlops_runtime.serve.prediction_log import Entry, PredictionLog
+from mlops_runtime.serve.request_validation import (
     MAX_REPORTED_ERRORS,
     BadRequest,
     Batch,
@@ -24,8 +27,6 @@ from mlops_project.door import (
     decode_tensor,
     encode_tensor,
 )
-from mlops_project.model_source import feature_split
-from mlops_project.prediction_log import Entry, PredictionLog
 
 SERVING = {"unknown_categories": "reject", "batching": {}, "prediction_log": {}}
 KNOWN = {"island": {"Biscoe", "Dream"}, "sex": {"female", "male"}}  # Torgersen is "unseen"

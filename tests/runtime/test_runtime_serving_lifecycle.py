@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from mlops_project.ab import choose_arm
 from serving_fixtures import Server, build_project, records, start_server, train
+
+from mlops_runtime.serve.ab import choose_arm
 
 pytestmark = pytest.mark.slow
 

@@ -14,15 +14,21 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlops_project.ab import bucket, choose_arm
-from mlops_project.batching import MicroBatcher
-from mlops_project.contract_gate import check_record
-from mlops_project.data import coerce_frame, load_table
-from mlops_project.door import ContractRejection, Door
-from mlops_project.fast_predict import CompiledPredictor, build_predictor
-from mlops_project.features import build_pipeline, feature_columns, model_frame, target_array
-from mlops_project.model_source import feature_split, known_categories
-from mlops_project.prediction_log import Entry, PredictionLog
+
+from mlops_runtime.contract.training_gate import check_record
+from mlops_runtime.data import coerce_frame, load_table
+from mlops_runtime.features.pipeline import (
+    build_pipeline,
+    feature_columns,
+    model_frame,
+    target_array,
+)
+from mlops_runtime.serve.ab import bucket, choose_arm
+from mlops_runtime.serve.batching import MicroBatcher
+from mlops_runtime.serve.fast_predict import CompiledPredictor, build_predictor
+from mlops_runtime.serve.model_source import feature_split, known_categories
+from mlops_runtime.serve.prediction_log import Entry, PredictionLog
+from mlops_runtime.serve.request_validation import ContractRejection, Door
 
 SERVING = {
     "host": "127.0.0.1",
@@ -209,7 +215,7 @@ def test_micro_batcher_groups_concurrent_rows() -> None:
     calls: list[int] = []
 
     def run(model: Any, numeric: np.ndarray, categorical: np.ndarray) -> Any:
-        from mlops_project.fast_predict import Prediction
+        from mlops_runtime.serve.fast_predict import Prediction
 
         calls.append(len(numeric))
         return Prediction(numeric[:, 0] * 2, None)

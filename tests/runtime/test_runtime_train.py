@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from mlops_project.data import load_table, split_frame
-from mlops_project.features import model_frame
-from mlops_project.lineage import lineage, render
-from mlops_project.tracking import resolve_tracking_uri
-from mlops_project.train import EXIT_CONTRACT, EXIT_GATE, EXIT_OK, run_training
+
+import mlops_runtime
+from mlops_runtime.data import load_table, split_frame
+from mlops_runtime.features.pipeline import model_frame
+from mlops_runtime.tracking.lineage import lineage, render
+from mlops_runtime.tracking.store import resolve_tracking_uri
+from mlops_runtime.train.stage import EXIT_CONTRACT, EXIT_GATE, EXIT_OK, run_training
 
 pytestmark = pytest.mark.slow
 DATASETS = ("breast_cancer", "diabetes", "wine", "penguins")
@@ -62,7 +64,7 @@ def test_train_registers_champion_with_lineage(dataset, dataset_config, workdir,
     assert tags["mlops.data_sha256"] == data_sha
     assert tags["mlops.spec_sha256"] == config["spec_sha256"]
     assert tags["mlops.run_id"] == result.run_id == version.run_id
-    assert tags["mlops.compiler_version"] == "0.1.0"
+    assert tags["mlops.compiler_version"] == config["compiler_version"] == mlops_runtime.__version__
     assert int(tags["mlops.data_rows"]) == len(pd.read_csv(config["data"]["path"]))
     assert "mlops.git_commit" not in tags  # the temporary folder is not a git checkout
     for metric, value in result.metrics.items():
@@ -112,7 +114,7 @@ def test_training_is_reproducible(dataset_config, workdir, monkeypatch):
     first, second = run_training(config, contract), run_training(config, contract)
     assert first.exit_code == second.exit_code == EXIT_OK
     assert first.metrics == second.metrics
-    from mlops_project.contract_gate import validate_frame
+    from mlops_runtime.contract.training_gate import validate_frame
 
     typed, _ = validate_frame(
         load_table(Path(config["data"]["path"]), contract), contract, write=False
@@ -279,7 +281,7 @@ def test_resolve_tracking_uri_precedence(dataset_config):
 
 
 def test_unimportable_estimator_is_a_configuration_error(dataset_config, workdir):
-    from mlops_project.train import EXIT_CONFIG
+    from mlops_runtime.train.stage import EXIT_CONFIG
 
     config, contract = dataset_config("wine")
     config["model"]["estimator"] = "sklearn.ensemble.NoSuchForest"
@@ -299,8 +301,8 @@ def test_unimportable_estimator_is_a_configuration_error(dataset_config, workdir
     ],
 )
 def test_one_pass_predictions_equal_predict(dataset, estimator, dataset_config):
-    from mlops_project.fitting import PREDICT_IS_ARGMAX_PROBA, fit_and_evaluate
-    from mlops_project.train import load_validated
+    from mlops_runtime.train.fitting import PREDICT_IS_ARGMAX_PROBA, fit_and_evaluate
+    from mlops_runtime.train.stage import load_validated
 
     config, contract = dataset_config(dataset)
     config["model"].update(estimator=estimator, params={"random_state": 0})
@@ -312,9 +314,10 @@ def test_one_pass_predictions_equal_predict(dataset, estimator, dataset_config):
 
 
 def test_tied_probabilities_are_predicted_by_predict_itself():
-    from mlops_project.fitting import predict_test
     from sklearn.pipeline import Pipeline
     from sklearn.tree import DecisionTreeClassifier
+
+    from mlops_runtime.train.fitting import predict_test
 
     # Identical rows with opposite labels: the leaf holds [0.5, 0.5] for every row.
     x = pd.DataFrame({"a": [1.0, 1.0, 1.0, 1.0]})

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlops_project.tree_kernel import (
-    MAX_ROWS,
-    PARALLEL_ROWS,
-    HistGradientBoostingKernel,
-    compile_estimator,
-)
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
+)
+
+from mlops_runtime.serve.tree_kernel import (
+    MAX_ROWS,
+    PARALLEL_ROWS,
+    HistGradientBoostingKernel,
+    compile_estimator,
 )
 
 

@@ -1,0 +1,1 @@
+"""Building the serving container image through a Docker engine."""

@@ -1,0 +1,330 @@
+"""Load the training table and give its columns the types the contract declares.
+
+Reading never raises past this module for bad input: an unreadable, empty or truncated file
+becomes a `ContractViolation` with a report, like any other contract failure. Type coercion is
+shared by the batch path (whole files) and the per-record path (the serving door), so a value is
+accepted or rejected the same way in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_runtime.contract.report import ContractViolation, build_report, failure, write_report
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv",)
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_STRINGLIKE = ("category", "str", "bool")
+
+# Target pandas dtype per contract type; nullable extension types keep ints ints despite nulls.
+PANDAS_DTYPES: dict[str, Any] = {
+    "int": pd.Int64Dtype(),
+    "float": np.dtype("float64"),
+    "bool": pd.BooleanDtype(),
+    "category": pd.StringDtype(),
+    "str": pd.StringDtype(),
+}
+
+
+def resolve_data_path(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Path:
+    """The env var named by `path_env` wins over `path` so CI and schedulers can point elsewhere."""
+    env = os.environ if environ is None else environ
+    data = config["data"]
+    name = data.get("path_env")
+    override = env.get(name) if name else None
+    return Path(override or data["path"])
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_table(path: Path, contract: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Raw read; string-like contract columns are read as text so '007' stays '007'."""
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return pd.read_parquet(path)
+    if suffix in CSV_SUFFIXES:
+        columns = (contract or {}).get("columns", {})
+        text_columns = {name: str for name, rule in columns.items() if rule["type"] in _STRINGLIKE}
+        return pd.read_csv(path, dtype=text_columns or None)
+    raise ValueError(f"unsupported file type {suffix!r}: use .csv, .parquet or .pq")
+
+
+def load_table(
+    path: Path,
+    contract: Mapping[str, Any] | None = None,
+    report_path: Path | None = None,
+) -> pd.DataFrame:
+    """Read `path`; any failure to obtain at least one row is reported as a contract failure."""
+    problem: str | None = None
+    frame: pd.DataFrame | None = None
+    try:
+        frame = read_table(path, contract)
+    except FileNotFoundError:
+        problem = f"file not found: {path}"
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same: unusable input
+        problem = f"cannot read {path.name}: {type(exc).__name__}: {exc}".strip()
+    if frame is not None and len(frame) == 0:
+        problem = f"{path.name} has no data rows"
+    if problem is not None:
+        check = "readable" if frame is None else "empty"
+        report = build_report(
+            source=str(path),
+            rows=None if frame is None else 0,
+            columns=[] if frame is None else [str(c) for c in frame.columns],
+            failures=[failure(check, None, problem)],
+        )
+        raise ContractViolation(report, write_report(report, report_path))
+    assert frame is not None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def is_null(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def coerce_value(value: Any, kind: str) -> tuple[bool, Any]:
+    """(ok, typed value) for one cell; None means null. Same rules as `coerce_series`."""
+    if is_null(value):
+        return True, None
+    if kind in ("str", "category"):
+        return (True, value) if isinstance(value, str) else (False, None)
+    if kind == "bool":
+        if isinstance(value, (bool, np.bool_)):
+            return True, bool(value)
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in _TRUE or text in _FALSE:
+                return True, text in _TRUE
+            return False, None
+        number = _as_number(value)
+        if number is not None and number in (0, 1):
+            return True, bool(number)
+        return False, None
+    if isinstance(value, (bool, np.bool_)):
+        return False, None  # True is not the number 1 in a contract
+    number = _as_number(value)
+    if number is None:
+        return False, None
+    if isinstance(number, float) and math.isnan(number):
+        return True, None
+    if kind == "float":
+        try:
+            return True, float(number)
+        except OverflowError:  # an int too large for a double
+            return False, None
+    if kind == "int":
+        if isinstance(number, int):
+            return (True, number) if INT64_MIN <= number <= INT64_MAX else (False, None)
+        if math.isfinite(number) and number.is_integer() and INT64_MIN <= number <= INT64_MAX:
+            return True, int(number)
+        return False, None
+    raise ValueError(f"unknown contract type {kind!r}")
+
+
+def _as_number(value: Any) -> int | float | None:
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return None
+
+
+def coerce_series(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """(typed series, boolean mask of cells whose value does not fit `kind`)."""
+    dtype = PANDAS_DTYPES[kind]
+    if _is_numeric(series):
+        return _coerce_numeric(series, kind)
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return _coerce_text(series, kind)
+    # Mixed objects: decide once per distinct value (few in practice), then broadcast.
+    decided: dict[Any, tuple[bool, Any]] = {}
+
+    def decide(value: Any) -> tuple[bool, Any]:
+        key = _key(value)
+        try:
+            return decided[key]
+        except KeyError:
+            decided[key] = verdict = coerce_value(value, kind)
+            return verdict
+        except TypeError:  # unhashable (a list inside a JSON record): never a valid cell
+            return coerce_value(value, kind)
+
+    verdicts = [decide(v) for v in series.to_numpy(dtype=object)]
+    bad = pd.Series([not ok for ok, _ in verdicts], index=series.index, dtype=bool)
+    values = [None if not ok else v for ok, v in verdicts]
+    return pd.Series(pd.array(values, dtype=dtype), index=series.index, name=series.name), bad
+
+
+def _coerce_text(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """All cells are str or null: factorize, decide once per distinct text, then broadcast.
+
+    (With only str values, factorize's equality cannot merge 1, True and "1" as it would for
+    mixed objects, which keep the per-cell path above.)
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    verdicts = [coerce_value(value, kind) for value in uniques]
+    ok = np.array([verdict[0] for verdict in verdicts] + [True], dtype=bool)
+    table = pd.array(
+        [v if good else None for good, v in verdicts] + [None], dtype=PANDAS_DTYPES[kind]
+    )
+    index = np.where(codes < 0, len(verdicts), codes)
+    typed = pd.Series(table.take(index), index=series.index, name=series.name)
+    return typed, pd.Series(~ok[index], index=series.index, dtype=bool)
+
+
+def _key(value: Any) -> Any:
+    # NaN != NaN, so nulls share one key; the type keeps 1 and True and "1" apart.
+    return ("null",) if is_null(value) else (type(value), value)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return bool(
+        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    )
+
+
+def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    dtype = PANDAS_DTYPES[kind]
+    null = series.isna().to_numpy(dtype=bool)
+    is_bool = pd.api.types.is_bool_dtype(series.dtype)
+    if kind in ("str", "category") or (is_bool and kind in ("int", "float")):
+        bad = ~null
+        typed = pd.Series(pd.array([None] * len(series), dtype=dtype), index=series.index)
+        return typed.rename(series.name), pd.Series(bad, index=series.index)
+    numbers = series.to_numpy(dtype="float64", na_value=np.nan)
+    if kind == "float":
+        return pd.Series(numbers, index=series.index, name=series.name), pd.Series(
+            False, index=series.index
+        )
+    if kind == "bool":
+        ok = null | (numbers == 0) | (numbers == 1)
+    elif pd.api.types.is_unsigned_integer_dtype(series.dtype):
+        ok = null | (series.to_numpy(dtype="uint64", na_value=0) <= np.uint64(INT64_MAX))
+    elif pd.api.types.is_integer_dtype(series.dtype):
+        ok = np.ones(len(series), dtype=bool)
+    else:  # int from float: only finite integral values within int64
+        with np.errstate(invalid="ignore"):
+            in_range = (numbers >= -(2.0**63)) & (numbers < 2.0**63)
+            ok = null | (np.isfinite(numbers) & (np.mod(numbers, 1) == 0) & in_range)
+    keep = ok & ~null
+    if kind == "bool":
+        typed = pd.array(np.where(keep, numbers == 1, False), dtype=dtype)
+        typed[~keep] = pd.NA
+    elif pd.api.types.is_signed_integer_dtype(series.dtype):
+        typed = pd.array(series.to_numpy(), dtype=dtype)
+    elif pd.api.types.is_unsigned_integer_dtype(series.dtype):
+        raw = series.to_numpy(dtype="uint64", na_value=0)
+        typed = pd.array(np.where(keep, raw, 0).astype("int64"), dtype=dtype)
+        typed[~keep] = pd.NA
+    else:
+        typed = pd.array(np.where(keep, numbers, 0).astype("int64"), dtype=dtype)
+        typed[~keep] = pd.NA
+    return pd.Series(typed, index=series.index, name=series.name), pd.Series(
+        ~ok, index=series.index
+    )
+
+
+def coerce_frame(
+    frame: pd.DataFrame, contract: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Type every contract column present; returns the frame and per-column masks of bad cells.
+
+    Bad cells become null in the typed frame; the caller reports them as `dtype` failures.
+    Columns outside the contract pass through untouched.
+    """
+    typed = frame.copy()
+    bad: dict[str, pd.Series] = {}
+    for name, rule in contract.get("columns", {}).items():
+        if name not in typed.columns:
+            continue
+        typed[name], mask = coerce_series(typed[name], rule["type"])
+        if mask.any():
+            bad[name] = mask
+    return typed, bad
+
+
+def records_to_frame(
+    records: Iterable[Mapping[str, Any]], contract: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Raw object frame from JSON-like records, column order as in the contract then extras."""
+    rows = list(records)
+    order = [c for c in contract.get("columns", {}) if any(c in r for r in rows)]
+    extras = sorted({k for r in rows for k in r} - set(order))
+    columns = order + extras
+    data = {c: pd.Series([r.get(c) for r in rows], dtype=object) for c in columns}
+    return pd.DataFrame(data, columns=columns)
+
+
+def split_positions(
+    frame: pd.DataFrame, config: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the train and test splits: deterministic (seeded), stratified on the
+    target for classification if asked. Positions let callers split several aligned views of
+    the same rows (typed frame, model features, labels) without copying each twice."""
+    from sklearn.model_selection import train_test_split
+
+    split = config["data"].get("split", {})
+    target = config["data"]["target"]
+    stratify = None
+    if split.get("stratify", False) and config["model"]["task"] == "classification":
+        # Class codes in sorted label order stratify exactly as the labels themselves would,
+        # without building a million label strings first.
+        stratify, _ = pd.factorize(frame[target], sort=True)
+    train, test = train_test_split(
+        np.arange(len(frame)),
+        test_size=split.get("test_size", 0.2),
+        random_state=split.get("seed", 0),
+        stratify=stratify,
+    )
+    return np.asarray(train), np.asarray(test)
+
+
+def split_frame(
+    frame: pd.DataFrame, config: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train and test rows of `frame`, as `split_positions` chooses them."""
+    train, test = split_positions(frame, config)
+    return frame.take(train), frame.take(test)
+
+
+def dropna_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+    """Rows without a label cannot be fitted or scored; returns (kept rows, number dropped)."""
+    mask = frame[target].isna().to_numpy()
+    dropped = int(mask.sum())
+    # Without missing labels the frame is returned as is: a boolean take would copy every column.
+    return (frame.loc[~mask] if dropped else frame), dropped
+
+
+def columns_of(contract: Mapping[str, Any]) -> Sequence[str]:
+    return list(contract.get("columns", {}))

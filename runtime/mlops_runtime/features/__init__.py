@@ -1,0 +1,1 @@
+"""The feature pipeline: one transformation, fitted in training and reused in serving."""

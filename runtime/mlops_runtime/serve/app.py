@@ -1,0 +1,764 @@
+"""The model server: a plain ASGI app (run by uvicorn, see serve.py).
+
+No web framework sits on the request path: routing is a dict lookup, bodies are parsed with
+orjson, and single records are micro-batched into one model call (batching.py). Endpoints:
+
+    POST /predict                    one record (object) or many (array of objects)
+    POST /invocations, GET /ping     MLflow scoring protocol
+    GET  /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{v}][/ready]
+    POST /v2/models/{name}[/versions/{v}]/infer      Open Inference Protocol (KServe V2)
+    GET  /health, /ready, /metrics, /openapi.json
+
+Every response carries X-Request-ID (the client's if it sent a sane one) and, once a model is
+loaded, X-Model-Name, X-Model-Version, X-Model-Run-Id and X-AB-Arm. Bad input is a 4xx, never
+a 5xx: 400 unreadable body, 413 too large, 415 not JSON, 422 contract violations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from mlops_runtime.serve.ab import CHALLENGER, CHAMPION, ab_config, choose_arm, sticky_key
+from mlops_runtime.serve.batching import MicroBatcher, ModelInputError
+from mlops_runtime.serve.fast_predict import Prediction
+from mlops_runtime.serve.model_source import (
+    LoadedModel,
+    LocalSource,
+    RegistrySource,
+    feature_split,
+    make_source,
+    prepare,
+)
+from mlops_runtime.serve.openapi import build_openapi
+from mlops_runtime.serve.prediction_log import Entry, PredictionLog
+from mlops_runtime.serve.prometheus_export import ServingMetrics
+from mlops_runtime.serve.request_validation import (
+    V2_DATATYPE,
+    BadRequest,
+    Batch,
+    ContractRejection,
+    Door,
+    Rows,
+    encode_tensor,
+)
+
+log = logging.getLogger("mlops_runtime.serve.stage")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON = b"application/json"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_V2_MODEL = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
+COLUMNAR_ROWS = 32  # from this many rows the column-wise check beats the per-record one
+BIG_BATCH_ROWS = 256  # larger requests are validated off the event loop, logged as Parquet
+
+
+@dataclass(frozen=True)
+class Served:
+    """A loaded model, the arm it serves, and its door (its own training categories)."""
+
+    arm: str
+    model: LoadedModel
+    door: Door
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        ref = self.model.ref
+        return [
+            (b"x-model-name", ref.name.encode("latin-1", "replace")),
+            (b"x-model-version", ref.version.encode("latin-1", "replace")),
+            (b"x-model-run-id", (ref.run_id or "").encode("latin-1", "replace")),
+            (b"x-ab-arm", self.arm.encode()),
+        ]
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, extra: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra or {}
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    endpoint: str
+    served: Served | None = None
+    content_type: bytes = JSON
+    headers: list[tuple[bytes, bytes]] | None = None
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def _label_datatype(classes: list[Any] | None, task: str) -> str:
+    if task == "regression" or classes is None:
+        return "FP64"
+    if all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
+        return "FP64"
+    return "BYTES"
+
+
+class ServingApp:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        contract: Mapping[str, Any],
+        *,
+        source: LocalSource | RegistrySource | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
+        env = os.environ if environ is None else environ
+        self.config = config
+        self.contract = contract
+        serving = dict(config.get("serving") or {})
+        self.serving = serving
+        self.task = config["model"]["task"]
+        self.alias = serving.get("model_alias", CHAMPION)
+        self.ab = ab_config(config)
+        self.max_body = int(serving.get("max_body_bytes", 1_000_000))
+        self.reload_interval = float(
+            env.get("MLOPS_RELOAD_INTERVAL_S") or serving.get("reload_interval_s", 10)
+        )
+        self.numeric, self.categorical = feature_split(config, contract)
+        self.base_door = Door(config, contract, self.numeric, self.categorical)
+        self._source = source
+        self.metrics = ServingMetrics(self.task)
+        log_cfg = serving.get("prediction_log") or {}
+        self.prediction_log = PredictionLog(
+            Path(env.get("MLOPS_PREDICTION_LOG_DIR") or log_cfg.get("dir", "prediction_log")),
+            float(log_cfg.get("rotate_mb", 64)),
+            keep_files=log_cfg.get("keep_files"),
+            on_drop=self.metrics.log_dropped.inc,
+        )
+        batching = serving.get("batching") or {}
+        self.batch_executor = ThreadPoolExecutor(2, thread_name_prefix="batch")
+        self.batcher = MicroBatcher(
+            self._run_model,
+            int(batching.get("max_batch_size", 32)),
+            float(batching.get("max_wait_ms", 2)),
+            on_batch=self.metrics.batch_size.observe,
+        )
+        self.champion: Served | None = None
+        self.challenger: Served | None = None
+        self.openapi = _dumps(build_openapi(config, contract))
+        self._reload_task: asyncio.Task[None] | None = None
+        self._names = {str(config.get("name"))}
+        self.routes: dict[tuple[str, str], Callable[..., Awaitable[Reply]]] = {
+            ("POST", "/predict"): self.predict,
+            ("POST", "/invocations"): self.invocations,
+            ("GET", "/ping"): self.ping,
+            ("GET", "/health"): self.health,
+            ("GET", "/ready"): self.ready,
+            ("GET", "/v2"): self.v2_server,
+            ("GET", "/v2/health/live"): self.v2_live,
+            ("GET", "/v2/health/ready"): self.v2_ready,
+            ("GET", "/metrics"): self.metrics_endpoint,
+            ("GET", "/openapi.json"): self.openapi_endpoint,
+        }
+        self._paths = {path for _, path in self.routes}
+
+    # -- models -------------------------------------------------------------------------------
+
+    @property
+    def source(self) -> LocalSource | RegistrySource:
+        if self._source is None:
+            self._source = make_source(self.config)
+            self._names.add(self._source.name)
+        return self._source
+
+    def _arms(self) -> list[tuple[str, str]]:
+        arms = [(CHAMPION, self.alias)]
+        if self.ab is not None:
+            arms.append((CHALLENGER, CHALLENGER))
+        return arms
+
+    def refresh(self) -> dict[str, Served | None]:
+        """Look up every alias and load versions that changed (blocking; run in a thread)."""
+        out: dict[str, Served | None] = {}
+        for arm, alias in self._arms():
+            current = self.champion if arm == CHAMPION else self.challenger
+            ref = self.source.lookup(alias)
+            if ref is None:
+                # A champion that vanished from the registry keeps serving rather than nothing.
+                out[arm] = current if arm == CHAMPION else None
+                continue
+            if current is not None and current.model.ref == ref:
+                out[arm] = current
+                continue
+            model = prepare(ref, self.source.load(ref), self.config, self.contract)
+            door = self.base_door.with_known_categories(model.known_categories)
+            out[arm] = Served(arm, model, door)
+        return out
+
+    def install(self, found: Mapping[str, Served | None]) -> None:
+        """Swap in new models: plain attribute assignment on the event loop, so atomic."""
+        before = (self.champion, self.challenger)
+        self.champion = found.get(CHAMPION, self.champion)
+        self.challenger = found.get(CHALLENGER)
+        for arm, old, new in (
+            (CHAMPION, before[0], self.champion),
+            (CHALLENGER, before[1], self.challenger),
+        ):
+            if new is not None and (old is None or old.model.ref != new.model.ref):
+                if old is not None:
+                    self.metrics.reloads.labels(arm).inc()
+                log.warning(
+                    "%s: serving %s version %s (%s)",
+                    arm,
+                    new.model.ref.name,
+                    new.model.ref.version,
+                    "compiled" if new.model.predictor.fast else "pipeline",
+                )
+        self.metrics.set_models(
+            [
+                (s.arm, s.model.ref.name, s.model.ref.version, s.model.ref.run_id)
+                for s in (self.champion, self.challenger)
+                if s is not None
+            ]
+        )
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_interval)
+            try:
+                self.install(await asyncio.to_thread(self.refresh))
+            except Exception:  # noqa: BLE001 - a registry hiccup must not stop serving
+                log.warning("model reload failed:\n%s", traceback.format_exc())
+
+    async def startup(self) -> None:
+        self.prediction_log.start()
+        try:
+            self.install(await asyncio.to_thread(self.refresh))
+        except Exception:  # noqa: BLE001 - start unready and keep polling instead of dying
+            log.warning("no model loaded at startup:\n%s", traceback.format_exc())
+        self._reload_task = asyncio.create_task(self._reload_loop())
+
+    async def shutdown(self) -> None:
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload_task
+        self.prediction_log.flush(2.0)
+        self.prediction_log.close()
+        self.batch_executor.shutdown(wait=False)
+
+    def _run_model(
+        self, model: LoadedModel, numeric: np.ndarray, categorical: np.ndarray
+    ) -> Prediction:
+        return model.predictor.predict(numeric, categorical)
+
+    def pick(self, first: Any, headers: Mapping[bytes, bytes], request_id: str) -> Served:
+        champion = self.champion
+        if champion is None:
+            raise HttpError(503, "no model loaded yet")
+        challenger = self.challenger
+        if challenger is None or self.ab is None:
+            return champion
+        key = sticky_key(self.base_door.sticky, first, headers, request_id)
+        return (
+            challenger if choose_arm(key, self.ab["challenger_weight"]) == CHALLENGER else champion
+        )
+
+    def by_version(self, version: str | None) -> Served:
+        if self.champion is None:
+            raise HttpError(503, "no model loaded yet")
+        if version is None:
+            return self.champion
+        for served in (self.champion, self.challenger):
+            if served is not None and served.model.ref.version == version:
+                return served
+        raise HttpError(404, f"version {version!r} is not being served")
+
+    # -- the shared prediction path -----------------------------------------------------------
+
+    async def score(
+        self,
+        rows: Rows,
+        served: Served,
+        request_id: str,
+        endpoint: str,
+        started: float,
+    ) -> tuple[list[Any], Any]:
+        """Validate, predict (micro-batched when single), log.
+
+        Returns (labels, probabilities): a list of labels, and None, a list of lists (one
+        row) or an (n, classes) array, which _dumps and the binary encoder take as they are.
+        """
+        door = served.door
+        try:
+            if rows.count > BIG_BATCH_ROWS:
+                loop = asyncio.get_running_loop()
+                batch = await loop.run_in_executor(self.batch_executor, door.validate_columns, rows)
+            elif rows.count >= COLUMNAR_ROWS:
+                batch = door.validate_columns(rows)
+            else:
+                batch = door.validate(rows.as_records(), rows)
+        except ContractRejection as rejection:
+            self.metrics.observe_violations(rejection.errors)
+            raise HttpError(
+                422,
+                "contract violation",
+                {"violations": rejection.errors, "total": rejection.total},
+            ) from None
+        labels, proba = await self._predict(batch, served)
+        model = served.model
+        self.metrics.observe_predictions(model.ref.version, served.arm, labels)
+        columnar = len(batch) > BIG_BATCH_ROWS
+        self.prediction_log.submit(
+            Entry(
+                request_id,
+                time.time(),
+                model.ref.name,
+                model.ref.version,
+                model.ref.run_id,
+                served.arm,
+                endpoint,
+                # Big batches are logged column-wise (Parquet): no per-row work on this path.
+                None if columnar else batch.records,
+                labels,
+                proba,
+                (time.perf_counter() - started) * 1000.0,
+                self._log_columns(batch, door) if columnar else None,
+            )
+        )
+        return labels, proba
+
+    @staticmethod
+    def _log_columns(batch: Batch, door: Door) -> dict[str, np.ndarray]:
+        columns: dict[str, np.ndarray] = {}
+        for col in door.columns:
+            if col.feature == "numeric":
+                columns[col.name] = batch.numeric[:, col.slot]
+            elif col.feature == "categorical":
+                columns[col.name] = batch.categorical[:, col.slot]
+            else:
+                columns[col.name] = batch.other[:, col.slot]
+        return columns
+
+    async def _predict(self, batch: Batch, served: Served) -> tuple[list[Any], Any]:
+        if len(batch) == 0:
+            return [], [] if served.model.classes is not None else None
+        try:
+            if len(batch) == 1:
+                label, proba = await self.batcher.submit(
+                    served.model, batch.numeric[0], batch.categorical[0]
+                )
+                return [label], None if proba is None else [proba]
+            loop = asyncio.get_running_loop()
+            prediction = await loop.run_in_executor(
+                self.batch_executor, self._run_model, served.model, batch.numeric, batch.categorical
+            )
+            self.metrics.batch_size.observe(len(batch))
+        except (ModelInputError, ValueError, TypeError) as exc:
+            raise HttpError(422, f"the model rejected the input: {exc}") from None
+        # orjson writes a float64 array as fast as it reads one; labels may be objects.
+        return prediction.labels.tolist(), prediction.proba
+
+    def _model_fields(self, served: Served, request_id: str) -> dict[str, Any]:
+        ref = served.model.ref
+        return {
+            "request_id": request_id,
+            "model": ref.name,
+            "model_version": ref.version,
+            "run_id": ref.run_id,
+            "arm": served.arm,
+        }
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    async def predict(self, ctx: Context) -> Reply:
+        payload = ctx.json(await ctx.body())
+        rows, single = self.base_door.predict_records(payload)
+        served = self.pick(rows.first(), ctx.headers, ctx.request_id)
+        ctx.served = served
+        labels, proba = await self.score(rows, served, ctx.request_id, "/predict", ctx.started)
+        out = self._model_fields(served, ctx.request_id)
+        if single:
+            out["prediction"] = labels[0]
+            if proba is not None:
+                out["probabilities"] = proba[0]
+        else:
+            out["predictions"] = labels
+            if proba is not None:
+                out["probabilities"] = proba
+        if served.model.classes is not None:
+            out["classes"] = served.model.classes
+        return Reply(200, _dumps(out), "/predict", served)
+
+    async def invocations(self, ctx: Context) -> Reply:
+        content_type = ctx.headers.get(b"content-type", b"application/json").lower()
+        if b"json" not in content_type:
+            raise HttpError(415, "only application/json is accepted")
+        payload = ctx.json(await ctx.body())
+        rows = self.base_door.invocation_records(payload)
+        served = self.pick(rows.first(), ctx.headers, ctx.request_id)
+        ctx.served = served
+        labels, _ = await self.score(rows, served, ctx.request_id, "/invocations", ctx.started)
+        return Reply(200, _dumps({"predictions": labels}), "/invocations", served)
+
+    async def ping(self, ctx: Context) -> Reply:
+        status = 200 if self.champion is not None else 503
+        return Reply(status, b"\n", "/ping", self.champion, b"text/plain")
+
+    async def health(self, ctx: Context) -> Reply:
+        models = [
+            {**self._model_fields(s, ctx.request_id), "compiled": s.model.predictor.fast}
+            for s in (self.champion, self.challenger)
+            if s is not None
+        ]
+        body = {"status": "ok", "ready": self.champion is not None, "models": models}
+        return Reply(200, _dumps(body), "/health", self.champion)
+
+    async def ready(self, ctx: Context) -> Reply:
+        ok = self.champion is not None
+        return Reply(200 if ok else 503, _dumps({"ready": ok}), "/ready", self.champion)
+
+    async def v2_server(self, ctx: Context) -> Reply:
+        body = {
+            "name": "mlops-serving",
+            "version": str(self.config.get("compiler_version", "0")),
+            "extensions": ["binary_tensor_data"],
+        }
+        return Reply(200, _dumps(body), "/v2", self.champion)
+
+    async def v2_live(self, ctx: Context) -> Reply:
+        return Reply(200, _dumps({"live": True}), "/v2/health/live", self.champion)
+
+    async def v2_ready(self, ctx: Context) -> Reply:
+        ok = self.champion is not None
+        return Reply(200 if ok else 503, _dumps({"ready": ok}), "/v2/health/ready", self.champion)
+
+    async def metrics_endpoint(self, ctx: Context) -> Reply:
+        return Reply(
+            200, self.metrics.render(), "/metrics", None, self.metrics.content_type.encode()
+        )
+
+    async def openapi_endpoint(self, ctx: Context) -> Reply:
+        return Reply(200, self.openapi, "/openapi.json", None)
+
+    async def v2_model(self, ctx: Context, name: str, version: str | None, action: str) -> Reply:
+        if name not in self._names:
+            raise HttpError(404, f"unknown model {name!r}")
+        endpoint = "/v2/models/{name}" + (action or "")
+        if action == "/ready":
+            if ctx.method != "GET":
+                raise HttpError(405, "use GET")
+            served = self.champion if version is None else self._version_or_none(version)
+            ok = served is not None
+            body = {"name": name, "ready": ok}
+            return Reply(200 if ok else 503, _dumps(body), endpoint, served)
+        if action == "/infer":
+            if ctx.method != "POST":
+                raise HttpError(405, "use POST")
+            return await self.v2_infer(ctx, version, endpoint)
+        if ctx.method != "GET":
+            raise HttpError(405, "use GET")
+        served = self.by_version(version)
+        return Reply(200, _dumps(self._v2_metadata(name, served)), endpoint, served)
+
+    def _version_or_none(self, version: str) -> Served | None:
+        try:
+            return self.by_version(version)
+        except HttpError:
+            return None
+
+    def _v2_metadata(self, name: str, served: Served) -> dict[str, Any]:
+        target = self.config["data"]["target"]
+        inputs = [
+            {"name": column, "datatype": V2_DATATYPE[rule["type"]], "shape": [-1]}
+            for column, rule in self.contract.get("columns", {}).items()
+            if column != target
+        ]
+        classes = served.model.classes
+        outputs = [
+            {"name": "predict", "datatype": _label_datatype(classes, self.task), "shape": [-1]}
+        ]
+        if classes is not None and served.model.predictor.classes is not None:
+            outputs.append(
+                {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]}
+            )
+        versions = [s.model.ref.version for s in (self.champion, self.challenger) if s is not None]
+        return {
+            "name": name,
+            "versions": versions,
+            "platform": "sklearn",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {"run_id": served.model.ref.run_id, "content_type": "pd"},
+        }
+
+    async def v2_infer(self, ctx: Context, version: str | None, endpoint: str) -> Reply:
+        body = await ctx.body()
+        binary: bytes | None = None
+        header_length = ctx.headers.get(b"inference-header-content-length")
+        if header_length is not None:
+            # Binary tensor extension: a JSON header of this many bytes, then raw tensors.
+            try:
+                size = int(header_length)
+            except ValueError:
+                raise BadRequest("Inference-Header-Content-Length is not a number") from None
+            if not 0 <= size <= len(body):
+                raise BadRequest("Inference-Header-Content-Length beyond the body")
+            payload = ctx.json(body[:size])
+            binary = body[size:]
+        else:
+            payload = ctx.json(body)
+        rows, client_id = self.base_door.v2_records(payload, binary)
+        wanted, binary_out = _requested_outputs(payload)
+        if version is None:
+            served = self.pick(rows.first(), ctx.headers, ctx.request_id)
+        else:
+            served = self.by_version(version)
+        ctx.served = served
+        labels, proba = await self.score(rows, served, ctx.request_id, endpoint, ctx.started)
+        classes = served.model.classes
+        label_type = _label_datatype(classes, self.task)
+        outputs: list[dict[str, Any]] = [
+            {"name": "predict", "datatype": label_type, "shape": [len(labels)], "data": labels}
+        ]
+        if proba is not None and classes is not None:
+            outputs.append(
+                {
+                    "name": "predict_proba",
+                    "datatype": "FP64",
+                    "shape": [len(labels), len(classes)],
+                    "data": np.asarray(proba, dtype=np.float64).reshape(-1),
+                }
+            )
+        if wanted is not None:
+            unknown = [w for w in wanted if w not in {o["name"] for o in outputs}]
+            if unknown:
+                raise HttpError(
+                    400, f"unknown outputs {unknown}; available: predict, predict_proba"
+                )
+            outputs = [o for o in outputs if o["name"] in wanted]
+        ref = served.model.ref
+        chunks: list[bytes] = []
+        for output in outputs:
+            if binary_out is True or output["name"] in (binary_out or ()):
+                data = output.pop("data")
+                if output["datatype"] == "BOOL":
+                    data = np.asarray(data, dtype=bool)
+                raw = encode_tensor(output["datatype"], data)
+                output["parameters"] = {"binary_data_size": len(raw)}
+                chunks.append(raw)
+        head = _dumps(
+            {
+                "model_name": ref.name,
+                "model_version": ref.version,
+                "id": client_id or ctx.request_id,
+                "parameters": {
+                    "request_id": ctx.request_id,
+                    "run_id": ref.run_id,
+                    "arm": served.arm,
+                    "classes": classes,
+                },
+                "outputs": outputs,
+            }
+        )
+        if not chunks:
+            return Reply(200, head, endpoint, served)
+        return Reply(
+            200,
+            b"".join([head, *chunks]),
+            endpoint,
+            served,
+            b"application/octet-stream",
+            [(b"inference-header-content-length", str(len(head)).encode())],
+        )
+
+    # -- ASGI ---------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = Context(scope, receive, self.max_body)
+        path = scope["path"]
+        method = scope["method"]
+        try:
+            handler = self.routes.get((method, path))
+            if handler is not None:
+                reply = await handler(ctx)
+            else:
+                match = _V2_MODEL.fullmatch(path)
+                if match is not None:
+                    name, version, action = match.groups()
+                    reply = await self.v2_model(ctx, name, version, action or "")
+                elif path in self._paths:
+                    raise HttpError(405, f"method {method} not allowed on {path}")
+                else:
+                    raise HttpError(404, f"no endpoint {path}")
+        except (HttpError, BadRequest) as exc:
+            status = exc.status
+            body: dict[str, Any] = {"error": exc.message, "request_id": ctx.request_id}
+            if isinstance(exc, HttpError):
+                body.update(exc.extra)
+            reply = Reply(status, _dumps(body), _endpoint_label(path), ctx.served or self.champion)
+        except Exception:  # noqa: BLE001 - a bug answers 500 with the request id, server lives
+            log.error("request %s failed:\n%s", ctx.request_id, traceback.format_exc())
+            body = {"error": "internal error", "request_id": ctx.request_id}
+            reply = Reply(500, _dumps(body), _endpoint_label(path), ctx.served or self.champion)
+        headers = [
+            (b"content-type", reply.content_type),
+            # An explicit length spares uvicorn the chunked encoding.
+            (b"content-length", str(len(reply.body)).encode()),
+            (b"x-request-id", ctx.request_id.encode()),
+        ]
+        if reply.served is not None:
+            headers.extend(reply.served.headers)
+        if reply.headers:
+            headers.extend(reply.headers)
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+        version = reply.served.model.ref.version if reply.served is not None else "none"
+        self.metrics.observe_request(
+            reply.endpoint, reply.status, version, time.perf_counter() - ctx.started
+        )
+
+
+def _requested_outputs(payload: Any) -> tuple[list[Any] | None, bool | set[str]]:
+    """(names of the requested outputs or None for all, which of them go binary).
+
+    The binary tensor extension asks per output (`parameters.binary_data`) or for all
+    outputs at once (`parameters.binary_data_output` on the request).
+    """
+    wanted = None
+    binary: set[str] = set()
+    outputs = payload.get("outputs") if isinstance(payload, dict) else None
+    if isinstance(outputs, list):
+        wanted = [o.get("name") for o in outputs if isinstance(o, dict)]
+        for o in outputs:
+            parameters = o.get("parameters") if isinstance(o, dict) else None
+            if isinstance(parameters, dict) and parameters.get("binary_data") is True:
+                binary.add(str(o.get("name")))
+    parameters = payload.get("parameters") if isinstance(payload, dict) else None
+    if isinstance(parameters, dict) and parameters.get("binary_data_output") is True:
+        # Outputs that say binary_data: false stay JSON even then.
+        explicit_json = {
+            str(o.get("name"))
+            for o in (outputs if isinstance(outputs, list) else [])
+            if isinstance(o, dict)
+            and isinstance(o.get("parameters"), dict)
+            and o["parameters"].get("binary_data") is False
+        }
+        if not explicit_json:
+            return wanted, True
+        return wanted, {"predict", "predict_proba"} - explicit_json
+    return wanted, binary
+
+
+def _endpoint_label(path: str) -> str:
+    """Bounded label values: unknown paths must not grow the metric's cardinality."""
+    if path.startswith("/v2/models/"):
+        match = _V2_MODEL.fullmatch(path)
+        return "/v2/models/{name}" + ((match.group(3) or "") if match else "")
+    known = {"/predict", "/invocations", "/ping", "/health", "/ready", "/v2", "/v2/health/live",
+             "/v2/health/ready", "/metrics", "/openapi.json"}  # fmt: skip
+    return path if path in known else "other"
+
+
+class Context:
+    """Per-request state: headers, request id, body reader with the size limit."""
+
+    __slots__ = ("_receive", "headers", "max_body", "method", "request_id", "served", "started")
+
+    def __init__(self, scope: Scope, receive: Receive, max_body: int):
+        self.started = time.perf_counter()
+        self.method: str = scope["method"]
+        self.headers: dict[bytes, bytes] = dict(scope["headers"])
+        self._receive = receive
+        self.max_body = max_body
+        self.served: Served | None = None
+        given = self.headers.get(b"x-request-id")
+        text = given.decode("latin-1") if given else ""
+        self.request_id = text if text and _REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
+
+    async def body(self) -> bytes:
+        length = self.headers.get(b"content-length")
+        if length is not None:
+            try:
+                if int(length) > self.max_body:
+                    raise BadRequest(f"body larger than {self.max_body} bytes", 413)
+            except ValueError:
+                raise BadRequest("invalid Content-Length") from None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("client disconnected", 499)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise BadRequest(f"body larger than {self.max_body} bytes", 413)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @staticmethod
+    def json(body: bytes) -> Any:
+        if not body:
+            raise BadRequest("empty body: send JSON")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def app_from_config() -> ServingApp:
+    """The app of the project in the current folder: what each of several workers imports."""
+    from mlops_runtime.project import load_project
+
+    project = load_project()
+    return create_app(project.config, project.contract)
+
+
+def create_app(
+    config: Mapping[str, Any],
+    contract: Mapping[str, Any],
+    *,
+    source: LocalSource | RegistrySource | None = None,
+) -> ServingApp:
+    return ServingApp(config, contract, source=source)

@@ -1,0 +1,130 @@
+"""Adaptive micro-batching of single-record requests (as BentoML and MLServer do).
+
+Concurrent single-record requests for the same model queue up, and one model call serves them
+all: a model call costs about the same for 1 row as for 64, so under load the batch grows and
+throughput with it. A queued batch goes to the model when the first of these happens:
+
+- it reaches `max_batch_size`;
+- a full turn of the event loop brought no new request (every request already received has
+  joined; waiting longer would only add latency);
+- `max_wait_ms` passed since its first request arrived.
+
+While the model computes, new requests wait in the socket buffers and form the next batch, so
+the batch size adapts to the load by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mlops_runtime.serve.fast_predict import Prediction
+
+# (model, numeric rows, categorical rows) -> Prediction; runs in the worker thread.
+RunBatch = Callable[[Any, np.ndarray, np.ndarray], Prediction]
+
+
+class ModelInputError(Exception):
+    """The model refused a row the contract accepted (e.g. NaN without an imputer)."""
+
+
+class _Queue:
+    __slots__ = ("items", "model", "seen", "timer")
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.items: list[tuple[np.ndarray, np.ndarray, asyncio.Future[Any]]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.seen = 0
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        max_batch_size: int,
+        max_wait_ms: float,
+        on_batch: Callable[[int], None] | None = None,
+    ):
+        self.run_batch = run_batch
+        self.max_batch_size = max(1, int(max_batch_size))
+        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
+        self.on_batch = on_batch
+        self._queues: dict[int, _Queue] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, model: Any, numeric: np.ndarray, categorical: np.ndarray) -> asyncio.Future:
+        """Queue one row (1-D arrays); the future resolves to (label, probabilities or None)."""
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        future: asyncio.Future[Any] = loop.create_future()
+        queue = self._queues.get(id(model))
+        if queue is None or queue.model is not model:
+            queue = self._queues[id(model)] = _Queue(model)
+        queue.items.append((numeric, categorical, future))
+        if len(queue.items) >= self.max_batch_size:
+            self._dispatch(queue)
+        elif len(queue.items) == 1:
+            if self.max_wait_s > 0:
+                queue.timer = loop.call_later(self.max_wait_s, self._dispatch, queue)
+            queue.seen = 1
+            loop.call_soon(self._on_turn, queue)
+        return future
+
+    def _on_turn(self, queue: _Queue) -> None:
+        if not queue.items:
+            return
+        if len(queue.items) > queue.seen:
+            queue.seen = len(queue.items)  # still arriving: give it one more turn
+            assert self._loop is not None
+            self._loop.call_soon(self._on_turn, queue)
+            return
+        self._dispatch(queue)
+
+    def _dispatch(self, queue: _Queue) -> None:
+        if queue.timer is not None:
+            queue.timer.cancel()
+            queue.timer = None
+        items, queue.items = queue.items, []
+        if self._queues.get(id(queue.model)) is queue:
+            del self._queues[id(queue.model)]
+        if not items:
+            return
+        # The model runs on the event loop itself: measured against a worker thread it gave
+        # the same throughput with a lower p99 (no thread hand-offs, no GIL ping-pong), and
+        # requests that arrive meanwhile simply form the next, larger batch.
+        results = self._compute(queue.model, items)
+        for (_, _, future), result in zip(items, results, strict=True):
+            if future.done():
+                continue  # the client went away
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    def _compute(self, model: Any, items: list[Any]) -> list[Any]:
+        numeric = np.stack([item[0] for item in items])
+        categorical = np.stack([item[1] for item in items])
+        if self.on_batch is not None:
+            self.on_batch(len(items))
+        try:
+            return _rows(self.run_batch(model, numeric, categorical), len(items))
+        except (ValueError, TypeError):
+            # One row the model refuses must not fail its neighbours: score them one by one.
+            out: list[Any] = []
+            for i in range(len(items)):
+                try:
+                    one = self.run_batch(model, numeric[i : i + 1], categorical[i : i + 1])
+                    out.extend(_rows(one, 1))
+                except (ValueError, TypeError) as exc:
+                    out.append(ModelInputError(str(exc)))
+            return out
+
+
+def _rows(prediction: Prediction, n: int) -> list[tuple[Any, Any]]:
+    labels = prediction.labels.tolist()
+    proba = prediction.proba.tolist() if prediction.proba is not None else [None] * n
+    return list(zip(labels, proba, strict=True))

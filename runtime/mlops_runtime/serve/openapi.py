@@ -1,0 +1,250 @@
+"""The OpenAPI 3.1 document served at /openapi.json, derived from CONTRACT.
+
+The app is plain ASGI (no framework on the hot path), so the document is written out here
+rather than inferred from handler signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+_JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean", "category": "string",
+               "str": "string"}  # fmt: skip
+
+
+def record_schema(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
+    """One input record: every contract column but the target, typed and bounded."""
+    from mlops_runtime.serve.ab import sticky_field
+
+    target = config["data"]["target"]
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, rule in contract.get("columns", {}).items():
+        if name == target:
+            continue
+        schema: dict[str, Any] = {"type": _JSON_TYPES[rule["type"]]}
+        if rule["type"] in ("int", "float"):
+            if rule.get("min") is not None:
+                schema["minimum"] = rule["min"]
+            if rule.get("max") is not None:
+                schema["maximum"] = rule["max"]
+        if rule.get("values") is not None:
+            schema["enum"] = list(rule["values"])
+        if rule.get("nullable"):
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        properties[name] = schema
+        required.append(name)
+    sticky = sticky_field(config)
+    if sticky is not None and sticky not in properties:
+        properties[sticky] = {
+            "type": "string",
+            "description": "A/B sticky key: requests with the same key reach the same model.",
+        }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": contract.get("extra_columns", "ignore") != "forbid",
+    }
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: dict[str, Any], *codes: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok}}}
+    }
+    texts = {
+        "400": "Malformed JSON or a body of the wrong shape",
+        "404": "No such model or version",
+        "413": "Body larger than serving.max_body_bytes",
+        "415": "Only application/json bodies are accepted",
+        "422": "Data-contract violations, one entry per field at fault",
+        "503": "No model loaded yet",
+    }
+    for code in codes:
+        out[code] = {
+            "description": texts[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return out
+
+
+def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
+    record = {"$ref": "#/components/schemas/Record"}
+    tensor = {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {
+                "type": "string",
+                "enum": [
+                    "BOOL",
+                    "BYTES",
+                    "FP16",
+                    "FP32",
+                    "FP64",
+                    "INT8",
+                    "INT16",
+                    "INT32",
+                    "INT64",
+                    "UINT8",
+                    "UINT16",
+                    "UINT32",
+                    "UINT64",
+                ],
+            },
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
+        },
+    }
+    any_object = {"type": "object"}
+    model_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    standard = ("400", "413", "415", "422", "503")
+    paths: dict[str, Any] = {
+        "/predict": {
+            "post": {
+                "summary": "Predict one record (an object) or many (an array of records)",
+                "requestBody": _json_body({"oneOf": [record, {"type": "array", "items": record}]}),
+                "responses": _responses({"$ref": "#/components/schemas/Prediction"}, *standard),
+            }
+        },
+        "/invocations": {
+            "post": {
+                "summary": "MLflow scoring protocol",
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "oneOf": [
+                            {"required": ["dataframe_split"]},
+                            {"required": ["dataframe_records"]},
+                            {"required": ["inputs"]},
+                            {"required": ["instances"]},
+                        ],
+                        "properties": {
+                            "dataframe_split": {
+                                "type": "object",
+                                "required": ["columns", "data"],
+                                "properties": {
+                                    "columns": {"type": "array", "items": {"type": "string"}},
+                                    "data": {"type": "array", "items": {"type": "array"}},
+                                },
+                            },
+                            "dataframe_records": {"type": "array", "items": record},
+                            "inputs": {},
+                            "instances": {},
+                        },
+                    }
+                ),
+                "responses": _responses(
+                    {"type": "object", "properties": {"predictions": {"type": "array"}}},
+                    *standard,
+                ),
+            }
+        },
+        "/v2/models/{name}/infer": {
+            "post": {
+                "summary": "Open Inference Protocol (KServe V2): one input tensor per column",
+                "parameters": [model_name],
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "required": ["inputs"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "inputs": {"type": "array", "items": tensor},
+                            "outputs": {"type": "array", "items": {"type": "object"}},
+                            "parameters": {"type": "object"},
+                        },
+                    }
+                ),
+                "responses": _responses(any_object, "404", *standard),
+            }
+        },
+        "/v2/models/{name}": {
+            "get": {
+                "summary": "Model metadata",
+                "parameters": [model_name],
+                "responses": _responses(any_object, "404"),
+            }
+        },
+        "/v2/models/{name}/ready": {
+            "get": {
+                "summary": "Model readiness",
+                "parameters": [model_name],
+                "responses": _responses(any_object, "404", "503"),
+            }
+        },
+    }
+    for path, summary in (
+        ("/v2", "Server metadata"),
+        ("/v2/health/live", "Liveness"),
+        ("/v2/health/ready", "Readiness"),
+        ("/health", "Liveness and the models being served"),
+        ("/ready", "200 once a model is loaded"),
+        ("/ping", "MLflow scoring-server health check"),
+    ):
+        codes = ("503",) if "ready" in path else ()
+        paths[path] = {"get": {"summary": summary, "responses": _responses(any_object, *codes)}}
+    paths["/metrics"] = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}},
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{config.get('name')} model server",
+            "version": str(config.get("compiler_version", "0")),
+            "description": "Generated by mlops-compiler. Every response carries X-Request-ID, "
+            "X-Model-Name, X-Model-Version, X-Model-Run-Id and X-AB-Arm headers.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Record": record_schema(config, contract),
+                "Prediction": {
+                    "type": "object",
+                    "required": ["request_id", "model", "model_version", "arm"],
+                    "properties": {
+                        "request_id": {"type": "string"},
+                        "model": {"type": "string"},
+                        "model_version": {"type": "string"},
+                        "run_id": {"type": ["string", "null"]},
+                        "arm": {"type": "string", "enum": ["champion", "challenger"]},
+                        "prediction": {},
+                        "predictions": {"type": "array"},
+                        "probabilities": {"type": "array"},
+                        "classes": {"type": "array"},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "request_id": {"type": "string"},
+                        "violations": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "record": {"type": "integer"},
+                                    "column": {"type": ["string", "null"]},
+                                    "check": {"type": "string"},
+                                    "value": {},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    }

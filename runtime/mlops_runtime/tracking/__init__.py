@@ -1,0 +1,1 @@
+"""MLflow tracking and registry: the store, the tracking worker process, registry aliases, lineage."""

@@ -1,0 +1,222 @@
+"""The train stage's MLflow work, in a second process started as the stage begins.
+
+Importing MLflow and skops, opening the store and MLflow's own checks before it logs a model
+cost seconds of single-threaded Python. The train stage starts this worker first, so that work
+runs on the core the stage leaves idle while it reads, gates and preprocesses the data; only
+the logging that needs the fitted model is left for the end.
+
+Protocol: pickled messages on stdin, pickled replies on the file descriptor named by argv[1]
+(stdout and stderr stay the stage's, where MLflow prints its own messages). Both ends are
+processes of the same stage, so the pipe carries trusted data.
+
+    open    store URI, config, data file: imports, hashes the data, reads the champion
+    start   sent once the contract gate passed: starts the run, logs tags and parameters.
+            Nothing is written to the store before it, so a stage stopped by the gate leaves
+            the store as it was.
+    finish  metrics, reports, model gate, the fitted pipeline: logs, registers, aliases, and
+            replies with the outcome.
+
+End of input before "finish" (the stage failed) ends a started run as FAILED.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from mlops_runtime.data import file_sha256
+from mlops_runtime.tracking.store import environment_tags, git_commit, model_requirements
+from mlops_runtime.train.evaluation import evaluate_vs_champion
+
+
+@dataclass
+class Session:
+    uri: str
+    config: dict[str, Any]
+    data_path: Path
+    data_sha: str = ""
+    git: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    client: Any = None
+    run_id: str | None = None
+    rows: int = 0
+
+    @property
+    def model_name(self) -> str:
+        return str(self.config["tracking"].get("registered_model") or self.config["name"])
+
+
+def warm_up() -> None:
+    """Import what logging a model needs, and let MLflow build its package index, now."""
+    import mlflow.sklearn  # noqa: F401
+    import skops.io  # noqa: F401
+    from mlflow.models import infer_signature  # noqa: F401
+    from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+    # Logging a model compares its requirements with every installed distribution (about a
+    # second on a large environment). Ours are pinned to what is installed, so this warns of
+    # nothing; it only fills MLflow's cache early.
+    warn_dependency_requirement_mismatches(model_requirements())
+
+
+def store_exists(uri: str) -> bool:
+    """Whether opening `uri` reads an existing store rather than creating one."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        return Path(uri[len(prefix) :]).is_file()
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
+def open_session(message: Mapping[str, Any]) -> Session:
+    from mlops_runtime.tracking.store import connect
+
+    session = Session(message["uri"], dict(message["config"]), Path(message["data_path"]))
+    if store_exists(session.uri):
+        session.client = connect(session.config, uri=session.uri)
+    session.data_sha = file_sha256(session.data_path)
+    commit = git_commit()
+    session.git = {"mlops.git_commit": commit} if commit else {}
+    session.environment = environment_tags()
+    return session
+
+
+def start_run(session: Session, message: Mapping[str, Any]) -> None:
+    import mlflow
+
+    from mlops_runtime.tracking.store import connect, ensure_experiment
+
+    if session.client is None:
+        session.client = connect(session.config, uri=session.uri)
+    experiment_id = ensure_experiment(session.client, session.config)
+    run = mlflow.start_run(experiment_id=experiment_id)
+    session.run_id, session.rows = run.info.run_id, int(message["rows"])
+    mlflow.set_tags({**lineage_tags(session), **session.environment})
+    mlflow.log_params(message["params"])
+    mlflow.log_dict(message["contract_report"], "reports/contract_report.json")
+
+
+def lineage_tags(session: Session) -> dict[str, str]:
+    config = session.config
+    split = config["data"].get("split", {})
+    return {
+        "mlops.name": str(config.get("name")),
+        "mlops.level": str(config.get("level")),
+        "mlops.data_path": str(session.data_path),
+        "mlops.data_sha256": session.data_sha,
+        "mlops.data_rows": str(session.rows),
+        "mlops.spec_sha256": str(config.get("spec_sha256", "")),
+        "mlops.compiler_version": str(config.get("compiler_version", "")),
+        "mlops.estimator": config["model"]["estimator"],
+        "mlops.seed": str(split.get("seed", 0)),
+        **session.git,
+    }
+
+
+def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics, reports, gate, model and registry; the run ends FINISHED either way."""
+    import mlflow
+
+    from mlops_runtime.tracking.registry import (
+        CHAMPION,
+        alias_version,
+        choose_alias,
+        metric_tags,
+        register,
+        set_alias,
+        version_metrics,
+    )
+    from mlops_runtime.tracking.store import log_model
+
+    config, metrics, checks = session.config, message["metrics"], message["gate"]
+    mlflow.log_metrics(metrics)
+    mlflow.log_artifact(message["profile_path"], artifact_path="reports")
+    if not message["gate_passed"]:
+        mlflow.log_dict({"absolute": checks}, "reports/gate.json")
+        mlflow.set_tag("mlops.gate", "failed")
+        mlflow.end_run()
+        return {"run_id": session.run_id, "vs_checks": []}
+    mlflow.set_tag("mlops.gate", "passed")
+    pipeline = message["pipeline"]
+    info = log_model(pipeline, message["example"], config["model"]["estimator"])
+    champion = alias_version(session.client, session.model_name, CHAMPION)
+    vs_checks: list[dict[str, Any]] = []
+    beats = False
+    if champion is not None:
+        vs = evaluate_vs_champion(
+            metrics,
+            version_metrics(session.client, champion),
+            config.get("gate", {}).get("vs_champion", []),
+        )
+        vs_checks, beats = vs.checks, vs.passed
+    mlflow.log_dict({"absolute": checks, "vs_champion": vs_checks}, "reports/gate.json")
+    alias = choose_alias(
+        champion is not None, config.get("gate", {}).get("promote", "manual"), beats
+    )
+    version_tags = {
+        **lineage_tags(session),
+        "mlops.run_id": session.run_id,
+        **metric_tags(metrics),
+    }
+    version = str(register(info.model_uri, session.model_name, version_tags).version)
+    set_alias(session.client, session.model_name, alias, version)
+    mlflow.set_tags({"mlops.registered_version": version, "mlops.alias": alias})
+    mlflow.end_run()
+    return {"run_id": session.run_id, "version": version, "alias": alias, "vs_checks": vs_checks}
+
+
+def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
+    session: Session | None = None
+    try:
+        warm_up()
+        while True:
+            try:
+                message = pickle.load(inbox)
+            except EOFError:
+                return 0  # the stage ended early (contract, error): nothing more to do
+            if message["op"] == "open":
+                session = open_session(message)
+            elif message["op"] == "start" and session is not None:
+                start_run(session, message)
+            elif message["op"] == "finish" and session is not None:
+                reply(outbox, finish_run(session, message))
+                return 0
+            else:
+                raise ValueError(f"unexpected message {message['op']!r}")
+    except Exception:  # noqa: BLE001 - any failure is the stage's to report, with its traceback
+        reply(outbox, {"error": traceback.format_exc()})
+        return 1
+    finally:
+        _end_unfinished_run()
+
+
+def reply(outbox: IO[bytes], value: Mapping[str, Any]) -> None:
+    pickle.dump(dict(value), outbox, protocol=pickle.HIGHEST_PROTOCOL)
+    outbox.flush()
+
+
+def _end_unfinished_run() -> None:
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.end_run(status="FAILED")
+
+
+def main(argv: list[str]) -> NoReturn:
+    with os.fdopen(int(argv[0]), "wb") as outbox:
+        code = serve(sys.stdin.buffer, outbox)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Nothing is left to clean up; skip tearing down MLflow's module graph.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,59 @@
+"""Training script of a level-0 project: python -m mlops_runtime.train.stage
+
+Fits the pipeline, prints test metrics and saves it to model/model.joblib. No tracking, no
+registry, no contract gate: imports neither MLflow nor pandera.
+
+Exit codes: 0 trained and saved; 2 configuration error; 3 the data file cannot be read or is
+empty (reports/contract_report.json says why).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from mlops_runtime.contract.report import ContractViolation
+from mlops_runtime.data import coerce_frame, load_table, resolve_data_path
+from mlops_runtime.project import Project
+from mlops_runtime.train.fitting import fit_and_evaluate
+
+MODEL_PATH = Path("model") / "model.joblib"
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_DATA = 3
+
+
+def train(
+    config: Mapping[str, Any],
+    contract: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    model_path: Path | None = None,
+) -> tuple[dict[str, float], Path]:
+    """Fit, score on the held-out split, save; returns (metrics, path of the saved model)."""
+    raw = load_table(resolve_data_path(config, environ), contract)
+    # Without a contract pandas' own inference types the columns.
+    frame = coerce_frame(raw, contract)[0] if contract else raw
+    fitted = fit_and_evaluate(frame, config)
+    target = Path.cwd() / MODEL_PATH if model_path is None else model_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(fitted.pipeline, target)
+    return fitted.metrics, target
+
+
+def main(argv: list[str], project: Project) -> int:
+    del argv
+    try:
+        metrics, path = train(project.config, project.contract)
+    except ContractViolation as violation:
+        print(violation, file=sys.stderr)
+        return EXIT_DATA
+    except (ImportError, ValueError, KeyError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{project.config.get('name')}: saved {path}")
+    print("  metrics: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+    return EXIT_OK
