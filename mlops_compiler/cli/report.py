@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import click
 
+from mlops_compiler import __version__
 from mlops_compiler.errors import display_path
 from mlops_compiler.pipeline import Compiled
-from mlops_compiler.plan.levels import COMPONENTS
+from mlops_compiler.plan.levels import COMPONENTS, RUNTIME
 from mlops_compiler.write.changes import Change, Status
 from mlops_compiler.write.manifest import MANIFEST
 
@@ -62,6 +64,19 @@ def print_build(results: list[tuple[Compiled, list[Change]]]) -> None:
                 click.echo(f"  kept {c.path}: dropped from the plan but edited by hand")
 
 
+def pinned_runtime(out_dir: Path) -> str | None:
+    """The runtime version a built project's requirements.txt pins, if it pins one."""
+    try:
+        text = (out_dir / "requirements.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for raw in text.splitlines():
+        name, _, version = raw.partition("==")
+        if name.split("[")[0].strip() == RUNTIME and version:
+            return version.strip()
+    return None
+
+
 def print_check(results: list[tuple[Compiled, list[Change]]]) -> bool:
     """True when anything is stale."""
     stale = False
@@ -74,6 +89,13 @@ def print_check(results: list[tuple[Compiled, list[Change]]]) -> bool:
             )
             for c in bad:
                 click.echo(f"  {c.status}: {c.path}", err=True)
+            pinned = pinned_runtime(item.plan.out_dir)
+            if pinned is not None and pinned != __version__:
+                click.echo(
+                    f"  requirements.txt pins mlops-runtime {pinned}, but this is "
+                    f"mlops-compiler {__version__}: the pin moves with the compiler",
+                    err=True,
+                )
     if stale:
         click.echo("run `mlops build` on the same specs to regenerate.", err=True)
     return stale

@@ -4,6 +4,7 @@ against the sklearn pipeline, the A/B hash, the prediction log."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -198,17 +199,45 @@ def test_prediction_log_keeps_only_the_newest_files(tmp_path: Path) -> None:
 
 
 def test_prediction_log_drops_instead_of_blocking(tmp_path: Path) -> None:
+    """A stalled disk: the writer hangs in its first write, so the queue fills to its bound;
+    later entries are dropped and counted, and submit returns instead of waiting."""
     dropped: list[int] = []
     log = PredictionLog(tmp_path / "log", rotate_mb=1, max_rows=10, on_drop=dropped.append)
-    # Not started: nothing drains the queue, so the bound is what keeps memory in check.
-    started = time.perf_counter()
-    results = [log.submit(entry(4)) for _ in range(5)]
-    assert time.perf_counter() - started < 0.5
-    assert results == [False] * 5  # a log that is not running drops everything
+    assert log.submit(entry(4)) is False  # not started: nothing would ever drain the queue
+    assert log.dropped == 4
+    disk = threading.Event()
+    writing = threading.Event()
+    real_write = log._write
+
+    def stalled_write(lines: list[bytes]) -> None:
+        writing.set()
+        disk.wait()
+        real_write(lines)
+
+    log._write = stalled_write  # type: ignore[method-assign]
     log.start()
-    assert [log.submit(entry(4)) for _ in range(2)] == [True, True]
-    assert log.dropped == 20
-    assert sum(dropped) == 20
+    results: list[bool] = []
+    submitter = threading.Thread(
+        target=lambda: results.extend(log.submit(entry(4)) for _ in range(5))
+    )
+    submitter.start()
+    submitter.join(timeout=30)
+    assert not submitter.is_alive(), "submit waited for the stalled writer"
+    assert writing.wait(timeout=30), "the writer never picked up the first entry"
+    # 4 + 4 rows fit the bound of 10 while the writer is stuck; the rest cannot.
+    assert results == [True, True, False, False, False]
+    assert log.dropped == 4 + 3 * 4 and sum(dropped) == log.dropped
+    disk.set()
+    assert log.flush(10)
+    assert log.submit(entry(4)) is True  # the queue drained, so entries are accepted again
+    assert log.flush(10)
+    log.close()
+    lines = [
+        ln
+        for f in (tmp_path / "log").glob("predictions-*.jsonl")
+        for ln in f.read_text().splitlines()
+    ]
+    assert len(lines) == 3 * 4
 
 
 def test_micro_batcher_groups_concurrent_rows() -> None:

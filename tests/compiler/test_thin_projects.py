@@ -1,0 +1,144 @@
+"""Generated projects are the spec's data plus infrastructure files, pinned to the runtime."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+import mlops_runtime
+from mlops_compiler import __version__
+from mlops_compiler.plan.levels import COMPONENTS, RUNTIME, STAGE_ORDER
+from tests.compiler.conftest import MINIMAL, REPO, run_mlops
+
+GENERATED = REPO / "generated"
+PROJECT_FILES = {".gitignore", "README.md", "config.json", "contract.json", "requirements.txt"}
+CONTAINER_FILES = {".dockerignore", "Dockerfile"}
+
+
+def files_of(project: Path) -> dict[str, str]:
+    return {
+        p.relative_to(project).as_posix(): p.read_text(encoding="utf-8")
+        for p in project.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_projects_hold_data_and_infrastructure_only() -> None:
+    for project in sorted(GENERATED.iterdir()):
+        level = json.loads((project / "config.json").read_text())["level"]
+        expected = PROJECT_FILES | {"mlops-manifest.json"}
+        if level >= 2:
+            expected |= CONTAINER_FILES
+        assert set(files_of(project)) == expected, project.name
+        assert not list(project.rglob("*.py")), "no runtime logic in a generated project"
+
+
+def test_golden_record_is_small() -> None:
+    total = sum(text.count("\n") for p in GENERATED.iterdir() for text in files_of(p).values())
+    assert 0 < total <= 2000, total
+
+
+def test_requirements_pin_the_runtime_to_the_compiler_version() -> None:
+    assert mlops_runtime.__version__ == __version__
+    assert importlib.metadata.version("mlops-runtime") == __version__
+    assert importlib.metadata.version("mlops-compiler") == __version__
+    for project in sorted(GENERATED.iterdir()):
+        config = json.loads((project / "config.json").read_text())
+        lines = [
+            ln for ln in (project / "requirements.txt").read_text().splitlines() if ln[:1] != "#"
+        ]
+        pin = Requirement(lines[0])
+        assert pin.name == RUNTIME and str(pin.specifier) == f"=={__version__}"
+        wanted = {e for c in COMPONENTS if c.emitted_at(config["level"]) for e in c.extras}
+        assert pin.extras == wanted, project.name
+        assert config["compiler_version"] == __version__
+
+
+def key(requirement: Requirement) -> tuple[str, frozenset[str]]:
+    return requirement.name, frozenset(str(s) for s in requirement.specifier)
+
+
+def test_level_table_ranges_are_the_runtime_extras() -> None:
+    """requirements.txt shows the ranges of the table; installing the runtime's extras must
+    give the same ones."""
+    declared = [Requirement(r) for r in importlib.metadata.requires("mlops-runtime") or []]
+    for component in COMPONENTS:
+        for extra in component.extras:
+            in_extra = {
+                key(r)
+                for r in declared
+                if r.marker is not None and r.marker.evaluate({"extra": extra})
+            }
+            table = {key(Requirement(r)) for r in component.requirements}
+            assert table == in_extra, (component.name, extra)
+    base = {key(r) for r in declared if r.marker is None}
+    project = next(c for c in COMPONENTS if c.name == "project")
+    assert base == {key(Requirement(r)) for r in project.requirements}
+
+
+def test_stages_run_through_the_runtime_in_run_order() -> None:
+    for project in sorted(GENERATED.iterdir()):
+        manifest = json.loads((project / "mlops-manifest.json").read_text())
+        config = json.loads((project / "config.json").read_text())
+        assert config["stages"] == sorted(config["stages"], key=STAGE_ORDER.index)
+        assert set(manifest["commands"]) == set(config["stages"])
+        for stage, argv in manifest["commands"].items():
+            assert argv == ["python", "-m", "mlops_runtime", stage]
+        readme = (project / "README.md").read_text()
+        shown = [readme.index(f"python -m mlops_runtime {s} ") for s in config["stages"]]
+        assert shown == sorted(shown), "README lists stages in the order they are run"
+
+
+def test_level_decides_model_source_tracking_and_ab(tmp_path: Path) -> None:
+    spec = yaml.safe_load(MINIMAL)
+    spec["serving"] = {"ab_test": {"challenger_weight": 0.2}}
+    (tmp_path / "mlops.yaml").write_text(yaml.safe_dump(spec))
+    seen = {}
+    for level in (0, 1, 2):
+        assert run_mlops("build", "mlops.yaml", "--level", str(level), cwd=tmp_path).returncode == 0
+        seen[level] = json.loads((tmp_path / "generated/churn/config.json").read_text())
+    assert seen[0]["training"] == {"tracking": False}
+    assert seen[0]["serving"]["model_source"] == "file"
+    assert seen[1]["training"] == {"tracking": True}
+    assert seen[1]["serving"]["model_source"] == "registry"
+    assert seen[1]["serving"]["ab_test"] is None
+    assert seen[2]["serving"]["ab_test"]["challenger_weight"] == 0.2
+
+
+def test_declared_sections_a_level_does_not_emit_are_warned_about(tmp_path: Path) -> None:
+    spec = yaml.safe_load(MINIMAL)
+    spec["serving"] = {"ab_test": {"challenger_weight": 0.2}}
+    spec["monitors"] = {"latency": {"p99_ms": 50}}
+    (tmp_path / "mlops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    text = (tmp_path / "mlops.yaml").read_text().splitlines()
+    at = {key: n + 1 for n, ln in enumerate(text) for key in ("serving:", "monitors:", "  ab_test:") if ln.startswith(key)}  # fmt: skip
+    for command in ("plan", "build"):
+        result = run_mlops(command, "mlops.yaml", "--level", "1", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        warnings = [ln for ln in result.stderr.splitlines() if "warning:" in ln]
+        assert warnings == [
+            f"mlops.yaml:{at['  ab_test:']}:3: serving.ab_test: warning: declared, but level 1 "
+            "does not emit it (ab-test: levels 2-3)",
+            f"mlops.yaml:{at['monitors:']}:1: monitors: warning: declared, but no level of "
+            f"mlops-compiler {__version__} emits it yet",
+        ]
+    at_two = run_mlops("build", "mlops.yaml", "--level", "2", cwd=tmp_path)
+    assert "ab_test" not in at_two.stderr and "monitors: warning" in at_two.stderr
+    # Undeclared sections keep quiet even though the schema fills in their defaults.
+    (tmp_path / "mlops.yaml").write_text(MINIMAL)
+    assert "warning" not in run_mlops("plan", "mlops.yaml", cwd=tmp_path).stderr
+
+
+def test_check_fails_when_the_runtime_pin_differs(tmp_path: Path) -> None:
+    (tmp_path / "mlops.yaml").write_text(MINIMAL)
+    assert run_mlops("build", "mlops.yaml", cwd=tmp_path).returncode == 0
+    assert run_mlops("build", "--check", "mlops.yaml", cwd=tmp_path).returncode == 0
+    requirements = tmp_path / "generated/churn/requirements.txt"
+    requirements.write_text(requirements.read_text().replace(f"=={__version__}", "==0.0.1"))
+    checked = run_mlops("build", "--check", "mlops.yaml", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert f"pins mlops-runtime 0.0.1, but this is mlops-compiler {__version__}" in checked.stderr
