@@ -56,7 +56,9 @@ class MicroBatcher:
         self._queues: dict[int, _Queue] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def submit(self, model: Any, numeric: np.ndarray, categorical: np.ndarray) -> asyncio.Future:
+    def submit(
+        self, model: Any, numeric: np.ndarray, categorical: np.ndarray
+    ) -> asyncio.Future[Any]:
         """Queue one row (1-D arrays); the future resolves to (label, probabilities or None)."""
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop

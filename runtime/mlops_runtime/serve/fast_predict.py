@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -114,17 +115,17 @@ def _numeric_steps(steps: list[Any]) -> Callable[[np.ndarray], np.ndarray] | Non
             fill = np.asarray(step.statistics_, dtype=np.float64)
             if np.isnan(fill).any():  # sklearn drops all-NaN columns; not worth mirroring
                 return None
-            funcs.append(lambda x, fill=fill: np.where(np.isnan(x), fill, x))
+            funcs.append(partial(_fill_nan, fill=fill))
         elif isinstance(step, StandardScaler):
             mean = step.mean_ if step.with_mean else None
             scale = step.scale_ if step.with_std else None
-            funcs.append(lambda x, m=mean, s=scale: _affine(x, m, s))
+            funcs.append(partial(_affine, center=mean, scale=scale))
         elif isinstance(step, RobustScaler):
-            funcs.append(lambda x, c=step.center_, s=step.scale_: _affine(x, c, s))
+            funcs.append(partial(_affine, center=step.center_, scale=step.scale_))
         elif isinstance(step, MinMaxScaler):
             if step.clip:
                 return None
-            funcs.append(lambda x, s=step.scale_, m=step.min_: x * s + m)
+            funcs.append(partial(_min_max, scale=step.scale_, low=step.min_))
         else:
             return None
 
@@ -134,6 +135,36 @@ def _numeric_steps(steps: list[Any]) -> Callable[[np.ndarray], np.ndarray] | Non
         return block
 
     return run
+
+
+def _fill_nan(x: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), fill, x)
+
+
+def _min_max(x: np.ndarray, scale: np.ndarray, low: np.ndarray) -> np.ndarray:
+    return np.asarray(x * scale + low)
+
+
+def _numeric_columns(numeric: np.ndarray, categorical: np.ndarray, idx: list[int]) -> np.ndarray:
+    return numeric[:, idx]
+
+
+def _numeric_block(
+    numeric: np.ndarray,
+    categorical: np.ndarray,
+    idx: list[int],
+    func: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    return func(numeric[:, idx])
+
+
+def _categorical_block(
+    numeric: np.ndarray,
+    categorical: np.ndarray,
+    idx: list[int],
+    func: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    return func(categorical[:, idx])
 
 
 def _affine(x: np.ndarray, center: np.ndarray | None, scale: np.ndarray | None) -> np.ndarray:
@@ -244,12 +275,12 @@ def compile_pipeline(
         if all(c in num_index for c in columns):
             idx = [num_index[c] for c in columns]
             if transformer == "passthrough":
-                blocks.append(lambda n, c, idx=idx: n[:, idx])
+                blocks.append(partial(_numeric_columns, idx=idx))
                 continue
             func = _numeric_steps(steps if steps is not None else [transformer])
             if func is None:
                 return None
-            blocks.append(lambda n, c, idx=idx, func=func: func(n[:, idx]))
+            blocks.append(partial(_numeric_block, idx=idx, func=func))
         elif all(c in cat_index for c in columns):
             if transformer == "passthrough":
                 return None
@@ -257,7 +288,7 @@ def compile_pipeline(
             func = _categorical_steps(steps if steps is not None else [transformer])
             if func is None:
                 return None
-            blocks.append(lambda n, c, idx=idx, func=func: func(c[:, idx]))
+            blocks.append(partial(_categorical_block, idx=idx, func=func))
         else:
             return None
     if not blocks:
@@ -340,8 +371,10 @@ def verify(
             return False
         if (expected.proba is None) != (got.proba is None):
             return False
-        if expected.proba is not None and not np.allclose(
-            expected.proba, got.proba, rtol=1e-9, atol=1e-12
+        if (
+            expected.proba is not None
+            and got.proba is not None
+            and not np.allclose(expected.proba, got.proba, rtol=1e-9, atol=1e-12)
         ):
             return False
     return checked > 0
