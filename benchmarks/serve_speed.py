@@ -3,15 +3,15 @@
     python benchmarks/serve_speed.py [--quick] [--profile] [--wait-quiet SECONDS] [--json PATH]
 
 The script trains a real project from `specs/breast-cancer.mlops.yaml` in a temp dir
-(`python -m mlops_compiler run SPEC train`: MLflow registry in the project's SQLite file, alias
-`champion`), copies in any serving module of templates/project/mlops_project/ the compiler did
-not emit yet, and then measures, with the same registered model and the same load generator
-(wrk, `apt-get install wrk`; benchmarks/wrk/post_json.lua posts a fixed JSON body):
+(`python -m mlops_compiler run SPEC train`, which runs `python -m mlops_runtime train` in the
+project folder: MLflow registry in the project's SQLite file, alias `champion`), and then
+measures, with the same registered model and the same load generator (wrk,
+`apt-get install wrk`; benchmarks/wrk/post_json.lua posts a fixed JSON body):
 
 1. single-record requests, 16 connections and 2 wrk threads by default, a warm-up run and then
    a measured run for each server, one server up at a time:
    - a Starlette hello-world (constant JSON) under uvicorn, and a raw-ASGI one: the floors;
-   - the generated app (`python -m mlops_project.serve`): `POST /predict` with one record,
+   - the generated app (`python -m mlops_runtime serve`): `POST /predict` with one record,
      and `POST /invocations` with `{"dataframe_records": [record]}`; and `POST /predict` once
      more with two worker processes (WEB_CONCURRENCY=2);
    - `mlflow models serve -m models:/NAME@champion --env-manager local -w 1`: `/invocations`.
@@ -69,7 +69,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SPEC = ROOT / "specs" / "breast-cancer.mlops.yaml"
-TEMPLATES = ROOT / "templates" / "project" / "mlops_project"
 LUA = ROOT / "benchmarks" / "wrk" / "post_json.lua"
 ALIAS = "champion"
 
@@ -97,6 +96,7 @@ PACKAGES = (
     "numpy",
     "pandas",
     "prometheus-client",
+    "mlops-runtime",
 )
 
 
@@ -188,7 +188,6 @@ class Results:
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     model: dict[str, Any] = field(default_factory=dict)
-    copied_modules: list[str] = field(default_factory=list)
     mlflow_command: str = ""
     single: list[WrkRun] = field(default_factory=list)
     batch: list[BatchRun] = field(default_factory=list)
@@ -209,7 +208,7 @@ def free_port() -> int:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    drop = ("MLFLOW_TRACKING_URI", "PYTHONPATH", "HOST", "PORT")
+    drop = ("MLFLOW_TRACKING_URI", "MLOPS_PROJECT_DIR", "PYTHONPATH", "HOST", "PORT")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(QUIET_ENV)
     env.update(extra)
@@ -332,8 +331,8 @@ class Server:
 # --- the project ------------------------------------------------------------------------------
 
 
-def build_project(work: Path, spec: Path, max_body: int) -> tuple[Path, list[str]]:
-    """Train the spec's project in `work`; returns (project dir, serving modules copied in)."""
+def build_project(work: Path, spec: Path, max_body: int) -> Path:
+    """Train the spec's project in `work`; returns the project dir."""
     shutil.copytree(spec.parent, work / "specs")
     spec_copy = work / "specs" / spec.name
     text = spec_copy.read_text()
@@ -345,17 +344,13 @@ def build_project(work: Path, spec: Path, max_body: int) -> tuple[Path, list[str
         [PYTHON, "-m", "mlops_compiler", "run", f"specs/{spec.name}", "train"], cwd=work, env=env
     )
     project = work / "generated" / str(document["name"])
-    package = project / "mlops_project"
     if not (project / "mlruns.db").is_file():
         raise BenchError(f"training left no registry at {project / 'mlruns.db'}")
-    copied = []
-    for module in sorted(TEMPLATES.glob("*.py")):
-        if module.name != "train_plain.py" and not (package / module.name).exists():
-            shutil.copy2(module, package / module.name)
-            copied.append(module.name)
-    if not (package / "serve.py").is_file():
-        raise BenchError("the project has no mlops_project/serve.py")
-    return project, copied
+    config = project / "config.json"
+    stages = json.loads(config.read_text()).get("stages", []) if config.is_file() else []
+    if "serve" not in stages:
+        raise BenchError(f"{config} names no serve stage (stages: {stages})")
+    return project
 
 
 def with_max_body(text: str, max_body: int) -> str:
@@ -614,11 +609,12 @@ def post_batches(
 # "rows=path" pairs of JSON bodies (lists of records). Prints one JSON object.
 FLOOR = r"""
 import json, os, sys, time
-sys.path.insert(0, os.getcwd())  # the project folder, as `python -m` would have it
 import numpy as np, orjson, pandas as pd
 import mlflow, mlflow.sklearn
-from mlops_project.config import CONFIG
-from mlops_project.contract import CONTRACT
+from mlops_runtime.project import load_project
+
+project = load_project()  # config.json and contract.json, as `python -m mlops_runtime serve`
+CONFIG, CONTRACT = project.config, project.contract
 
 alias = sys.argv[1]
 name = CONFIG.get("tracking", {}).get("registered_model") or CONFIG["name"]
@@ -863,7 +859,8 @@ def profile(
     if not total:
         return []
     boring = ("<frozen runpy>", "asyncio/runners.py", "uvicorn/server.py", "uvicorn/_compat.py",
-              "mlops_project/serve.py", "threading.py")  # fmt: skip
+              "mlops_runtime/__main__.py", "mlops_runtime/serve/stage.py",
+              "threading.py")  # fmt: skip
     top = [
         (n / total * 100, own.get(frame, 0) / total * 100, frame)
         for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])
@@ -1184,7 +1181,8 @@ async def app(scope, receive, send):
 
 
 def uvicorn_cmd(target: str, port: int, *, lifespan: str = "auto") -> list[str]:
-    """The same uvicorn settings as the generated serve.py (uvloop, httptools, no access log)."""
+    """The same uvicorn settings as mlops_runtime/serve/stage.py (uvloop, httptools, no access
+    log)."""
     return [
         PYTHON,
         "-m",
@@ -1225,9 +1223,7 @@ def wait_quiet(limit: float, threshold: float) -> None:
 def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
     spec = Path(args.spec).resolve()
     print(f"training {spec.name} in {work} ...", flush=True)
-    project, r.copied_modules = build_project(work, spec, s.max_body_bytes)
-    if r.copied_modules:
-        print(f"  copied from templates: {', '.join(r.copied_modules)}", flush=True)
+    project = build_project(work, spec, s.max_body_bytes)
     uri = f"sqlite:///{project / 'mlruns.db'}"  # absolute path: four slashes
     records = dataset_records(spec)
     name = str(yaml.safe_load(spec.read_text())["name"])
@@ -1324,7 +1320,7 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
         )
         with Server(
             f"generated app, {WORKERS} workers",
-            [PYTHON, "-m", "mlops_project.serve"],
+            [PYTHON, "-m", "mlops_runtime", "serve"],
             cwd=project,
             env=env,
             port=port,
@@ -1339,7 +1335,7 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
                     f"{run_.socket_errors} socket errors"
                 )
 
-    print("generated app: python -m mlops_project.serve ...", flush=True)
+    print("generated app: python -m mlops_runtime serve ...", flush=True)
     port = free_port()
     log_dir = work / "prediction_log"
     serve_env = child_env(
@@ -1354,7 +1350,7 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
 
     with Server(
         "generated app",
-        [PYTHON, "-m", "mlops_project.serve"],
+        [PYTHON, "-m", "mlops_runtime", "serve"],
         cwd=project,
         env=serve_env,
         port=port,
@@ -1510,8 +1506,6 @@ def main(argv: list[str] | None = None) -> int:
         f"- model: {json.dumps(r.model.get('name'))} version {r.model.get('version')} ({r.model.get('estimator')}), compiled fast path: {r.floors.get('compiled')}"
     )
     print(f"- MLflow: `{r.mlflow_command}`")
-    if r.copied_modules:
-        print(f"- serving modules copied from templates/: {', '.join(r.copied_modules)}")
     print()
     print(report(r, s))
     if args.json:

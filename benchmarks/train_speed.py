@@ -8,8 +8,10 @@ and a row id: 22 columns), writes it as Parquet in a temp dir, writes an mlops.y
 builds a real level-1 project with `python -m mlops_compiler build`. Then:
 
 1. Train stage vs a hand-written script (target: overhead <= 15 %). The train stage is the
-   generated `mlops_project.train.main()` in a fresh process with the project folder as cwd,
-   so MLflow writes to `mlruns.db` (SQLite) and `mlruns/` in the temp dir, as a user gets it.
+   runtime's tracked train stage (`python -m mlops_runtime train`:
+   `mlops_runtime.train.stage.main(argv, project)` on the project's config.json and
+   contract.json) in a fresh process with the project folder as cwd, so MLflow writes to
+   `mlruns.db` (SQLite) and `mlruns/` in the temp dir, as a user gets it.
    A small driver wraps the runtime functions with timers (a few perf_counter calls per phase)
    to report where the time goes. The baseline is the script a user would otherwise write:
    pandas reads the same Parquet, the same stratified split, the same scikit-learn
@@ -24,7 +26,7 @@ builds a real level-1 project with `python -m mlops_compiler build`. Then:
    the other measure is fastest whole run against fastest whole run. The verdict takes the
    worse of the two; the mean of whole runs is printed beside them. --threads 1 steadies the
    fits if wanted.
-2. The contract gate alone (`contract_gate.validate_frame` on the frame as read from Parquet;
+2. The contract gate alone (`training_gate.validate_frame` on the frame as read from Parquet;
    target <= 1 s), beside a hand-written pandas/numpy check of the same rules. Both are run
    once more on a copy with injected violations and must report the same failures.
 3. Unless --no-profile: the train stage once under cProfile, and the gate once, summarised.
@@ -37,7 +39,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
-import importlib
 import importlib.metadata
 import io
 import json
@@ -77,7 +78,16 @@ NULLABLE_CATEGORIES = ["cat_d"]
 NUMERIC = [*FLOATS, *INTS]
 CATEGORICAL = list(CATEGORIES)
 TARGET = "label"
-PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "pandera", "mlflow", "skops")
+PACKAGES = (
+    "mlops-runtime",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "pandera",
+    "mlflow",
+    "skops",
+)
 # Predicting the test split is shared work: the baseline calls predict, the train stage gets
 # predictions and probabilities from one predict_proba (predict only for tied rows).
 SHARED = ("Pipeline.fit", "Pipeline.predict", "Pipeline.predict_proba")
@@ -189,8 +199,12 @@ def build_project(work: Path) -> Path:
     spec.write_text(yaml.safe_dump(spec_document("data/train.parquet"), sort_keys=False))
     run_checked([PYTHON, "-m", "mlops_compiler", "build", str(spec), "--out", str(work / "out")])
     project = work / "out" / NAME
-    if not (project / "mlops_project" / "train.py").is_file():
-        raise BenchError(f"the build wrote no {project}/mlops_project/train.py")
+    config = project / "config.json"
+    if not config.is_file() or not (project / "contract.json").is_file():
+        raise BenchError(f"the build wrote no {project}/config.json and contract.json")
+    stages = json.loads(config.read_text()).get("stages", [])
+    if "train" not in stages:
+        raise BenchError(f"{config} has no train stage (stages: {stages})")
     return project
 
 
@@ -198,7 +212,7 @@ THREADS: int | None = None  # --threads
 
 
 def child_env() -> dict[str, str]:
-    drop = ("MLFLOW_TRACKING_URI", "MLOPS_TRAIN_DATA", "PYTHONPATH")
+    drop = ("MLFLOW_TRACKING_URI", "MLOPS_TRAIN_DATA", "MLOPS_PROJECT_DIR", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(QUIET_ENV)
     if THREADS is not None:
@@ -254,20 +268,24 @@ with open(sys.argv[2], "w") as out:
     json.dump({{"phases": phases, "total": time.perf_counter() - t0, "accuracy": accuracy}}, out)
 """
 
-# The generated train stage, `mlops_project.train.main()` as `python -m mlops_project.train`
-# runs it, with timers around the runtime's functions. Time is charged to the innermost timed
-# call (exclusive time), so the phases add up to the total. Results go to argv[1] as JSON. The
-# stage's tracking worker (a second process doing the MLflow work) is not instrumented: what
-# it costs the stage is the time spent starting it, handing it work and waiting for its reply.
+# The tracked train stage as `python -m mlops_runtime train` runs it (load the project's
+# config.json and contract.json, then `mlops_runtime.train.stage.main(argv, project)` and
+# `exit_now(code)`), with timers around the runtime's functions. Time is charged to the
+# innermost timed call (exclusive time), so the phases add up to the total. Results go to
+# argv[1] as JSON. The stage's tracking worker (a second process doing the MLflow work) is not
+# instrumented: what it costs the stage is the time spent starting it, handing it work and
+# waiting for its reply.
 DRIVER = """\
 import functools, json, os, sys, time
 
 T0 = time.perf_counter()
 sys.path.insert(0, os.getcwd())  # what `python -m` does
-import mlops_project.train as train
+from mlops_runtime.project import load_project
+import mlops_runtime.train.stage as train
 T1 = time.perf_counter()
 import sklearn.pipeline
-from mlops_project import contract_gate, fitting, metrics, profile
+from mlops_runtime.contract import training_gate
+from mlops_runtime.train import evaluation, fitting, reference_profile
 T2 = time.perf_counter()
 
 stack, phases = [], {}
@@ -295,15 +313,15 @@ def wrap(owner, attr, label):
 Pipe = sklearn.pipeline.Pipeline
 Worker = train.TrackingWorker
 for owner, attr, label in [
-    (train, "run_training", "other (train.py glue)"),
-    (train, "build_pipeline", "other (train.py glue)"),
-    (train, "load_validated", "other (train.py glue)"),
-    (train, "fit_and_evaluate", "other (train.py glue)"),
-    (fitting, "predict_test", "other (train.py glue)"),
-    (train, "evaluate_absolute", "other (train.py glue)"),
+    (train, "run_training", "other (stage.py glue)"),
+    (train, "build_pipeline", "other (stage.py glue)"),
+    (train, "load_validated", "other (stage.py glue)"),
+    (train, "fit_and_evaluate", "other (stage.py glue)"),
+    (fitting, "predict_test", "other (stage.py glue)"),
+    (train, "evaluate_absolute", "other (stage.py glue)"),
     (Worker, "__init__", "tracking worker: start the process"),
     (train, "load_table", "read Parquet"),
-    (contract_gate, "validate_frame", "contract gate (validate_frame)"),
+    (training_gate, "validate_frame", "contract gate (validate_frame)"),
     (fitting, "dropna_target", "dropna_target"),
     (fitting, "split_positions", "split"),
     (fitting, "model_frame", "model_frame (feature dtypes)"),
@@ -313,9 +331,9 @@ for owner, attr, label in [
     (Pipe, "fit", "Pipeline.fit"),
     (Pipe, "predict", "Pipeline.predict"),
     (Pipe, "predict_proba", "Pipeline.predict_proba"),
-    (metrics, "classification_metrics", "metrics"),
-    (profile, "build_profile", "reference profile"),
-    (profile, "write_profile", "reference profile"),
+    (evaluation, "classification_metrics", "metrics"),
+    (reference_profile, "build_profile", "reference profile"),
+    (reference_profile, "write_profile", "reference profile"),
     (Worker, "finish", "tracking worker: log, register (wait for it)"),
 ]:
     wrap(owner, attr, label)
@@ -331,18 +349,18 @@ def capture(*args, **kwargs):
 
 train.run_training = capture
 T3 = time.perf_counter()
-code = train.main([])
+code = train.main([], load_project())  # reading the project counts as stage glue
 T4 = time.perf_counter()
-phases["imports: pandas, scikit-learn, mlops_project"] = [T1 - T0, 1]
+phases["imports: pandas, scikit-learn, mlops_runtime"] = [T1 - T0, 1]
 phases["imports: pandera"] = [T2 - T1, 1]
-phases["other (train.py glue)"][0] += (T4 - T3) - sum(
+phases["other (stage.py glue)"][0] += (T4 - T3) - sum(
     v[0] for k, v in phases.items() if not k.startswith("imports")
 )
 with open(sys.argv[1], "w") as out:
     json.dump({"phases": {k: v[0] for k, v in phases.items()},
                "calls": {k: v[1] for k, v in phases.items()},
                "total": T4 - T0, "result": result}, out)
-train.exit_now(code)  # how `python -m mlops_project.train` ends
+train.exit_now(code)  # how `python -m mlops_runtime train` ends
 """
 
 
@@ -425,10 +443,33 @@ def run_train(work: Path, project: Path, index: int, *, fresh_store: bool) -> Ru
     )
 
 
+# `python -m mlops_runtime train` under cProfile. The stage ends with exit_now (os._exit), which
+# would end the process before cProfile writes its stats: here it raises SystemExit instead.
+PROFILE_DRIVER = """\
+import sys
+
+import mlops_runtime.train.stage as stage
+from mlops_runtime.__main__ import main
+
+
+def exit_now(code):
+    raise SystemExit(code)
+
+
+stage.exit_now = exit_now
+sys.exit(main(["train"]))
+"""
+
+
 def profile_train(work: Path, project: Path) -> pstats.Stats:
     out = work / "train.prof"
-    cmd = [PYTHON, "-m", "cProfile", "-o", str(out), "-m", "mlops_project.train"]
-    run_checked(cmd, cwd=project, env=child_env())
+    driver = work / "profile_driver.py"
+    driver.write_text(PROFILE_DRIVER)
+    cmd = [PYTHON, "-m", "cProfile", "-o", str(out), str(driver)]
+    proc = run_checked(cmd, cwd=project, env=child_env())
+    # cProfile swallows the stage's exit code: its summary line tells whether it trained.
+    if not out.is_file() or "registered version" not in proc.stdout:
+        raise BenchError(f"the profiled train stage failed:\n{proc.stdout}{proc.stderr}")
     return pstats.Stats(str(out), stream=io.StringIO())
 
 
@@ -548,16 +589,18 @@ class GateResult:
 
 
 def bench_gate(work: Path, project: Path, data: Path, runs: int, profile: bool) -> GateResult:
-    sys.path.insert(0, str(project))
+    # Imported here, not at the top: pandera loads with the gate.
+    from mlops_runtime import data as data_mod
+    from mlops_runtime.contract import report as report_mod
+    from mlops_runtime.contract import training_gate as gate_mod
+    from mlops_runtime.project import ProjectError, load_project
+
     try:
-        gate_mod = importlib.import_module("mlops_project.contract_gate")
-        data_mod = importlib.import_module("mlops_project.data")
-        report_mod = importlib.import_module("mlops_project.report")
-        contract: dict[str, Any] = importlib.import_module("mlops_project.contract").CONTRACT
-    finally:
-        sys.path.remove(str(project))
-    if not Path(str(gate_mod.__file__)).is_relative_to(project):
-        raise BenchError(f"imported {gate_mod.__file__}, not the generated project's module")
+        # contract.json with the runtime's defaults filled in, as the train stage reads it;
+        # refused unless the installed runtime is the version the compiler pinned.
+        contract: dict[str, Any] = load_project(project).contract
+    except ProjectError as exc:
+        raise BenchError(f"the runtime cannot load {project}: {exc}") from exc
     report_path = work / "gate" / "contract_report.json"
     raw = data_mod.load_table(data, contract)
 
@@ -630,20 +673,23 @@ def cpu_model() -> str:
 
 
 def revision() -> str:
-    """The commit the templates come from, and whether they have local changes."""
+    """The commit the runtime and templates come from, and whether they have local changes."""
     git = ["git", "-C", str(ROOT)]
     try:
         head = subprocess.run(
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         )
         dirty = subprocess.run(
-            [*git, "status", "--porcelain", "templates"], capture_output=True, text=True
+            [*git, "status", "--porcelain", "runtime", "templates"],
+            capture_output=True,
+            text=True,
         )
     except OSError:
         return "unknown (no git)"
     if head.returncode != 0:
         return "unknown (not a git checkout)"
-    return head.stdout.strip() + (" + local changes under templates/" if dirty.stdout else "")
+    changed = " + local changes under runtime/ or templates/" if dirty.stdout else ""
+    return head.stdout.strip() + changed
 
 
 def load_text() -> str:
@@ -668,7 +714,7 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 PHASES = (
-    "imports: pandas, scikit-learn, mlops_project",
+    "imports: pandas, scikit-learn, mlops_runtime",
     "imports: pandera",
     "tracking worker: start the process",
     "read Parquet",
@@ -684,10 +730,10 @@ PHASES = (
     "metrics",
     "reference profile",
     "tracking worker: log, register (wait for it)",
-    "other (train.py glue)",
+    "other (stage.py glue)",
 )
 STARTUP = "interpreter start-up and exit"
-BASELINE_PHASE = {"imports: pandas, scikit-learn, mlops_project": "imports"}
+BASELINE_PHASE = {"imports: pandas, scikit-learn, mlops_runtime": "imports"}
 
 
 def phase_time(run: Run, label: str) -> float:
@@ -756,12 +802,12 @@ def breakdown(
 
 
 def print_profile(stats: pstats.Stats, title: str, limit: int, *, own: bool) -> None:
-    """Top functions by own time (own=True) or mlops_project functions by cumulative time."""
+    """Top functions by own time (own=True) or mlops_runtime functions by cumulative time."""
     entries = []
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]  # not in typeshed
     for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in raw.items():
         where = Path(filename)
-        if not own and "mlops_project" not in where.parts:
+        if not own and "mlops_runtime" not in where.parts:
             continue
         short = "/".join(where.parts[-2:]) if where.parts else filename
         entries.append(
@@ -804,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{platform.system()} {platform.release()}"
         )
         print(f"python: {platform.python_version()}; {versions()}")
-        print(f"templates: commit {revision()}")
+        print(f"runtime and templates: commit {revision()}")
         print(f"load average (1/5/15 min) at start: {load_text()}")
         threads = os.environ.get("OMP_NUM_THREADS", "unset") if THREADS is None else THREADS
         print(f"OMP_NUM_THREADS for both programs: {threads}")
@@ -927,7 +973,7 @@ def main(argv: list[str] | None = None) -> int:
             ["check", "min", "mean", "x hand-written", "target", "result"],
             [
                 [
-                    "`contract_gate.validate_frame` (whole gate)",
+                    "`training_gate.validate_frame` (whole gate)",
                     sec(min(g.gate)),
                     sec(statistics.fmean(g.gate)),
                     f"{min(g.gate) / numpy_min:.1f}x",
@@ -983,7 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  profiling the train stage ...", file=sys.stderr, flush=True)
             stats = profile_train(work, project)
             print_profile(
-                stats, "Train stage, mlops_project functions by cumulative time:", 16, own=False
+                stats, "Train stage, mlops_runtime functions by cumulative time:", 16, own=False
             )
             print_profile(stats, "Train stage, all functions by own time:", 12, own=True)
 
