@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,14 @@ def snippet(text: str, line: int, col: int, context: int = 1) -> str:
     return "\n".join(out)
 
 
+@functools.cache
+def _resolved(folder: Path) -> Path:
+    return folder.resolve()
+
+
 def display_path(path: Path) -> str:
     """Paths in messages are relative to the working directory when they can be."""
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return path.resolve().relative_to(_resolved(Path.cwd())).as_posix()
     except ValueError:
         return path.as_posix()

@@ -64,13 +64,18 @@ class LoadedSpec:
         return self.values.get((), (1, 1))
 
     def diagnostic(
-        self, loc: Path_, message: str, *, key: bool = False, at: Path_ | None = None
+        self,
+        loc: Path_,
+        message: str,
+        *,
+        key: bool = False,
+        at: Path_ | None = None,
+        with_snippet: bool = True,
     ) -> Diagnostic:
         """A problem about `loc`, shown at `at` (default: loc itself)."""
         line, col = self.position(loc if at is None else at, key=key)
-        return Diagnostic(
-            self.display, line, col, dotted(loc), message, snippet(self.text, line, col)
-        )
+        shown = snippet(self.text, line, col) if with_snippet else ""
+        return Diagnostic(self.display, line, col, dotted(loc), message, shown)
 
 
 def dotted(loc: Path_) -> str:

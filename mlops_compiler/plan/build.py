@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -124,7 +123,7 @@ def _unemitted(spec: Spec, loaded: LoadedSpec, level: int, consumed: set[str]) -
                 (section, f"declared, but no level of mlops-compiler {__version__} emits it yet")
             )
     return sorted(
-        replace(loaded.diagnostic(tuple(s.split(".")), f"warning: {m}", key=True), snippet="")
+        loaded.diagnostic(tuple(s.split(".")), f"warning: {m}", key=True, with_snippet=False)
         for s, m in out
     )
 

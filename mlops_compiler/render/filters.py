@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import jinja2
@@ -62,21 +63,31 @@ def pyrepr(value: Any) -> Escaped:
     return Escaped(_py_literal(value, 0))
 
 
+def _json_flat(value: Any) -> str:
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
+    if isinstance(value, int | float):
+        return repr(value)  # finite: json_text refused NaN and infinities up front
+    return json.dumps(value, ensure_ascii=True, separators=(", ", ": "))
+
+
 def _json_layout(value: Any, indent: int, width: int) -> str:
-    if not isinstance(value, dict | list | tuple):
-        return json.dumps(value, ensure_ascii=True)
+    # The one-line form first: most containers fit, and only those that do not are laid out
+    # item by item (a monorepo build prints thousands of these).
+    flat = _json_flat(value)
+    if len(flat) + indent <= width or not isinstance(value, dict | list | tuple) or not value:
+        return flat
     if isinstance(value, dict):
         parts = [
-            f"{json.dumps(str(k), ensure_ascii=True)}: {_json_layout(v, indent + 2, width)}"
+            f"{encode_basestring_ascii(str(k))}: {_json_layout(v, indent + 2, width)}"
             for k, v in value.items()
         ]
         opening, closing = "{", "}"
     else:
         parts = [_json_layout(v, indent + 2, width) for v in value]
         opening, closing = "[", "]"
-    flat = opening + ", ".join(parts) + closing
-    if len(flat) + indent <= width and "\n" not in flat:
-        return flat
     pad = " " * (indent + 2)
     return opening + "\n" + ",\n".join(pad + p for p in parts) + "\n" + " " * indent + closing
 
@@ -84,7 +95,12 @@ def _json_layout(value: Any, indent: int, width: int) -> str:
 def json_text(value: Any) -> str:
     """A JSON document laid out for review: a container that fits in 100 columns stays on
     one line (a contract column, a gate threshold), a longer one takes a line per item."""
-    _check_finite(value)
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises here, naming the missing variable
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise ValueError("non-finite numbers have no literal in the generated files") from None
     return _json_layout(value, 0, 100)
 
 
