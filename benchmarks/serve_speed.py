@@ -1315,7 +1315,6 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
             HOST="127.0.0.1",
             PORT=str(port),
             WEB_CONCURRENCY=str(WORKERS),
-            MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
             MLOPS_PREDICTION_LOG_DIR=str(work / "prediction_log_workers"),
         )
         with Server(
@@ -1341,7 +1340,6 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
     serve_env = child_env(
         HOST="127.0.0.1",
         PORT=str(port),
-        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
         MLOPS_PREDICTION_LOG_DIR=str(log_dir),
     )
 

@@ -168,6 +168,7 @@ def _config(
             "task": task,
             "estimator": spec.model.estimator,
             "params": dict(spec.model.params),
+            "serialization": spec.model.serialization,
         },
         "gate": {
             "absolute": [_threshold(m, t) for m, t in sorted(gate.metrics.items())],

@@ -131,6 +131,17 @@ class Model(Strict):
     estimator: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")]
     custom_estimator: bool = Field(False, description="Allow an estimator not in the known table.")
     params: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")], ParamValue] = {}
+    serialization: Literal["skops", "pickle"] = Field(
+        "skops",
+        description=(
+            "How the registered model is stored (level >= 1). 'skops' restores only the exact "
+            "types recorded when the model was logged. 'pickle' (MLflow's cloudpickle format) "
+            "runs arbitrary code when the model is loaded: use it only for estimators skops "
+            "cannot represent, such as functions or classes not defined at a module's top "
+            "level. Either way the server checks the artifact's sha256 before loading it. "
+            "The level-0 model file is always joblib (pickle), checked against its sha256."
+        ),
+    )
     gate: Gate = Gate()
 
 

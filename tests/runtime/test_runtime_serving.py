@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import numpy as np
@@ -28,14 +29,15 @@ NAME = "breast-cancer"
 
 
 def reference_model(project: Path) -> Any:
-    """The champion loaded straight from the registry, as a second opinion on the server."""
-    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    """The champion loaded straight from the registry by MLflow's own loader, as a second
+    opinion on the server (which loads it its own, stricter way)."""
     import mlflow.sklearn
 
     uri = f"sqlite:///{project / 'mlruns.db'}"
     mlflow.set_registry_uri(uri)
     mlflow.set_tracking_uri(uri)
-    return mlflow.sklearn.load_model(f"models:/{NAME}@champion")
+    with mock.patch.dict(os.environ, {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}):
+        return mlflow.sklearn.load_model(f"models:/{NAME}@champion")
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,39 @@
 A `LoadedModel` is immutable once built: the app swaps whole objects when a new version appears,
 so a request that started on one version finishes on it. MLflow is imported only by
 `RegistrySource`, so a project without tracking (level 0) never needs it.
+
+Loading a model file can run code, so nothing is deserialised before its bytes match the
+sha256 recorded when it was trained, and a registered model is restored with skops and the
+exact types recorded when it was logged. Pickle is read only where the spec opted in
+(`model.serialization: pickle`) or at level 0, whose joblib file the user's own training
+wrote. MLFLOW_ALLOW_PICKLE_DESERIALIZATION is never set: it would allow every MLflow loader in
+the process to unpickle whatever it is given.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-from collections.abc import Mapping
+import pickle
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from mlops_runtime.features.pipeline import feature_columns
 from mlops_runtime.serve.fast_predict import CompiledPredictor, PipelinePredictor, build_predictor
+from mlops_runtime.tracking.store import PICKLE, ModelLoadRefused
+
+if TYPE_CHECKING:
+    from mlops_runtime.tracking.store import ModelFiles, Serialization
 
 LOCAL_MODEL_PATH = Path("model") / "model.joblib"
+# Written beside the model by train/plain.py, in `sha256sum` format.
+DIGEST_SUFFIX = ".sha256"
+PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,15 @@ def prepare(
 
 
 class LocalSource:
-    """Level 0: `model/model.joblib` as train_plain.py writes it; version = content hash."""
+    """Level 0: `model/model.joblib` as train/plain.py writes it; version = content hash.
+
+    joblib is pickle: loading runs whatever code the file names. The file is loaded only if
+    its sha256 matches `model.joblib.sha256`, which the training script writes beside it.
+    Both come from the user's own machine and folder, so this catches a file that was
+    truncated, half-written or replaced by one from elsewhere without its digest; it cannot
+    stop someone who can write to the folder, who could rewrite the digest too. That is the
+    trust level 0 runs at: no registry holds a digest out of the folder's reach.
+    """
 
     def __init__(self, config: Mapping[str, Any], path: Path | None = None):
         self.name = str(config.get("name"))
@@ -119,20 +143,58 @@ class LocalSource:
     def load(self, ref: ModelRef) -> Any:
         import joblib
 
-        return joblib.load(ref.uri)
+        path = Path(ref.uri)
+        # Read once: the bytes checked are the bytes loaded, whatever happens to the file.
+        data = path.read_bytes()
+        expected = recorded_digest(digest_path(path))
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise ModelLoadRefused(
+                f"{path}: sha256 mismatch, the file is not the one training wrote "
+                f"(expected {expected} from {digest_path(path)}, found {actual}); not loaded"
+            )
+        return joblib.load(io.BytesIO(data))
+
+
+def digest_path(model_path: Path) -> Path:
+    return model_path.with_name(model_path.name + DIGEST_SUFFIX)
+
+
+def recorded_digest(path: Path) -> str:
+    """The hex digest of a `sha256sum`-style line; refuses when there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelLoadRefused(
+            f"{path} is missing, so the model file beside it cannot be verified; not loaded "
+            "(train again to write both)"
+        ) from None
+    fields = text.split()
+    digest = fields[0].lower() if fields else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ModelLoadRefused(f"{path} holds no sha256 digest; not loaded")
+    return digest
 
 
 class RegistrySource:
-    """Level >= 1: `models:/<registered_model>@<alias>` on the project's tracking store."""
+    """Level >= 1: `models:/<registered_model>@<alias>` on the project's tracking store.
+
+    A version is loaded from its own files, not through `mlflow.sklearn.load_model`: MLflow
+    gates every sklearn format, skops included, behind MLFLOW_ALLOW_PICKLE_DESERIALIZATION,
+    because it takes skops' trusted types from the model's own MLmodel file. Here that file
+    and the model file are first checked against the `mlops.model_sha256` tag the train stage
+    set when it registered the version, and the trusted types must lie in the packages the
+    spec's estimator allows, so the switch is never needed.
+    """
 
     def __init__(self, config: Mapping[str, Any]):
-        # MLflow 3 refuses to unpickle (even skops) models without this; telemetry stays off.
-        os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        from mlops_runtime.tracking.store import connect
+        from mlops_runtime.tracking.store import allowed_roots, connect, serialization_of
 
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         self.client = connect(config)
         self.name = config.get("tracking", {}).get("registered_model") or str(config["name"])
+        self.serialization = serialization_of(config)
+        self.allowed_roots = allowed_roots(str(config["model"]["estimator"]))
 
     def lookup(self, alias: str) -> ModelRef | None:
         from mlops_runtime.tracking.registry import alias_version
@@ -148,10 +210,80 @@ class RegistrySource:
         )
 
     def load(self, ref: ModelRef) -> Any:
-        import mlflow.sklearn
+        from mlops_runtime.tracking.store import (
+            MODEL_SHA256_TAG,
+            SERIALIZATION_TAG,
+            fetch_model_files,
+        )
 
-        # By version, not alias: the alias may have moved since `lookup`.
-        return mlflow.sklearn.load_model(ref.uri)
+        # By version, not alias: the alias may have moved since `lookup`. Tags are read now,
+        # not at lookup, so a digest set or corrected since is the one checked.
+        version = self.client.get_model_version(ref.name, ref.version)
+        tags = dict(version.tags or {})
+        label = f"model {ref.name!r} version {ref.version}"
+        expected = tags.get(MODEL_SHA256_TAG)
+        if not expected:
+            raise ModelLoadRefused(
+                f"{label} has no {MODEL_SHA256_TAG} tag, so its artifact cannot be verified; "
+                "not loaded (register it again with `python -m mlops_runtime train`)"
+            )
+        root = self.client.get_model_version_download_uri(ref.name, ref.version)
+        files = fetch_model_files(self.client, root)
+        actual = files.sha256
+        if actual != expected:
+            raise ModelLoadRefused(
+                f"{label}: sha256 mismatch, the artifact at {root} is not the one registered "
+                f"(tag {MODEL_SHA256_TAG}={expected}, artifact {actual}); not loaded"
+            )
+        recorded = tags.get(SERIALIZATION_TAG)
+        if recorded is not None and recorded != files.serialization:
+            raise ModelLoadRefused(
+                f"{label} was registered as {recorded} but its artifact is "
+                f"{files.serialization}; not loaded"
+            )
+        return deserialize(files, self.serialization, self.allowed_roots, label)
+
+
+def deserialize(
+    files: ModelFiles, allowed: Serialization, roots: Sequence[str], label: str = "model"
+) -> Any:
+    """Restore verified model files: skops with the recorded trusted types, pickle only when
+    `allowed` is "pickle" (the spec's opt-in)."""
+    if files.serialization == PICKLE:
+        if allowed != PICKLE:
+            raise ModelLoadRefused(
+                f"{label} is serialised with {files.format}, which runs arbitrary code when "
+                "loaded; not loaded (set model.serialization: pickle in the spec to allow it)"
+            )
+        if os.environ.get(PICKLE_SWITCH, "").strip().lower() in ("false", "0"):
+            # An operator who switched MLflow's unpickling off meant it for this process too.
+            raise ModelLoadRefused(f"{label} is pickled and {PICKLE_SWITCH} is false; not loaded")
+        if files.format == "cloudpickle":
+            import cloudpickle
+
+            return cloudpickle.loads(files.data)
+        return pickle.loads(files.data)
+    return load_skops(files, roots, label)
+
+
+def load_skops(files: ModelFiles, roots: Sequence[str], label: str = "model") -> Any:
+    """skops.io with exactly the types listed when the model was logged.
+
+    The list lives in the (hash-checked) MLmodel file; each type must also belong to a package
+    the logging side allows (sklearn, numpy, scipy, the estimator's own), so a list naming
+    anything else is refused even if it were registered.
+    """
+    import skops.io
+
+    trusted = files.flavor.get("skops_trusted_types") or []
+    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+        raise ModelLoadRefused(f"{label}: skops_trusted_types in MLmodel is not a list of names")
+    foreign = sorted(t for t in trusted if t.split(".")[0] not in roots)
+    if foreign:
+        raise ModelLoadRefused(
+            f"{label} trusts types outside {sorted(roots)}: {foreign}; not loaded"
+        )
+    return skops.io.loads(files.data, trusted=trusted)
 
 
 def make_source(config: Mapping[str, Any]) -> LocalSource | RegistrySource:

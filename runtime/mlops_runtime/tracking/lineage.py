@@ -24,7 +24,7 @@ from mlops_runtime.tracking.registry import (
     resolve_version,
     version_metrics,
 )
-from mlops_runtime.tracking.store import connect
+from mlops_runtime.tracking.store import MODEL_SHA256_TAG, SERIALIZATION_TAG, connect
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 2
@@ -57,6 +57,8 @@ def lineage(client: MlflowClient, name: str, ref: str = CHAMPION) -> dict[str, A
         "compiler_version": tags.get("mlops.compiler_version"),
         "estimator": tags.get("mlops.estimator"),
         "seed": _int(tags.get("mlops.seed")),
+        "model_sha256": tags.get(MODEL_SHA256_TAG),
+        "serialization": tags.get(SERIALIZATION_TAG),
         "metrics": version_metrics(client, version),
         "params": {k: v for k, v in sorted(params.items()) if not k.startswith("mlops.")},
         "created_at_ms": version.creation_timestamp,
@@ -86,6 +88,12 @@ def render(info: Mapping[str, Any]) -> str:
         ),
         ("compiler", info["compiler_version"] or "unknown"),
         ("estimator", f"{info['estimator']} (seed {info['seed']})"),
+        (
+            "artifact",
+            f"sha256 {info['model_sha256']} ({info['serialization'] or 'unknown'})"
+            if info["model_sha256"]
+            else "sha256 unknown (registered without one: servers refuse to load it)",
+        ),
         (
             "metrics",
             "  ".join(f"{k}={v:.4f}" for k, v in sorted(info["metrics"].items())) or "none",

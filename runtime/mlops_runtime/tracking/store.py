@@ -6,13 +6,16 @@ parameters here before its tracking worker (which does the MLflow work) is ready
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -33,6 +36,25 @@ TRACKED_PACKAGES = (
 # Roots whose classes may be restored from a skops model file; anything else must be declared.
 TRUSTED_ROOTS = ("sklearn", "numpy", "scipy")
 MAX_PARAM_LENGTH = 500
+
+Serialization = Literal["skops", "pickle"]
+SKOPS: Serialization = "skops"
+PICKLE: Serialization = "pickle"
+# Model-version tags written at registration and checked before a server loads the version.
+MODEL_SHA256_TAG = "mlops.model_sha256"
+SERIALIZATION_TAG = "mlops.serialization"
+MLMODEL_FILE = "MLmodel"
+# MLflow's sklearn flavor formats, by the spec setting each belongs to.
+FLAVOR_FORMATS: dict[str, Serialization] = {
+    "skops": SKOPS,
+    "pickle": PICKLE,
+    "cloudpickle": PICKLE,
+}
+
+
+class ModelLoadRefused(Exception):
+    """A model that must not be loaded: unverifiable, altered since it was trained, or of a
+    refused format. Raised before anything is deserialised."""
 
 
 def resolve_tracking_uri(
@@ -174,25 +196,147 @@ def trusted_types(model: Any, extra_roots: Iterable[str] = ()) -> list[str]:
     return sorted(untrusted)
 
 
-def model_requirements() -> list[str]:
+def model_requirements(serialization: Serialization = SKOPS) -> list[str]:
     """Pinned requirements recorded with the model, given explicitly so MLflow does not spawn a
     process to infer them."""
-    versions = package_versions(("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"))
+    names = ["mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"]
+    if serialization == PICKLE:
+        # A cloudpickle file loads only with the library that wrote it.
+        names.append("cloudpickle")
+    versions = package_versions(names)
     return [f"{name}=={version}" for name, version in versions.items()]
 
 
-def log_model(model: Any, example: Any, estimator_path: str) -> Any:
-    """Log the fitted pipeline with signature and input example, serialised with skops."""
+def serialization_of(config: Mapping[str, Any]) -> Serialization:
+    """The spec's `model.serialization`; skops when absent (configs built before the setting)."""
+    value = (config.get("model") or {}).get("serialization") or SKOPS
+    if value == SKOPS:
+        return SKOPS
+    if value == PICKLE:
+        return PICKLE
+    raise ValueError(f"model.serialization must be 'skops' or 'pickle', not {value!r}")
+
+
+def allowed_roots(estimator_path: str) -> tuple[str, ...]:
+    """Packages whose types a model of this estimator may contain."""
+    return (*TRUSTED_ROOTS, estimator_path.split(".")[0])
+
+
+def log_model(
+    model: Any, example: Any, estimator_path: str, serialization: Serialization = SKOPS
+) -> Any:
+    """Log the fitted pipeline with signature and input example.
+
+    skops unless the spec opted in to pickle: MLflow's cloudpickle format, which can hold what
+    skops cannot (functions and classes not defined at a module's top level) and runs
+    arbitrary code when loaded.
+    """
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, model.predict(example))
+    if serialization == PICKLE:
+        fmt: dict[str, Any] = {
+            "serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE
+        }
+    else:
+        fmt = {
+            "serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            "skops_trusted_types": trusted_types(model, [estimator_path.split(".")[0]]),
+        }
     return mlflow.sklearn.log_model(
         model,
         name="model",
         signature=signature,
         input_example=example,
-        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-        skops_trusted_types=trusted_types(model, [estimator_path.split(".")[0]]),
-        pip_requirements=model_requirements(),
+        pip_requirements=model_requirements(serialization),
+        **fmt,
     )
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The files a loader of one logged sklearn model reads, each read once into memory.
+
+    Hashing and loading the same bytes means nothing can swap a file between the check and
+    the load.
+    """
+
+    contents: dict[str, bytes]
+    flavor: dict[str, Any]
+
+    @property
+    def data_name(self) -> str:
+        return str(self.flavor["pickled_model"])
+
+    @property
+    def data(self) -> bytes:
+        return self.contents[self.data_name]
+
+    @property
+    def format(self) -> str:
+        return str(self.flavor.get("serialization_format", "pickle"))
+
+    @property
+    def serialization(self) -> Serialization:
+        try:
+            return FLAVOR_FORMATS[self.format]
+        except KeyError:
+            raise ModelLoadRefused(
+                f"unknown sklearn serialization format {self.format!r} in {MLMODEL_FILE}"
+            ) from None
+
+    @property
+    def sha256(self) -> str:
+        return files_sha256(self.contents)
+
+
+def files_sha256(contents: Mapping[str, bytes]) -> str:
+    """One digest over several files: each file's name and sha256, in name order.
+
+    Names are part of the digest so that the same bytes under other names (MLmodel pointing
+    at another data file) do not match.
+    """
+    manifest = hashlib.sha256()
+    for name in sorted(contents):
+        manifest.update(f"{name}\0{hashlib.sha256(contents[name]).hexdigest()}\n".encode())
+    return manifest.hexdigest()
+
+
+def fetch_model_files(client: MlflowClient, artifact_root: str) -> ModelFiles:
+    """Download MLmodel and the model data file it names from `artifact_root` (a logged
+    model's artifact location) into a private temporary folder, and read them.
+
+    These two are exactly what loading reads: MLmodel holds the format and skops' trusted
+    types, the data file the model. Other files in the folder (environment files, examples,
+    the registry's own `registered_model_meta`) do not affect what is loaded, and some are
+    written after registration, so they are not hashed.
+    """
+    import mlflow.artifacts
+    import yaml
+
+    root = artifact_root.rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+
+        def read(name: str) -> bytes:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{root}/{name}",
+                dst_path=str(Path(tmp) / "files"),
+                tracking_uri=client.tracking_uri,
+            )
+            return Path(local).read_bytes()
+
+        mlmodel = read(MLMODEL_FILE)
+        # safe_load builds plain data only, so reading the not yet verified file is harmless.
+        parsed = yaml.safe_load(mlmodel)
+        flavors = parsed.get("flavors") if isinstance(parsed, dict) else None
+        flavor = flavors.get("sklearn") if isinstance(flavors, dict) else None
+        if not isinstance(flavor, dict) or not isinstance(flavor.get("pickled_model"), str):
+            raise ModelLoadRefused(
+                f"{root}/{MLMODEL_FILE} has no sklearn flavor naming the model file"
+            )
+        name = flavor["pickled_model"]
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts or name in ("", MLMODEL_FILE):
+            raise ModelLoadRefused(f"{MLMODEL_FILE} names an unusable model file: {name!r}")
+        return ModelFiles({MLMODEL_FILE: mlmodel, name: read(name)}, dict(flavor))

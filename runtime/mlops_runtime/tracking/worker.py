@@ -131,7 +131,7 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
         set_alias,
         version_metrics,
     )
-    from mlops_runtime.tracking.store import log_model
+    from mlops_runtime.tracking.store import log_model, serialization_of
 
     config, metrics, checks = session.config, message["metrics"], message["gate"]
     mlflow.log_metrics(metrics)
@@ -143,7 +143,9 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
         return {"run_id": session.run_id, "vs_checks": []}
     mlflow.set_tag("mlops.gate", "passed")
     pipeline = message["pipeline"]
-    info = log_model(pipeline, message["example"], config["model"]["estimator"])
+    info = log_model(
+        pipeline, message["example"], config["model"]["estimator"], serialization_of(config)
+    )
     champion = alias_version(session.client, session.model_name, CHAMPION)
     vs_checks: list[dict[str, Any]] = []
     beats = False
@@ -162,12 +164,32 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
         **lineage_tags(session),
         "mlops.run_id": session.run_id,
         **metric_tags(metrics),
+        **artifact_tags(session, info.model_id),
     }
     version = str(register(info.model_uri, session.model_name, version_tags).version)
     set_alias(session.client, session.model_name, alias, version)
     mlflow.set_tags({"mlops.registered_version": version, "mlops.alias": alias})
     mlflow.end_run()
     return {"run_id": session.run_id, "version": version, "alias": alias, "vs_checks": vs_checks}
+
+
+def artifact_tags(session: Session, model_id: str) -> dict[str, str]:
+    """The digest a server checks before loading this model, and its serialisation.
+
+    Hashed as stored (read back from the artifact store, not from the files MLflow wrote
+    before uploading them), through the same code the server uses, so both sides hash the
+    same bytes the same way. The tags go on the version as it is created: no version is ever
+    registered without them.
+    """
+    from mlops_runtime.tracking.store import (
+        MODEL_SHA256_TAG,
+        SERIALIZATION_TAG,
+        fetch_model_files,
+    )
+
+    location = session.client.get_logged_model(model_id).artifact_location
+    files = fetch_model_files(session.client, location)
+    return {MODEL_SHA256_TAG: files.sha256, SERIALIZATION_TAG: files.serialization}
 
 
 def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:

@@ -1,7 +1,8 @@
 """Training script of a level-0 project: python -m mlops_runtime.train.stage
 
-Fits the pipeline, prints test metrics and saves it to model/model.joblib. No tracking, no
-registry, no contract gate: imports neither MLflow nor pandera.
+Fits the pipeline, prints test metrics and saves it to model/model.joblib, with its sha256 in
+model/model.joblib.sha256 (`sha256sum` format) that the server checks before loading it. No
+tracking, no registry, no contract gate: imports neither MLflow nor pandera.
 
 Exit codes: 0 trained and saved; 2 configuration error; 3 the data file cannot be read or is
 empty (reports/contract_report.json says why).
@@ -9,6 +10,7 @@ empty (reports/contract_report.json says why).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,11 +19,12 @@ from typing import Any
 import joblib
 
 from mlops_runtime.contract.report import ContractViolation
-from mlops_runtime.data import coerce_frame, load_table, resolve_data_path
+from mlops_runtime.data import coerce_frame, file_sha256, load_table, resolve_data_path
 from mlops_runtime.project import Project
 from mlops_runtime.train.fitting import fit_and_evaluate
 
 MODEL_PATH = Path("model") / "model.joblib"
+DIGEST_SUFFIX = ".sha256"  # serve/model_source.py reads it under the same name
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_DATA = 3
@@ -41,7 +44,23 @@ def train(
     target = Path.cwd() / MODEL_PATH if model_path is None else model_path
     target.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(fitted.pipeline, target)
+    write_digest(target)
     return fitted.metrics, target
+
+
+def write_digest(model_path: Path) -> Path:
+    """Record the model file's sha256 beside it, for the server to check before unpickling.
+
+    It guards against a model file that is truncated, half-written or swapped for another, not
+    against someone who can write to the folder (they can rewrite the digest too): at level 0
+    the file and the digest both come from the user's own training run. The digest is replaced
+    in one rename, so a server never reads half of it.
+    """
+    digest_path = model_path.with_name(model_path.name + DIGEST_SUFFIX)
+    partial = digest_path.with_name(digest_path.name + ".tmp")
+    partial.write_text(f"{file_sha256(model_path)}  {model_path.name}\n", encoding="utf-8")
+    os.replace(partial, digest_path)
+    return digest_path
 
 
 def main(argv: list[str], project: Project) -> int:
