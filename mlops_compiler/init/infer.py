@@ -261,7 +261,7 @@ def _scan_csv(path: Path) -> Scanned:
 
 
 def _arrow_kind(arrow_type: Any) -> Kind | None:
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     types = pa.types
     if types.is_dictionary(arrow_type):
@@ -282,7 +282,7 @@ def _arrow_kind(arrow_type: Any) -> Kind | None:
 def _scan_parquet(path: Path) -> Scanned:
     shown = display_path(path)
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq
     except ImportError:
         raise UsageError(f"{shown}: reading Parquet needs pyarrow (pip install pyarrow)") from None
     try:

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from mlops_runtime.contract.report import ContractViolation, build_report, failure, write_report
+from mlops_runtime.contract.rules import category_text
+from mlops_runtime.contract.rules import is_null as is_null
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -58,13 +60,35 @@ def file_sha256(path: Path) -> str:
 def read_table(path: Path, contract: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Raw read; string-like contract columns are read as text so '007' stays '007'."""
     suffix = path.suffix.lower()
+    columns = (contract or {}).get("columns", {})
     if suffix in PARQUET_SUFFIXES:
-        return pd.read_parquet(path)
+        return _read_parquet(path, columns)
     if suffix in CSV_SUFFIXES:
-        columns = (contract or {}).get("columns", {})
         text_columns = {name: str for name, rule in columns.items() if rule["type"] in _STRINGLIKE}
         return pd.read_csv(path, dtype=text_columns or None)
     raise ValueError(f"unsupported file type {suffix!r}: use .csv, .parquet or .pq")
+
+
+def _read_parquet(path: Path, columns: Mapping[str, Any]) -> pd.DataFrame:
+    """pandas turns an int column with nulls into floats, so a category of codes (1, null, 2)
+    would read as "1.0" and "2.0": such columns are read again as Python ints and nulls."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.read_parquet(path)
+    codes = [
+        field.name
+        for field in pq.read_schema(path)
+        if pa.types.is_integer(field.type)
+        and columns.get(field.name, {}).get("type") == "category"
+        and field.name in frame.columns
+        and pd.api.types.is_float_dtype(frame[field.name].dtype)
+    ]
+    if codes:
+        exact = pq.read_table(path, columns=codes).to_pandas(integer_object_nulls=True)
+        for name in codes:
+            frame[name] = exact[name].to_numpy(dtype=object)
+    return frame
 
 
 def load_table(
@@ -97,18 +121,15 @@ def load_table(
     return frame
 
 
-def is_null(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
-
-
 def coerce_value(value: Any, kind: str) -> tuple[bool, Any]:
     """(ok, typed value) for one cell; None means null. Same rules as `coerce_series`."""
     if is_null(value):
         return True, None
-    if kind in ("str", "category"):
+    if kind == "str":
         return (True, value) if isinstance(value, str) else (False, None)
+    if kind == "category":
+        text = category_text(value)
+        return (False, None) if text is None else (True, text)
     if kind == "bool":
         if isinstance(value, (bool, np.bool_)):
             return True, bool(value)
@@ -166,7 +187,7 @@ def coerce_series(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     if _is_numeric(series):
         return _coerce_numeric(series, kind)
     if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        return _coerce_text(series, kind)
+        return _coerce_distinct(series, kind)
     # Mixed objects: decide once per distinct value (few in practice), then broadcast.
     decided: dict[Any, tuple[bool, Any]] = {}
 
@@ -186,11 +207,11 @@ def coerce_series(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     return pd.Series(pd.array(values, dtype=dtype), index=series.index, name=series.name), bad
 
 
-def _coerce_text(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
-    """All cells are str or null: factorize, decide once per distinct text, then broadcast.
+def _coerce_distinct(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """Factorize, decide once per distinct value, then broadcast.
 
-    (With only str values, factorize's equality cannot merge 1, True and "1" as it would for
-    mixed objects, which keep the per-cell path above.)
+    Only for cells all of one type (str or null, or one numeric dtype): factorize's equality
+    would merge 1, True and "1" in mixed objects, which keep the per-cell path above.
     """
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     verdicts = [coerce_value(value, kind) for value in uniques]
@@ -204,8 +225,13 @@ def _coerce_text(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
 
 
 def _key(value: Any) -> Any:
-    # NaN != NaN, so nulls share one key; the type keeps 1 and True and "1" apart.
-    return ("null",) if is_null(value) else (type(value), value)
+    # NaN != NaN, so nulls share one key; the type keeps 1 and True and "1" apart, and the sign
+    # -0.0 and 0.0, which are different categories ("-0.0", "0.0").
+    if is_null(value):
+        return ("null",)
+    if type(value) is float:
+        return (float, value, math.copysign(1.0, value))
+    return (type(value), value)
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -218,7 +244,9 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
     dtype = PANDAS_DTYPES[kind]
     null = series.isna().to_numpy(dtype=bool)
     is_bool = pd.api.types.is_bool_dtype(series.dtype)
-    if kind in ("str", "category") or (is_bool and kind in ("int", "float")):
+    if kind == "category":
+        return _category_codes(series)
+    if kind == "str" or (is_bool and kind in ("int", "float")):
         bad = ~null
         typed = pd.Series(pd.array([None] * len(series), dtype=dtype), index=series.index)
         return typed.rename(series.name), pd.Series(bad, index=series.index)
@@ -253,6 +281,20 @@ def _coerce_numeric(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]
     return pd.Series(typed, index=series.index, name=series.name), pd.Series(
         ~ok, index=series.index
     )
+
+
+def _category_codes(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Numbers in a category column (an int column of codes): each distinct number read once
+    as text, as `coerce_value` reads it; booleans are not categories."""
+    typed, bad = _coerce_distinct(series, "category")
+    if pd.api.types.is_float_dtype(series.dtype):
+        # factorize merges -0.0 and 0.0, which read as different text.
+        numbers = series.to_numpy(dtype="float64", na_value=np.nan)
+        zeros = numbers == 0
+        if zeros.any():
+            texts = np.where(np.signbit(numbers[zeros]), repr(-0.0), repr(0.0))
+            typed[zeros] = pd.array(texts, dtype=PANDAS_DTYPES["category"])
+    return typed, bad
 
 
 def coerce_frame(

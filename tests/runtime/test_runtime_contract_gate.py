@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -171,19 +170,6 @@ def test_check_record_reports_each_rule(dataset_config):
     assert check_record(serving, contract, ignore={"species"}) == []
 
 
-def test_check_record_is_fast(dataset_config):
-    _, contract = dataset_config("penguins")
-    record = {"species": "Adelie", "island": "Dream", "bill_length_mm": 39.1, "bill_depth_mm": 18.7,
-              "flipper_length_mm": 181, "body_mass_g": 3750, "sex": "male", "year": 2007}  # fmt: skip
-    n = 5000
-    start = time.perf_counter()
-    for _ in range(n):
-        check_record(record, contract)
-    per_record = (time.perf_counter() - start) / n
-    # Typically a few microseconds; the bound leaves room for slow shared CI machines.
-    assert per_record < 200e-6
-
-
 AGREEMENT_CONTRACT: dict[str, Any] = {
     "min_rows": 0,
     "extra_columns": "forbid",
@@ -194,6 +180,8 @@ AGREEMENT_CONTRACT: dict[str, Any] = {
         "c": {"type": "category", "nullable": False, "values": ["a", "b", "c"]},
         "s": {"type": "str", "nullable": True, "values": None},
         "k": {"type": "int", "nullable": False, "values": [0, 1, 2]},
+        # Codes: numbers read as text (1 -> "1"), as contract.json lists them.
+        "n": {"type": "category", "nullable": True, "values": ["0", "1", "2", "2.5"]},
     },
 }
 _MISSING = object()
@@ -202,7 +190,7 @@ cell = st.one_of(
     st.integers(-10, 10),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0.0, 0.5, 1.0, 2.0, -3.0, 1e20]),
+    st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.0, 2.5, -3.0, 1e20]),
     st.booleans(),
     st.sampled_from(
         ["a", "b", "z", "1", "2", " 3 ", "-4", "0.5", "1e3", "nan", "yes", "no", "true", "", "x"]

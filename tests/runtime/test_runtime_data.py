@@ -92,7 +92,8 @@ def test_parquet_and_csv_load_the_same_typed_frame(tmp_path, dataset_config):
         (2, "bool", (False, None)),
         ("maybe", "bool", (False, None)),
         ("a", "category", (True, "a")),
-        (1, "category", (False, None)),
+        (1, "category", (True, "1")),  # a code reads as its text
+        (True, "category", (False, None)),
         (pd.NA, "str", (True, None)),
     ],
 )

@@ -27,10 +27,16 @@ from mlops_runtime.contract.report import (
     failure,
     write_report,
 )
+from mlops_runtime.contract.rules import (
+    ROW_CHECKS,
+    TABLE_CHECKS,
+    bounds,
+    forbids_extra_columns,
+    is_nullable,
+    min_rows,
+)
 from mlops_runtime.data import PANDAS_DTYPES, coerce_frame
 
-ROW_CHECKS = ("missing_column", "extra_column", "dtype", "not_nullable", "min", "max", "values")
-TABLE_CHECKS = ("unique", "max_null_fraction", "min_rows")
 _PANDERA_NAMES = {
     "column_in_dataframe": "missing_column",
     "column_in_schema": "extra_column",
@@ -40,20 +46,16 @@ _PANDERA_NAMES = {
 
 
 def _column_checks(rule: Mapping[str, Any], table_level: bool) -> list[pa.Check]:
-    checks: list[pa.Check] = []
-    kind = rule["type"]
-    if kind in ("int", "float"):
-        if rule.get("min") is not None:
-            low = rule["min"]
-            checks.append(pa.Check(lambda s, low=low: s >= low, name="min"))
-        if rule.get("max") is not None:
-            high = rule["max"]
-            checks.append(pa.Check(lambda s, high=high: s <= high, name="max"))
+    checks = [
+        pa.Check(lambda s, bound=bound, holds=holds: holds(s, bound), name=check)
+        for check, bound, holds in bounds(rule)
+    ]
     if rule.get("values") is not None:
+        # Category columns are typed as text by now (codes read as text), as are their values.
         allowed = list(rule["values"])
         checks.append(pa.Check(lambda s, allowed=allowed: s.isin(allowed), name="values"))
     fraction = rule.get("max_null_fraction")
-    if table_level and rule.get("nullable", False) and fraction is not None:
+    if table_level and is_nullable(rule) and fraction is not None:
         checks.append(
             pa.Check(
                 lambda s, fraction=fraction: bool(s.isna().mean() <= fraction) if len(s) else True,
@@ -69,7 +71,7 @@ def build_schema(contract: Mapping[str, Any], *, table_level: bool = True) -> pa
     columns = {
         name: pa.Column(
             PANDAS_DTYPES[rule["type"]],
-            nullable=bool(rule.get("nullable", False)),
+            nullable=is_nullable(rule),
             unique=bool(rule.get("unique", False)) and table_level,
             checks=_column_checks(rule, table_level),
             required=True,
@@ -77,13 +79,13 @@ def build_schema(contract: Mapping[str, Any], *, table_level: bool = True) -> pa
         for name, rule in contract.get("columns", {}).items()
     }
     frame_checks = []
-    min_rows = int(contract.get("min_rows", 0) or 0)
-    if table_level and min_rows:
-        frame_checks.append(pa.Check(lambda df, n=min_rows: len(df) >= n, name="min_rows"))
+    needed = min_rows(contract)
+    if table_level and needed:
+        frame_checks.append(pa.Check(lambda df, n=needed: len(df) >= n, name="min_rows"))
     return pa.DataFrameSchema(
         columns,
         checks=frame_checks,
-        strict=contract.get("extra_columns", "ignore") == "forbid",
+        strict=forbids_extra_columns(contract),
         coerce=False,  # coercion is ours (data.coerce_frame) so records and files agree
     )
 
@@ -122,9 +124,7 @@ def _pandera_failures(
         rule = contract.get("columns", {}).get(column, {}) if column else {}
         if name == "min_rows":
             out.append(
-                failure(
-                    name, None, f"{rows} rows, contract needs >= {contract['min_rows']}", count=1
-                )
+                failure(name, None, f"{rows} rows, contract needs >= {min_rows(contract)}", count=1)
             )
         elif name == "max_null_fraction":
             share = float(frame[column].isna().mean())

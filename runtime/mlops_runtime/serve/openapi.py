@@ -9,8 +9,44 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean", "category": "string",
-               "str": "string"}  # fmt: skip
+from mlops_runtime.contract.rules import (
+    JSON_TYPES,
+    bounds,
+    category_number,
+    forbids_extra_columns,
+    is_nullable,
+)
+
+_JSON_BOUNDS = {"min": "minimum", "max": "maximum"}
+
+
+def column_schema(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON values a column takes, as far as JSON Schema can say it.
+
+    The door reads more than this admits (numeric text for numbers, 0/1 and "yes" for booleans),
+    and less in two corners JSON Schema cannot draw: it refuses non-finite numbers, and it reads
+    a category number by its text, so 2.0 is not the category "2" though JSON Schema's enum
+    holds 2 == 2.0.
+    """
+    kind = rule["type"]
+    values = rule.get("values")
+    schema: dict[str, Any] = {"type": JSON_TYPES[kind]}
+    if kind == "category":
+        # A category may be sent as a number read as text (rules.category_text).
+        if values is None:
+            schema["type"] = ["string", "number"]
+        else:
+            numbers = [n for n in map(category_number, values) if n is not None]
+            if numbers:
+                schema["type"] = ["string", "number"]
+            values = [*values, *numbers]
+    for check, bound, _ in bounds(rule):
+        schema[_JSON_BOUNDS[check]] = bound
+    if values is not None:
+        schema["enum"] = list(values)
+    if is_nullable(rule):
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema
 
 
 def record_schema(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
@@ -23,17 +59,7 @@ def record_schema(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
     for name, rule in contract.get("columns", {}).items():
         if name == target:
             continue
-        schema: dict[str, Any] = {"type": _JSON_TYPES[rule["type"]]}
-        if rule["type"] in ("int", "float"):
-            if rule.get("min") is not None:
-                schema["minimum"] = rule["min"]
-            if rule.get("max") is not None:
-                schema["maximum"] = rule["max"]
-        if rule.get("values") is not None:
-            schema["enum"] = list(rule["values"])
-        if rule.get("nullable"):
-            schema = {"anyOf": [schema, {"type": "null"}]}
-        properties[name] = schema
+        properties[name] = column_schema(rule)
         required.append(name)
     sticky = sticky_field(config)
     if sticky is not None and sticky not in properties:
@@ -45,7 +71,7 @@ def record_schema(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
         "type": "object",
         "properties": properties,
         "required": required,
-        "additionalProperties": contract.get("extra_columns", "ignore") != "forbid",
+        "additionalProperties": not forbids_extra_columns(contract),
     }
 
 

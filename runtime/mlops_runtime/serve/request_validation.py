@@ -3,10 +3,14 @@
 Every record is held to the data contract with `contract_gate.check_record`, the same rules the
 training gate applies. Running check_record on every record costs tens of microseconds, more
 than the rest of a request, so the door first tries a precompiled filter that accepts only
-values check_record certainly accepts unchanged (an int or float in range for a number column,
-a listed string for a category, ...). Anything else (numeric text, booleans as 0/1, missing or
+values check_record certainly accepts (an int or float in range for a number column, a listed
+string or number for a category, ...). Anything else (numeric text, booleans as 0/1, missing or
 extra fields, out-of-range values) goes through check_record, whose verdict and coercion are
-final. tests/runtime/test_runtime_serving_door.py checks the two agree on random records.
+final. The rules of both come from `contract.rules`; tests/runtime/test_runtime_serving_units.py
+and test_runtime_contract_agreement.py check the paths agree on random records.
+
+A category may arrive as text or as a number (`rules.category_text`): JSON `2` and an INT64
+tensor element 2 are the category "2", and the model sees that text, as it did in training.
 
 Big requests are checked column by column instead (`validate_columns`): numpy over whole
 columns certifies the rows whose every value the record filter would accept, and only the other
@@ -20,8 +24,8 @@ serving.unknown_categories == "reject", categories the model never saw in traini
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -29,6 +33,14 @@ import numpy as np
 import orjson
 
 from mlops_runtime.contract.record_check import check_record
+from mlops_runtime.contract.rules import (
+    BOUNDS,
+    TEXT_TYPES,
+    bounds,
+    category_readings,
+    forbids_extra_columns,
+    is_nullable,
+)
 from mlops_runtime.data import coerce_value
 
 _MISSING = object()
@@ -103,6 +115,10 @@ class Batch:
         return self.rows.as_records()
 
 
+# Reads a number sent for a category column as its text, or None when it is not one.
+CodeReader = Callable[[Any], str | None]
+
+
 @dataclass(frozen=True)
 class _Column:
     name: str
@@ -113,6 +129,27 @@ class _Column:
     allowed: frozenset[Any] | None
     slot: int  # index in the numeric, categorical or other matrix (see feature)
     feature: str  # "numeric" | "categorical" | "none" (a contract column the model ignores)
+    # Category columns: a reader per exact number type (int, float); empty for other types.
+    readers: Mapping[type, CodeReader] = field(default_factory=dict)
+
+
+def _float_text(number: float) -> str | None:
+    """`rules.category_text` for a Python float, without its type checks."""
+    return repr(number) if math.isfinite(number) else None
+
+
+def _unreadable(value: Any) -> None:
+    return None
+
+
+def _code_readers(rule: Mapping[str, Any]) -> dict[type, CodeReader]:
+    """Lookups built once per column, so the hot path reads a code with one dict lookup."""
+    if rule["type"] != "category":
+        return {}
+    if rule.get("values") is None:
+        return {int: str, float: _float_text}
+    readings = category_readings(rule["values"])
+    return {int: readings[int].get, float: readings[float].get}
 
 
 def parse_json(body: bytes) -> Any:
@@ -161,7 +198,7 @@ class Door:
             ignore.add(sticky)
         self.sticky = sticky
         self.ignore = frozenset(ignore)
-        self.forbid_extra = contract.get("extra_columns", "ignore") == "forbid"
+        self.forbid_extra = forbids_extra_columns(contract)
         self.reject_unknown = serving.get("unknown_categories", "reject") == "reject"
         self.numeric_features = list(numeric_features)
         self.categorical_features = list(categorical_features)
@@ -182,16 +219,18 @@ class Door:
             else:
                 feature, slot = "none", others
                 others += 1
+            limits = {check: bound for check, bound, _ in bounds(rule)}
             specs.append(
                 _Column(
                     name=name,
                     kind=rule["type"],
-                    nullable=bool(rule.get("nullable", False)),
-                    low=rule.get("min") if rule["type"] in ("int", "float") else None,
-                    high=rule.get("max") if rule["type"] in ("int", "float") else None,
+                    nullable=is_nullable(rule),
+                    low=limits.get("min"),
+                    high=limits.get("max"),
                     allowed=frozenset(allowed) if allowed is not None else None,
                     slot=slot,
                     feature=feature,
+                    readers=_code_readers(rule),
                 )
             )
         self.columns = specs
@@ -259,8 +298,8 @@ class Door:
         elif self.forbid_extra and any(name not in self.allowed_keys for name in columns):
             suspect[:] = True
         for col in self.columns:
-            values = columns.get(col.name, _MISSING)
-            if values is _MISSING or len(values) != n:
+            values = columns.get(col.name)
+            if values is None or len(values) != n:
                 suspect[:] = True
                 continue
             ok, typed = self._check_column(col, values)
@@ -302,9 +341,16 @@ class Door:
             if kind == "f" and col.kind == "float" and col.feature == "numeric":
                 number = values.astype(np.float64, copy=False)
                 return self._in_range(col, number, np.isfinite(number)), number
-            values = values.tolist()
-        if col.kind in ("category", "str"):
-            return self._check_text(col, values)
+            if kind in "iuf" and col.kind == "category":
+                return self._check_codes(col, values)
+        listed: Sequence[Any] = values.tolist() if isinstance(values, np.ndarray) else values
+        values = listed
+        if col.kind in TEXT_TYPES:
+            types = set(map(type, listed))
+            codes = _numbers_of(listed, types) if col.readers else None
+            if codes is not None:
+                return self._check_codes(col, codes)
+            return self._check_text(col, listed, types)
         accepted = _NUMBER_TYPES[col.kind]
         types = set(map(type, values))
         nulls = np.zeros(n, dtype=bool)
@@ -352,29 +398,49 @@ class Door:
         col: _Column, number: np.ndarray, good: np.ndarray, nulls: np.ndarray | None = None
     ) -> np.ndarray:
         with np.errstate(invalid="ignore"):
-            if col.low is not None:
-                inside = number >= col.low
-                good = good & (inside if nulls is None else inside | nulls)
-            if col.high is not None:
-                inside = number <= col.high
-                good = good & (inside if nulls is None else inside | nulls)
+            for bound, holds in ((col.low, BOUNDS["min"]), (col.high, BOUNDS["max"])):
+                if bound is not None:
+                    inside = holds(number, bound)
+                    good = good & (inside if nulls is None else inside | nulls)
         return good
 
-    def _check_text(self, col: _Column, values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _known(self, col: _Column) -> frozenset[str] | None:
+        """The training categories a value of `col` must be among, if the door checks them."""
+        if col.feature == "categorical" and self.reject_unknown:
+            return self.known.get(col.name)
+        return None
+
+    def _check_codes(self, col: _Column, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Numbers for a category column (an INT64 or FP64 tensor): read each distinct once."""
+        distinct, index = np.unique(codes, return_inverse=True)
+        read = col.readers[float if codes.dtype.kind == "f" else int]
+        texts = [read(x) for x in distinct.tolist()]
+        known = self._known(col)
+        fine = [t is not None and (known is None or t in known) for t in texts]
+        good = np.array(fine, dtype=bool)[index.reshape(-1)]
+        if codes.dtype.kind == "f":
+            good &= codes != 0  # one distinct number, but -0.0 and 0.0 read as two texts
+        table = np.array([t if t is not None else "" for t in texts] or [""], dtype=object)
+        return good, table[index.reshape(-1)]
+
+    def _check_text(
+        self, col: _Column, values: Sequence[Any], types: set[type]
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = len(values)
-        types = set(map(type, values))
         nulls = np.zeros(n, dtype=bool)
         good = np.ones(n, dtype=bool)
         if not types <= {str}:
             nulls = np.fromiter((v is None for v in values), dtype=bool, count=n)
+            if col.readers:  # numbers for a category: their text, or None where not one
+                readers = col.readers
+                values = [
+                    v if type(v) is str else readers.get(type(v), _unreadable)(v) for v in values
+                ]
             good = np.fromiter((type(v) is str for v in values), dtype=bool, count=n)
             values = [v if g else "" for v, g in zip(values, good.tolist(), strict=True)]
             if col.nullable:
                 good |= nulls
-        sets = [col.allowed]
-        if col.feature == "categorical" and self.reject_unknown:
-            sets.append(self.known.get(col.name))
-        for allowed in sets:
+        for allowed in (col.allowed, self._known(col)):
             if allowed is not None and not set(values) <= allowed:
                 good &= np.fromiter((v in allowed for v in values), dtype=bool, count=n) | nulls
         typed = np.empty(n, dtype=object)
@@ -447,10 +513,16 @@ class Door:
                     return False
                 number = value
             elif col.kind in ("category", "str"):
-                if kind is not str:
-                    return False
-                if col.allowed is not None and value not in col.allowed:
-                    return False
+                if kind is str:
+                    if col.allowed is not None and value not in col.allowed:
+                        return False
+                else:  # a code: its text if it is a listed category (readers know the list)
+                    read = col.readers.get(kind)
+                    if read is None:
+                        return False
+                    value = read(value)
+                    if value is None:
+                        return False
                 if col.feature == "categorical":
                     if known is not None and col.name in known and value not in known[col.name]:
                         return False
@@ -462,6 +534,7 @@ class Door:
                 if kind is not bool:
                     return False
                 number = value
+            # rules.BOUNDS written out (inclusive): an operator call per value costs on this path.
             if col.low is not None and not number >= col.low:
                 return False
             if col.high is not None and not number <= col.high:
@@ -659,6 +732,8 @@ def _rows_to_columns(names: list[str], data: list[list[Any]]) -> Rows:
     """Rows of values (lists in `names` order) as columns; a repeated name keeps its last."""
     if not data:
         return Rows(0, records=[])
+    if not names:  # rows without fields: columns could not carry their count
+        return Rows(len(data), records=[{} for _ in data])
     return Rows(len(data), columns=dict(zip(names, zip(*data, strict=True), strict=True)))
 
 
@@ -735,6 +810,16 @@ V2_DATATYPE = {"float": "FP64", "int": "INT64", "bool": "BOOL", "category": "BYT
 
 
 _NUMBER_TYPES: dict[str, set[type]] = {"float": {float, int}, "int": {int}, "bool": {bool}}
+
+
+def _numbers_of(values: Sequence[Any], types: set[type]) -> np.ndarray | None:
+    """A JSON column of codes all of one number type as an array, else None."""
+    if types != {int} and types != {float}:
+        return None
+    try:
+        return np.array(values, dtype=np.int64 if types == {int} else np.float64)
+    except OverflowError:  # an int beyond 64 bits: the per-value path reads it
+        return None
 
 
 def _python(value: Any) -> Any:
