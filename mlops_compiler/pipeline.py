@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlops_compiler.errors import Diagnostic, SpecError, UsageError, WriteConflict, display_path
@@ -46,6 +47,72 @@ def discover(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+# Below this many specs a second process costs more than it saves.
+PARALLEL_MIN_SPECS = 32
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One spec compiled, or the problems that stopped it."""
+
+    display: str
+    name: str
+    name_diagnostic: Diagnostic | None  # where a clash of names is reported
+    problems: tuple[Diagnostic, ...]
+    compiled: Compiled | None
+
+
+def _compile_one(spec_path: Path, out_root: Path, level: int | None, render: bool) -> _Outcome:
+    try:
+        loaded = load_spec(spec_path)
+        spec = validate(loaded)
+    except SpecError as exc:
+        return _Outcome(display_path(spec_path), "", None, tuple(exc.diagnostics), None)
+    at_name = loaded.diagnostic(("name",), "")
+    plan = make_plan(spec, loaded, out_root, level)
+    try:
+        inside = Guard(plan.out_dir)
+        for artifact in plan.artifacts:
+            inside(artifact.path)
+    except ValueError as exc:
+        return _Outcome(
+            loaded.display, spec.name, at_name, (replace(at_name, message=str(exc)),), None
+        )
+    files: dict[str, bytes] = {}
+    if render:
+        files = render_plan(plan)
+        files[MANIFEST] = manifest_bytes(plan, files)
+    return _Outcome(loaded.display, spec.name, at_name, (), Compiled(plan, files))
+
+
+def _compile_all(
+    spec_paths: list[Path], out_root: Path, level: int | None, render: bool
+) -> list[_Outcome]:
+    return [_compile_one(p, out_root, level, render) for p in spec_paths]
+
+
+def _outcomes(
+    spec_paths: list[Path], out_root: Path, level: int | None, render: bool
+) -> list[_Outcome]:
+    """A monorepo compiles on two cores: a forked process takes the second half of the specs
+    while this one does the first (compiling is CPU-bound Python; the GIL rules out threads)."""
+    import multiprocessing
+
+    if (
+        len(spec_paths) < PARALLEL_MIN_SPECS
+        or (os.cpu_count() or 1) < 2
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return _compile_all(spec_paths, out_root, level, render)
+    from concurrent.futures import ProcessPoolExecutor
+
+    half = len(spec_paths) // 2
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        later = pool.submit(_compile_all, spec_paths[half:], out_root, level, render)
+        first = _compile_all(spec_paths[:half], out_root, level, render)
+        return first + later.result()
+
+
 def compile_specs(
     paths: list[Path], out_root: Path, level: int | None = None, *, render: bool = True
 ) -> list[Compiled]:
@@ -53,34 +120,15 @@ def compile_specs(
     problems: list[Diagnostic] = []
     compiled: list[Compiled] = []
     owners: dict[str, str] = {}
-    for spec_path in discover(paths):
-        try:
-            loaded = load_spec(spec_path)
-            spec = validate(loaded)
-        except SpecError as exc:
-            problems.extend(exc.diagnostics)
+    for outcome in _outcomes(discover(paths), out_root, level, render):
+        if outcome.name in owners and outcome.name_diagnostic is not None:
+            message = f"name {outcome.name!r} is also used by {owners[outcome.name]}"
+            problems.append(replace(outcome.name_diagnostic, message=message))
             continue
-        if spec.name in owners:
-            problems.append(
-                loaded.diagnostic(
-                    ("name",), f"name {spec.name!r} is also used by {owners[spec.name]}"
-                )
-            )
-            continue
-        owners[spec.name] = loaded.display
-        plan = make_plan(spec, loaded, out_root, level)
-        try:
-            inside = Guard(plan.out_dir)
-            for artifact in plan.artifacts:
-                inside(artifact.path)
-        except ValueError as exc:
-            problems.append(loaded.diagnostic(("name",), str(exc)))
-            continue
-        files: dict[str, bytes] = {}
-        if render:
-            files = render_plan(plan)
-            files[MANIFEST] = manifest_bytes(plan, files)
-        compiled.append(Compiled(plan, files))
+        problems.extend(outcome.problems)
+        if outcome.compiled is not None:
+            owners[outcome.name] = outcome.display
+            compiled.append(outcome.compiled)
     if problems:
         raise SpecError(problems)
     return compiled

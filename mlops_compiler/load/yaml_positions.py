@@ -7,6 +7,7 @@ expansion (an alias bomb composes cheaply but explodes on construction).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ class LoadedSpec:
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     problems: tuple[Diagnostic, ...] = ()  # non-fatal: reported beside validation errors
 
-    @property
+    @functools.cached_property
     def display(self) -> str:
         return display_path(self.path)
 

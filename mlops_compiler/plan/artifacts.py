@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -37,3 +38,15 @@ class Plan:
     context: MappingProxyType[str, Any]
     # Declared spec sections this level does not emit: reported, never fatal.
     warnings: tuple[Diagnostic, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Read-only mappings do not pickle; a monorepo build sends plans between processes.
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["commands"], fields["context"] = dict(self.commands), dict(self.context)
+        return (_rebuild_plan, (fields,))
+
+
+def _rebuild_plan(fields: dict[str, Any]) -> Plan:
+    fields["commands"] = MappingProxyType(fields["commands"])
+    fields["context"] = MappingProxyType(fields["context"])
+    return Plan(**fields)

@@ -63,14 +63,16 @@ def pyrepr(value: Any) -> Escaped:
     return Escaped(_py_literal(value, 0))
 
 
+# One encoder for every flat form: NaN and infinities raise, as they have no JSON literal.
+_FLAT = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "), allow_nan=False)
+
+
 def _json_flat(value: Any) -> str:
     if isinstance(value, str):
         return encode_basestring_ascii(value)
     if value is None or isinstance(value, bool):
         return "null" if value is None else ("true" if value else "false")
-    if isinstance(value, int | float):
-        return repr(value)  # finite: json_text refused NaN and infinities up front
-    return json.dumps(value, ensure_ascii=True, separators=(", ", ": "))
+    return _FLAT.encode(value)
 
 
 def _json_layout(value: Any, indent: int, width: int) -> str:
@@ -98,10 +100,9 @@ def json_text(value: Any) -> str:
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises here, naming the missing variable
     try:
-        json.dumps(value, allow_nan=False)
+        return _json_layout(value, 0, 100)
     except ValueError:
         raise ValueError("non-finite numbers have no literal in the generated files") from None
-    return _json_layout(value, 0, 100)
 
 
 def json_document(value: Any) -> Escaped:
