@@ -11,7 +11,7 @@ from mlops_compiler.load import load_spec
 from mlops_compiler.plan import Plan, make_plan
 from mlops_compiler.render.render import render_plan
 from mlops_compiler.spec.validate import validate
-from mlops_compiler.write.changes import Change, Guard, compare
+from mlops_compiler.write.changes import Change, compare
 from mlops_compiler.write.manifest import MANIFEST, manifest_bytes
 from mlops_compiler.write.transaction import Op, apply
 
@@ -22,6 +22,9 @@ SPEC_NAMES = ("mlops.yaml", "*.mlops.yaml")
 class Compiled:
     plan: Plan
     files: dict[str, bytes]  # every output file, the manifest included
+    # Compared with the disk where the spec was compiled (on either core of a monorepo
+    # build); nothing writes between compiling and building.
+    changes: tuple[Change, ...] = ()
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -70,19 +73,18 @@ def _compile_one(spec_path: Path, out_root: Path, level: int | None, render: boo
         return _Outcome(display_path(spec_path), "", None, tuple(exc.diagnostics), None)
     at_name = loaded.diagnostic(("name",), "")
     plan = make_plan(spec, loaded, out_root, level)
+    if not render:
+        return _Outcome(loaded.display, spec.name, at_name, (), Compiled(plan, {}))
+    files = render_plan(plan)
+    files[MANIFEST] = manifest_bytes(plan, files)
     try:
-        inside = Guard(plan.out_dir)
-        for artifact in plan.artifacts:
-            inside(artifact.path)
+        # Every path is checked against the output folder (symlinks included) here, so a
+        # build that would write outside it fails as a spec problem before anything is written.
+        changes = tuple(compare(plan.out_dir, files))
     except ValueError as exc:
-        return _Outcome(
-            loaded.display, spec.name, at_name, (replace(at_name, message=str(exc)),), None
-        )
-    files: dict[str, bytes] = {}
-    if render:
-        files = render_plan(plan)
-        files[MANIFEST] = manifest_bytes(plan, files)
-    return _Outcome(loaded.display, spec.name, at_name, (), Compiled(plan, files))
+        problem = replace(at_name, message=str(exc))
+        return _Outcome(loaded.display, spec.name, at_name, (problem,), None)
+    return _Outcome(loaded.display, spec.name, at_name, (), Compiled(plan, files, changes))
 
 
 def _compile_all(
@@ -135,7 +137,7 @@ def compile_specs(
 
 
 def changes_of(item: Compiled) -> list[Change]:
-    return compare(item.plan.out_dir, item.files)
+    return list(item.changes)
 
 
 def build(compiled: list[Compiled], *, force: bool = False) -> list[tuple[Compiled, list[Change]]]:

@@ -49,8 +49,9 @@ class Guard:
 
 def _read(path: Path) -> bytes | None:
     try:
-        return path.read_bytes() if path.is_file() else None
-    except OSError:
+        with path.open("rb") as handle:
+            return handle.read()
+    except OSError:  # missing, a folder, unreadable: nothing of ours is there
         return None
 
 
