@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
 from serving_fixtures import SPECS, stage_env, start_server
+from serving_fixtures import train as train_stage
 
 from mlops_runtime.contract.record_check import check_record
 from mlops_runtime.contract.report import ContractViolation
@@ -381,23 +382,10 @@ def build_codes_project(root: Path) -> Path:
     return project
 
 
-def train_project(project: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", "train"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=stage_env(),
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.mark.slow
 def test_server_takes_codes_as_json_numbers_and_int64_tensors(tmp_path: Path) -> None:
     project = build_codes_project(tmp_path)
-    train_project(project)
+    train_stage(project)
     server = start_server(project)
     rows = diabetes_rows(8)
     texts = [dict(r, sex=str(r["sex"])) for r in rows]
