@@ -98,13 +98,11 @@ def _outcomes(
 ) -> list[_Outcome]:
     """A monorepo compiles on two cores: a forked process takes the second half of the specs
     while this one does the first (compiling is CPU-bound Python; the GIL rules out threads)."""
-    import multiprocessing
+    if len(spec_paths) < PARALLEL_MIN_SPECS or (os.cpu_count() or 1) < 2:
+        return _compile_all(spec_paths, out_root, level, render)
+    import multiprocessing  # only here: a one-spec build should not pay for the import
 
-    if (
-        len(spec_paths) < PARALLEL_MIN_SPECS
-        or (os.cpu_count() or 1) < 2
-        or "fork" not in multiprocessing.get_all_start_methods()
-    ):
+    if "fork" not in multiprocessing.get_all_start_methods():
         return _compile_all(spec_paths, out_root, level, render)
     from concurrent.futures import ProcessPoolExecutor
 

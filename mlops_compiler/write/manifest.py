@@ -36,8 +36,15 @@ def manifest_bytes(plan: Plan, rendered: dict[str, bytes]) -> bytes:
             for path, data in sorted(rendered.items())
         },
     }
-    ordered = json.loads(json.dumps(document, sort_keys=True))
-    return (json_text(ordered) + "\n").encode()
+    return (json_text(_sorted_keys(document)) + "\n").encode()
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
