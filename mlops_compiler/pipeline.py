@@ -6,16 +6,15 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlops_compiler.errors import Diagnostic, SpecError, UsageError, WriteConflict, display_path
-from mlops_compiler.load import load_spec
+from mlops_compiler.errors import Diagnostic, SpecError, WriteConflict, display_path
+from mlops_compiler.load.discover import discover
+from mlops_compiler.load.yaml_positions import load_spec
 from mlops_compiler.plan import Plan, make_plan
 from mlops_compiler.render.render import render_plan
 from mlops_compiler.spec.validate import validate
 from mlops_compiler.write.changes import Change, compare
 from mlops_compiler.write.manifest import MANIFEST, manifest_bytes
 from mlops_compiler.write.transaction import Op, apply
-
-SPEC_NAMES = ("mlops.yaml", "*.mlops.yaml")
 
 
 @dataclass(frozen=True)
@@ -25,29 +24,6 @@ class Compiled:
     # Compared with the disk where the spec was compiled (on either core of a monorepo
     # build); nothing writes between compiling and building.
     changes: tuple[Change, ...] = ()
-
-
-def discover(paths: list[Path]) -> list[Path]:
-    """Spec files named directly, plus every mlops.yaml / *.mlops.yaml below named folders."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            below = {p for pattern in SPEC_NAMES for p in path.rglob(pattern)}
-            found.extend(
-                sorted(
-                    p
-                    for p in below
-                    if p.is_file()
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
-        elif path.exists():
-            found.append(path)
-        else:
-            raise UsageError(f"{display_path(path)}: no such file or folder")
-    if not found:
-        raise UsageError("no spec found (looked for mlops.yaml and *.mlops.yaml)")
-    return list(dict.fromkeys(found))
 
 
 # Below this many specs a second process costs more than it saves.

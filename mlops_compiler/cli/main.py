@@ -93,11 +93,29 @@ def plan(specs: tuple[Path, ...], out: Path, level: int | None) -> None:
 @reports_errors
 def build(specs: tuple[Path, ...], out: Path, level: int | None, check: bool, force: bool) -> None:
     """Generate OUT/<name>/ for every spec, atomically, with its manifest."""
+    from mlops_compiler.errors import display_path
+    from mlops_compiler.load.discover import discover
+    from mlops_compiler.write.stamp import fresh_stamps
+
+    spec_paths = discover(list(specs))
+    stamps = fresh_stamps(spec_paths, out, level)
+    if stamps is not None:  # nothing changed since the last build: say what it said
+        for stamp in stamps:
+            for warning in stamp.warnings:
+                click.echo(warning, err=True)
+        if not check:
+            for stamp in stamps:
+                click.echo(
+                    f"{stamp.name}: {display_path(out / stamp.name)}/ ({stamp.files} unchanged)"
+                )
+        return
+
     from mlops_compiler.cli.report import print_build, print_check, print_warnings
     from mlops_compiler.pipeline import build as write_all
     from mlops_compiler.pipeline import changes_of, compile_specs
+    from mlops_compiler.write.stamp import Built, write_stamps
 
-    compiled = compile_specs(list(specs), out, level)
+    compiled = compile_specs(spec_paths, out, level)
     print_warnings(compiled)
     if check:
         stale = [(item, changes_of(item)) for item in compiled]
@@ -105,6 +123,21 @@ def build(specs: tuple[Path, ...], out: Path, level: int | None, check: bool, fo
             sys.exit(1)
         return
     print_build(write_all(compiled, force=force))
+    write_stamps(
+        (
+            Built(
+                item.plan.spec_path,
+                item.plan.spec_sha256,
+                item.plan.out_dir,
+                item.plan.name,
+                len(item.files),
+                tuple(w.format() for w in item.plan.warnings),
+            )
+            for item in compiled
+        ),
+        out,
+        level,
+    )
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

@@ -1,5 +1,2 @@
-"""Stage 1: read a spec file into plain data plus the position of every key and value."""
-
-from mlops_compiler.load.yaml_positions import LoadedSpec, load_spec
-
-__all__ = ["LoadedSpec", "load_spec"]
+"""Stage 1: find spec files and read each into plain data plus the position of every key and
+value (`yaml_positions`). Nothing is imported here, so finding specs costs no YAML import."""

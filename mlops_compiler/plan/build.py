@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from mlops_compiler import __version__
 from mlops_compiler.errors import Diagnostic
-from mlops_compiler.load import LoadedSpec
+from mlops_compiler.load.yaml_positions import LoadedSpec
 from mlops_compiler.plan.artifacts import Artifact, Plan
 from mlops_compiler.plan.levels import (
     COMPONENTS,

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from mlops_compiler.render.filters import FILTERS, Escaped
-
-
-@functools.cache
-def templates_dir() -> Path:
-    """templates/ ships inside the wheel as mlops_compiler/templates (see pyproject)."""
-    packaged = Path(__file__).resolve().parent.parent / "templates"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "templates"
+from mlops_compiler.render.locations import templates_dir
 
 
 class UnescapedValue(TypeError):

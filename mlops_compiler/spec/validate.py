@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mlops_compiler.errors import Diagnostic, SpecError
-from mlops_compiler.load import LoadedSpec
+from mlops_compiler.load.yaml_positions import LoadedSpec
 from mlops_compiler.spec import rules
 from mlops_compiler.spec.model import Spec
 from mlops_compiler.spec.scalars import looks_secret

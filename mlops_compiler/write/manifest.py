@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_compiler import __version__
-from mlops_compiler.plan import Plan
-from mlops_compiler.render.filters import json_text
+
+if TYPE_CHECKING:  # reading a manifest (the up-to-date check) needs neither
+    from mlops_compiler.plan import Plan
 
 MANIFEST = "mlops-manifest.json"
 
@@ -19,6 +20,8 @@ def sha256(data: bytes) -> str:
 
 
 def manifest_bytes(plan: Plan, rendered: dict[str, bytes]) -> bytes:
+    from mlops_compiler.render.filters import json_text
+
     by_path = {a.path: a for a in plan.artifacts}
     document = {
         "compiler_version": __version__,

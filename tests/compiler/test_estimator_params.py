@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mlops_compiler.errors import SpecError
-from mlops_compiler.load import load_spec
+from mlops_compiler.load.yaml_positions import load_spec
 from mlops_compiler.spec.estimator_params import ESTIMATOR_PARAMS
 from mlops_compiler.spec.estimators import KNOWN_ESTIMATORS
 from mlops_compiler.spec.validate import validate

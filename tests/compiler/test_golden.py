@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.compiler.conftest import REPO, run_mlops
 
 REGEN = "python scripts/regenerate.py"
-RUNTIME_OUTPUT = {"mlruns", "mlruns.db", "model", "reports", "__pycache__"}
+RUNTIME_OUTPUT = {"mlruns", "mlruns.db", "model", "reports", "__pycache__", ".mlops-build-stamp.json"}
 
 
 def tree(root: Path) -> dict[str, bytes]:

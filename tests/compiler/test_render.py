@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops_compiler.errors import RenderError
-from mlops_compiler.load import load_spec
+from mlops_compiler.load.yaml_positions import load_spec
 from mlops_compiler.plan import make_plan
 from mlops_compiler.plan.artifacts import Artifact
 from mlops_compiler.render.environment import UnescapedValue, make_environment

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from mlops_compiler.errors import SpecError
-from mlops_compiler.load import load_spec
+from mlops_compiler.load.yaml_positions import load_spec
 from mlops_compiler.plan import make_plan
 from mlops_compiler.spec.model import Spec
 from mlops_compiler.spec.scalars import check_cron, looks_secret, parse_duration, parse_threshold

@@ -12,6 +12,7 @@ from packaging.requirements import Requirement
 import mlops_runtime
 from mlops_compiler import __version__
 from mlops_compiler.plan.levels import COMPONENTS, RUNTIME, STAGE_ORDER
+from mlops_compiler.write.stamp import STAMP
 from tests.compiler.conftest import MINIMAL, REPO, run_mlops
 
 GENERATED = REPO / "generated"
@@ -23,7 +24,7 @@ def files_of(project: Path) -> dict[str, str]:
     return {
         p.relative_to(project).as_posix(): p.read_text(encoding="utf-8")
         for p in project.rglob("*")
-        if p.is_file()
+        if p.is_file() and p.name != STAMP  # the build's local cache, ignored by git
     }
 
 
