@@ -1,0 +1,1 @@
+"""Monitoring: the prediction log's window against the champion's reference profile."""
