@@ -182,6 +182,48 @@ def _config(
         },
         "profile": spec.profile.model_dump(mode="json"),
         "serving": _serving(spec, consumed),
+        "monitor": _monitor(spec, loaded, out_dir, consumed),
+    }
+
+
+def _monitor(spec: Spec, loaded: LoadedSpec, out_dir: Path, consumed: set[str]) -> dict[str, Any]:
+    """What the monitor stage checks; the level's settings add `reference`."""
+    m = spec.monitors
+    labels = m.labels
+
+    def emitted(section: str, value: BaseModel | None) -> dict[str, Any] | None:
+        if value is None or f"monitors.{section}" not in consumed:
+            return None
+        return value.model_dump(mode="json", by_alias=True)
+
+    drift = emitted("drift", m.drift)
+    if drift is not None:
+        drift["columns"] = dict(sorted(drift["columns"].items()))
+    return {
+        "schedule": m.schedule,
+        "window": {"duration_s": parse_duration(m.window), "records": m.window_records},
+        "min_rows": m.min_rows,
+        "drift": drift,
+        "labels": (
+            None
+            if labels is None
+            else {
+                "path": relative(loaded.path.parent / labels.file, out_dir),
+                "join_key": labels.join_key,
+            }
+        ),
+        "performance": emitted("performance", m.performance),
+        "latency": emitted("latency", m.latency),
+        "error_rate": emitted("error_rate", m.error_rate),
+        # Classes as text, the way predictions are compared (`class: 1` counts "1").
+        "kpis": [
+            {**k.model_dump(mode="json", by_alias=True), "class": _as_text(k.class_)}
+            if k.class_ is not None
+            else k.model_dump(mode="json", by_alias=True)
+            for k in m.kpis
+        ],
+        "reports_dir": "reports/monitor",
+        "textfile": "reports/monitor/mlops_monitor.prom",
     }
 
 

@@ -43,7 +43,7 @@ class Component:
 
 RUNTIME = "mlops-runtime"
 # The order stages are run in, which is the order the README and `mlops plan` list them.
-STAGE_ORDER = ("train", "lineage", "serve", "image")
+STAGE_ORDER = ("train", "lineage", "serve", "monitor", "image")
 
 
 def stage_command(stage: str) -> tuple[str, ...]:
@@ -111,6 +111,35 @@ COMPONENTS: tuple[Component, ...] = (
         consumes=("serving",),
     ),
     Component(
+        "monitoring",
+        0,
+        3,
+        "monitor stage: prediction distribution, volume, latency, errors and KPIs from the "
+        "prediction log; JSON report, HTML dashboard, Prometheus textfile gauges",
+        stages=("monitor",),
+        settings=(("monitor.reference", False),),
+        consumes=(
+            "monitors.schedule",
+            "monitors.window",
+            "monitors.window_records",
+            "monitors.min_rows",
+            "monitors.labels",
+            "monitors.latency",
+            "monitors.error_rate",
+            "monitors.kpis",
+        ),
+    ),
+    Component(
+        "drift-monitoring",
+        1,
+        3,
+        "the monitor compares the window with the champion's reference profile: data and "
+        "prediction drift, data quality, concept drift from late labels",
+        # Needs the reference profile, which tracked training (level 1) makes.
+        settings=(("monitor.reference", True),),
+        consumes=("monitors.drift", "monitors.performance"),
+    ),
+    Component(
         "ab-test",
         2,
         3,
@@ -136,4 +165,4 @@ COMPONENTS: tuple[Component, ...] = (
 
 # Top-level spec sections no component consumes yet: declaring one draws a warning until a
 # component that emits it lands in the table above.
-PENDING_SECTIONS = ("alerts", "ci", "deploy", "monitors", "retrain", "rollback")
+PENDING_SECTIONS = ("alerts", "ci", "deploy", "retrain", "rollback")

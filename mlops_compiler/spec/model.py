@@ -196,29 +196,85 @@ class Serving(Strict):
     )
 
 
+DriftMethod = Literal["auto", "ks", "chi2", "wasserstein", "jensenshannon", "psi"]
+
+
+class DriftColumn(Strict):
+    method: DriftMethod = "auto"
+    threshold: float | None = Field(None, gt=0, description="Default: the method's own.")
+
+
 class Drift(Strict):
-    window: Duration = "1h"
-    method: Literal["auto", "psi", "ks", "chi2", "wasserstein"] = "auto"
-    threshold: float = Field(0.1, gt=0)
-    drift_share: float = Field(0.5, gt=0, le=1)
+    method: DriftMethod = Field(
+        "auto",
+        description=(
+            "auto: KS (numeric) or chi-square (categorical) p-values for references of at most "
+            "1000 rows, Wasserstein distance / reference std (numeric) or Jensen-Shannon "
+            "distance (categorical) above that; see docs/monitoring-drift.md."
+        ),
+    )
+    threshold: float | None = Field(
+        None, gt=0, description="Default: the method's (p < 0.05 for ks/chi2, >= 0.1 otherwise)."
+    )
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="Share of drifted features that makes the dataset drift."
+    )
+    columns: dict[ColumnName, DriftColumn] = Field({}, description="Per-feature overrides.")
+
+
+class Labels(Strict):
+    file: Annotated[str, StringConstraints(pattern=r"(?i)\.(csv|parquet|pq)$")] = Field(
+        description=(
+            "CSV or Parquet file of late labels, relative to the spec: the join key column and "
+            "the target under its contract name (plus any outcome columns KPIs use)."
+        )
+    )
+    join_key: ColumnName = Field("request_id", description="The id the server returns and logs.")
 
 
 class Performance(Strict):
-    labels: str
-    join_key: ColumnName
     metric: Metric
-    min: float
+    min: float | None = Field(None, description="Bound of a higher-is-better metric.")
+    max: float | None = Field(None, description="Bound of a lower-is-better metric (rmse, ...).")
+    min_samples: int = Field(100, ge=1, description="Labelled predictions needed for a verdict.")
 
 
 class Latency(Strict):
     p99_ms: float = Field(gt=0)
 
 
+class ErrorRate(Strict):
+    max: float = Field(gt=0, le=1, description="Share of failed requests (4xx and 5xx).")
+
+
+class KPI(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    kind: Literal["prediction_share", "prediction_mean", "outcome_mean", "outcome_sum"] = Field(
+        description=(
+            "prediction_share: share of predictions equal to `class`; prediction_mean: mean "
+            "predicted value (regression); outcome_mean / outcome_sum: of `column` in the labels "
+            "file, joined to the window's requests."
+        )
+    )
+    class_: Scalar | None = Field(None, alias="class")
+    column: ColumnName | None = None
+    min: float | None = None
+    max: float | None = None
+
+
 class Monitors(Strict):
     schedule: Cron = "0 * * * *"
+    window: Duration = Field("1h", description="The last duration of the prediction log.")
+    window_records: int | None = Field(
+        None, ge=1, description="The last N records instead of a duration."
+    )
+    min_rows: int = Field(100, ge=1, description="Window rows needed for drift verdicts.")
     drift: Drift | None = None
+    labels: Labels | None = None
     performance: Performance | None = None
     latency: Latency | None = None
+    error_rate: ErrorRate | None = None
+    kpis: list[KPI] = []
 
 
 class Alert(Strict):

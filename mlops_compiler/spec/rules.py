@@ -43,6 +43,7 @@ def check(spec: Spec) -> list[Finding]:
         *_estimator(spec),
         *_gate(spec),
         *_operations(spec),
+        *_monitors(spec),
     ]
 
 
@@ -166,6 +167,14 @@ def _gate(spec: Spec) -> Iterator[Finding]:
             ("monitors", "performance", "metric"),
             f"{perf.metric} is not a {task} metric; use one of {', '.join(allowed)}",
         )
+    elif perf is not None:
+        want, other = ("min", "max") if HIGHER_IS_BETTER[perf.metric] else ("max", "min")
+        if getattr(perf, want) is None or getattr(perf, other) is not None:
+            better = "higher" if want == "min" else "lower"
+            yield (
+                ("monitors", "performance", "metric"),
+                f"{perf.metric} is {better}-is-better: bound it with {want} (and not {other})",
+            )
 
 
 def _operations(spec: Spec) -> Iterator[Finding]:
@@ -178,3 +187,56 @@ def _operations(spec: Spec) -> Iterator[Finding]:
     auto = spec.deploy.autoscale
     if auto is not None and auto.min > auto.max:
         yield ("deploy", "autoscale", "min"), f"min {auto.min} is greater than max {auto.max}"
+
+
+def _monitors(spec: Spec) -> Iterator[Finding]:
+    monitors = spec.monitors
+    features = _feature_names(spec)
+    task = task_of(spec)
+    if monitors.drift is not None:
+        for name in monitors.drift.columns:
+            if name not in features:
+                yield (
+                    ("monitors", "drift", "columns", name),
+                    f"{name!r} is not a feature{suggest(name, sorted(features))}",
+                )
+    if monitors.performance is not None and monitors.labels is None:
+        yield ("monitors", "performance"), "needs monitors.labels: where the late labels arrive"
+    seen: set[str] = set()
+    target = spec.data.contract.columns.get(spec.data.target)
+    for i, kpi in enumerate(monitors.kpis):
+        loc: tuple[str | int, ...] = ("monitors", "kpis", i)
+        if kpi.name in seen:
+            yield (*loc, "name"), f"KPI {kpi.name!r} is declared twice"
+        seen.add(kpi.name)
+        if kpi.min is None and kpi.max is None:
+            yield loc, "a KPI needs a min, a max or both"
+        elif kpi.min is not None and kpi.max is not None and kpi.min > kpi.max:
+            yield (*loc, "min"), f"min {kpi.min} is greater than max {kpi.max}"
+        if kpi.kind == "prediction_share":
+            if task != "classification":
+                yield (*loc, "kind"), "prediction_share needs a classification model"
+            elif kpi.class_ is None:
+                yield loc, "prediction_share needs `class`: the predicted class to count"
+            elif target is not None and target.values is not None:
+                known = [str(v) for v in target.values]
+                if str(kpi.class_) not in known:
+                    yield (
+                        (*loc, "class"),
+                        f"{kpi.class_!r} is not a value of {spec.data.target!r}; "
+                        f"known: {', '.join(known)}",
+                    )
+        elif kpi.kind == "prediction_mean" and task != "regression":
+            yield (*loc, "kind"), "prediction_mean needs a regression model"
+        elif kpi.kind.startswith("outcome_"):
+            if kpi.column is None:
+                yield loc, f"{kpi.kind} needs `column`: the outcome column of the labels file"
+            if monitors.labels is None:
+                yield loc, f"{kpi.kind} needs monitors.labels: the file holding the outcome"
+
+
+def _feature_names(spec: Spec) -> set[str]:
+    if spec.features is None:
+        return set(spec.data.contract.columns) - {spec.data.target}
+    f = spec.features
+    return {*f.numeric.columns, *f.categorical.columns, *f.passthrough}
