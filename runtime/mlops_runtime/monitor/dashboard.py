@@ -1,0 +1,1175 @@
+"""A monitoring report as one self-contained HTML page.
+
+`render_dashboard(report, history)` returns a complete document: inline CSS, charts drawn here as
+inline SVG, no script, no font, image or style sheet fetched from anywhere (a Content-Security-
+Policy in the page forbids it too). Every text taken from the report goes through `html.escape`,
+so a hostile feature, model or category name shows as text. The same inputs give the same bytes:
+coordinates are rounded, mappings are walked in their own order, nothing reads the clock.
+
+The report is version 1 of `mlops-monitor-report`; any key may be absent or null, and a section
+with nothing to show (level 0 has no drift, a missing reference profile, no labels yet) becomes a
+short sentence. `history` holds past reports, oldest first, with or without the current one last;
+the time series run over it plus the current report.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["render_dashboard"]
+
+_MAX_CATEGORIES = 10
+_LATENCY_ORDER = ("p50", "p90", "p95", "p99", "max")
+_STATUS_CLASS = {
+    "ok": "ok",
+    "stable": "ok",
+    "warning": "warning",
+    "missing": "warning",
+    "unsupported": "warning",
+    "insufficient_samples": "warning",
+    "alert": "alert",
+    "violated": "alert",
+    "drifted": "alert",
+}
+
+_CSS = """
+*{box-sizing:border-box}
+body{margin:0;background:#f1f5f9;color:#0f172a;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1240px;margin:0 auto;padding:20px 20px 32px}
+header.top{display:flex;align-items:center;gap:14px;flex-wrap:wrap}
+h1{font-size:26px;margin:0}
+h2{font-size:18px;margin:0 0 10px}
+h3{font-size:14px;margin:0}
+.sub{color:#475569;margin:2px 0 12px}
+nav{display:flex;gap:14px;flex-wrap:wrap;margin:0 0 14px;font-size:13px}
+nav a{color:#1d4ed8;text-decoration:none}
+section{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:14px 16px;margin:0 0 14px}
+.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:10px;margin:0 0 14px}
+.tiles.two{grid-template-columns:repeat(2,minmax(0,1fr))}
+.tile{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:8px 12px}
+.tile .k{color:#64748b;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.tile .v{font-size:18px;font-weight:600;overflow-wrap:anywhere}
+.tile .s{color:#64748b;font-size:12px;overflow-wrap:anywhere}
+.badge{display:inline-block;padding:1px 9px;border-radius:999px;font-size:12px;font-weight:600;background:#e2e8f0;color:#334155;white-space:nowrap}
+.badge.big{font-size:15px;padding:3px 14px}
+.badge.ok{background:#dcfce7;color:#166534}
+.badge.warning{background:#fef3c7;color:#92400e}
+.badge.alert{background:#fee2e2;color:#991b1b}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e2e8f0;vertical-align:top}
+th{color:#475569;font-weight:600;background:#f8fafc}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.bad{color:#b91c1c;font-weight:600}
+.muted{color:#64748b}
+.note{color:#475569;font-style:italic;margin:6px 0}
+.problems{background:#fff7ed;border-color:#fed7aa}
+.problems li{margin:2px 0}
+.legend{display:flex;gap:16px;font-size:12px;color:#475569;margin:4px 0 10px}
+.sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-2px;margin-right:5px}
+.sw.ref{background:#94a3b8}.sw.cur{background:#2563eb}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(370px,1fr));gap:12px;margin-top:12px}
+.charts.wide{grid-template-columns:repeat(auto-fill,minmax(560px,1fr))}
+figure{margin:0;border:1px solid #e2e8f0;border-radius:6px;padding:8px 10px;background:#fff}
+figcaption{display:flex;justify-content:space-between;align-items:center;gap:8px;margin-bottom:4px}
+figcaption .name{font-weight:600;overflow-wrap:anywhere}
+figure .meta{color:#64748b;font-size:12px}
+.row{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:16px;align-items:start}
+svg.chart{display:block;width:100%;height:auto;overflow:visible}
+svg .bar.ref{fill:#94a3b8}
+svg .bar.cur{fill:#2563eb}
+svg .bar.lat{fill:#0d9488}
+svg .outside{fill:#fef3c7}
+svg .frame{fill:#fff;stroke:none}
+svg .grid{stroke:#e2e8f0;stroke-width:1}
+svg .axis{stroke:#94a3b8;stroke-width:1}
+svg text{font-size:11px;fill:#475569;font-family:inherit}
+svg text.unseen{fill:#b91c1c;font-weight:600}
+svg text.value{fill:#0f172a}
+svg .line{fill:none;stroke:#2563eb;stroke-width:2}
+svg .line.ref{stroke:#94a3b8;stroke-dasharray:4 3}
+svg .pt{fill:#2563eb}
+svg .pt.ref{fill:#94a3b8}
+svg .pt.bad{fill:#dc2626}
+svg .bound{stroke:#dc2626;stroke-width:1.2;stroke-dasharray:6 4}
+svg .baseline{stroke:#64748b;stroke-width:1;stroke-dasharray:2 3}
+svg text.bound-label{fill:#b91c1c;font-weight:600}
+footer{color:#64748b;font-size:12px;margin-top:6px}
+"""
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _num(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _floats(value: object) -> list[float]:
+    """All entries as floats, or [] when any of them is not a finite number."""
+    numbers = [_num(item) for item in _list(value)]
+    return [n for n in numbers if n is not None] if None not in numbers else []
+
+
+def _float_map(value: object) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, item in _map(value).items():
+        number = _num(item)
+        if number is not None:
+            out[str(key)] = number
+    return out
+
+
+def _shares(counts: Mapping[str, float]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in counts.items()}
+
+
+def _fmt(value: object) -> str:
+    """Display text, already escaped."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return _esc(value)
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) < 1e-3:
+            return f"{value:.2e}"
+        return f"{value:.4g}"
+    return _esc(value)
+
+
+def _short(value: float) -> str:
+    """Compact axis text: `0.25`, `120`, `8000`, `12k`, `3.5M`."""
+    size = abs(value)
+    if size < 1e-12:
+        return "0"
+    if size >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if size >= 1e4:
+        return f"{value / 1e3:.3g}k"
+    if size >= 1000:
+        return f"{value:.0f}"
+    if size < 1e-3:
+        return f"{value:.2g}"
+    return f"{value:.3g}"
+
+
+def _count(value: object, noun: str) -> str:
+    return f"{_fmt(value)} {noun}{'' if value == 1 else 's'}"
+
+
+def _pct(value: object) -> str:
+    number = _num(value)
+    if number is None:
+        return _fmt(value)
+    if 0 < abs(number) < 0.001:
+        return f"{number * 100:.2f}%"
+    return f"{number * 100:.1f}%"
+
+
+def _duration(value: object) -> str:
+    seconds = _num(value)
+    if seconds is None:
+        return _fmt(value)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{_fmt(value)} s"
+
+
+def _short_time(value: object) -> str:
+    """`2026-12-01T18:40:00Z` -> `12-01 18:40`; anything else as it is (escaped)."""
+    text = str(value)
+    if _is_iso(text):
+        return _esc(f"{text[5:10]} {text[11:16]}")
+    return _esc(text[:16])
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(1, limit - 1)] + "…"
+
+
+# --- small HTML pieces -------------------------------------------------------------------------
+
+
+def _badge(status: object, text: str | None = None, *, big: bool = False) -> str:
+    key = "unknown" if status is None else str(status)
+    classes = "badge " + _STATUS_CLASS.get(key, "muted") + (" big" if big else "")
+    return f'<span class="{classes}">{_esc(key if text is None else text)}</span>'
+
+
+def _drift_badge(drifted: object) -> str:
+    if drifted is True:
+        return _badge("drifted")
+    if drifted is False:
+        return _badge("stable")
+    return _badge(None, "—")
+
+
+def _note(text: str) -> str:
+    """A sentence in place of a section or chart; `text` is already escaped."""
+    return f'<p class="note">{text}</p>'
+
+
+def _tile(key: str, value: str, sub: str = "") -> str:
+    sub_html = f'<div class="s">{sub}</div>' if sub else ""
+    return f'<div class="tile"><div class="k">{_esc(key)}</div><div class="v">{value}</div>{sub_html}</div>'
+
+
+def _table(headers: Sequence[tuple[str, bool]], rows: Sequence[Sequence[tuple[str, str]]]) -> str:
+    """`headers` are (label, numeric); each cell is (escaped html, css class)."""
+    head = "".join(
+        f"<th{' class=n' if numeric else ''}>{_esc(label)}</th>" for label, numeric in headers
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{cls}">{cell}</td>' if cls else f"<td>{cell}</td>" for cell, cls in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _legend(reference: str = "reference", current: str = "current") -> str:
+    return (
+        f'<div class="legend"><span><span class="sw ref"></span>{_esc(reference)}</span>'
+        f'<span><span class="sw cur"></span>{_esc(current)}</span></div>'
+    )
+
+
+# --- SVG ----------------------------------------------------------------------------------------
+
+
+def _c(value: float) -> str:
+    return f"{value:.1f}"
+
+
+class _Svg:
+    """The elements of one chart; coordinates are rounded to 0.1 px so output is stable."""
+
+    def __init__(self, width: int, height: int, *, chart: str, label: str) -> None:
+        self.width = width
+        self.height = height
+        self.chart = chart
+        self.label = label
+        self.parts: list[str] = []
+
+    def rect(self, x: float, y: float, w: float, h: float, cls: str, title: str = "") -> None:
+        attrs = f'class="{cls}" x="{_c(x)}" y="{_c(y)}" width="{_c(w)}" height="{_c(h)}"'
+        self._add("rect", attrs, title)
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, cls: str) -> None:
+        self.parts.append(
+            f'<line class="{cls}" x1="{_c(x1)}" y1="{_c(y1)}" x2="{_c(x2)}" y2="{_c(y2)}"/>'
+        )
+
+    def polyline(self, points: Sequence[tuple[float, float]], cls: str) -> None:
+        coords = " ".join(f"{_c(x)},{_c(y)}" for x, y in points)
+        self.parts.append(f'<polyline class="{cls}" points="{coords}"/>')
+
+    def circle(self, x: float, y: float, r: float, cls: str, title: str = "") -> None:
+        self._add("circle", f'class="{cls}" cx="{_c(x)}" cy="{_c(y)}" r="{_c(r)}"', title)
+
+    def text(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        *,
+        anchor: str = "start",
+        cls: str = "",
+        title: str = "",
+    ) -> None:
+        cls_attr = f' class="{cls}"' if cls else ""
+        tip = f"<title>{_esc(title)}</title>" if title else ""
+        self.parts.append(
+            f'<text{cls_attr} x="{_c(x)}" y="{_c(y)}" text-anchor="{anchor}">{tip}{_esc(text)}</text>'
+        )
+
+    def _add(self, tag: str, attrs: str, title: str) -> None:
+        if title:
+            self.parts.append(f"<{tag} {attrs}><title>{_esc(title)}</title></{tag}>")
+        else:
+            self.parts.append(f"<{tag} {attrs}/>")
+
+    def render(self, name: str = "") -> str:
+        name_attr = f' data-name="{_esc(name)}"' if name else ""
+        return (
+            f'<svg class="chart" data-chart="{self.chart}"{name_attr} width="{self.width}" '
+            f'height="{self.height}" viewBox="0 0 {self.width} {self.height}" role="img" '
+            f'aria-label="{_esc(self.label)}"><title>{_esc(self.label)}</title>'
+            + "".join(self.parts)
+            + "</svg>"
+        )
+
+
+def _nice_share(value: float) -> float:
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8):
+        if value <= step + 1e-12:
+            return step
+    return 1.0
+
+
+def _share_axis(
+    svg: _Svg, left: float, top: float, width: float, height: float, top_share: float
+) -> None:
+    for fraction in (0.0, 0.5, 1.0):
+        y = top + height - fraction * height
+        svg.line(left, y, left + width, y, "axis" if fraction == 0 else "grid")
+        svg.text(left - 4, y + 4, f"{top_share * fraction * 100:.0f}%", anchor="end")
+
+
+def _grouped_bars(
+    svg: _Svg,
+    groups: Sequence[tuple[float | None, float | None, str]],
+    box: tuple[float, float, float, float],
+    outside: Sequence[bool] = (),
+) -> float:
+    """Two bars per group (reference, current) of shares; returns the slot width."""
+    left, top, width, height = box
+    shares = [s for ref, cur, _ in groups for s in (ref, cur) if s is not None]
+    top_share = _nice_share(max(shares, default=0.0))
+    slot = width / max(1, len(groups))
+    for index, is_outside in enumerate(outside):
+        if is_outside:
+            svg.rect(
+                left + index * slot, top, slot, height, "outside", "outside the reference range"
+            )
+    _share_axis(svg, left, top, width, height, top_share)
+    pair = [(0, "ref"), (1, "cur")]
+    present = [kind for i, kind in pair if any(g[i] is not None for g in groups)]
+    bar_w = slot * 0.8 / max(1, len(present))
+    for index, (ref, cur, title) in enumerate(groups):
+        x = left + index * slot + slot * 0.1
+        for kind in present:
+            share = ref if kind == "ref" else cur
+            if share is None:
+                x += bar_w
+                continue
+            h = share / top_share * height
+            svg.rect(x, top + height - h, bar_w, h, f"bar {kind}", title)
+            x += bar_w
+    return slot
+
+
+def _bin_shares(counts: Sequence[float], bins: int) -> list[float] | None:
+    if len(counts) != bins:
+        return None
+    total = sum(counts)
+    return [c / total if total > 0 else 0.0 for c in counts]
+
+
+def _histogram_chart(name: str, reference: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    edges = _floats(reference.get("edges")) or _floats(current.get("edges"))
+    if len(edges) < 2:
+        return _note("No histogram for this feature.")
+    bins = len(edges) + 1
+    ref_counts = _floats(reference.get("counts"))
+    cur_counts = _floats(current.get("counts"))
+    cur_edges = _floats(current.get("edges"))
+    notes: list[str] = []
+    if cur_edges and cur_edges != edges:
+        cur_counts = []
+        notes.append("The current histogram is on other edges than the reference; not drawn.")
+    ref_vals = _bin_shares(ref_counts, bins)
+    cur_vals = _bin_shares(cur_counts, bins)
+    if ref_vals is None and cur_vals is None:
+        return _note("No histogram counts for this feature.")
+    shown = [
+        i
+        for i in range(bins)
+        if 0 < i < bins - 1
+        or any(vals is not None and vals[i] > 0 for vals in (ref_vals, cur_vals))
+    ]
+    groups: list[tuple[float | None, float | None, str]] = []
+    for i in shown:
+        if i == 0:
+            span = f"below {_short(edges[0])}"
+        elif i == bins - 1:
+            span = f"at or above {_short(edges[-1])}"
+        else:
+            span = f"[{_short(edges[i - 1])}, {_short(edges[i])})"
+        ref_v = None if ref_vals is None else ref_vals[i]
+        cur_v = None if cur_vals is None else cur_vals[i]
+        parts = [
+            f"{label} {_pct(v)}"
+            for label, v in (("reference", ref_v), ("current", cur_v))
+            if v is not None
+        ]
+        groups.append((ref_v, cur_v, f"{span}: " + ", ".join(parts)))
+    svg = _Svg(360, 170, chart="feature", label=f"{name}: reference and current histogram")
+    box = (40.0, 8.0, 312.0, 136.0)
+    slot = _grouped_bars(svg, groups, box, [i in (0, bins - 1) for i in shown])
+    left, top, _, height = box
+    base = top + height + 14
+    first_inner = shown.index(1)
+    last_inner = shown.index(bins - 2)
+    svg.text(left + first_inner * slot, base, _short(edges[0]), anchor="start")
+    svg.text(left + (last_inner + 1) * slot, base, _short(edges[-1]), anchor="end")
+    if len(edges) >= 5:
+        middle = len(edges) // 2
+        svg.text(left + (first_inner + middle) * slot, base, _short(edges[middle]), anchor="middle")
+    return svg.render(name) + "".join(_note(_esc(n)) for n in notes)
+
+
+def _category_chart(
+    name: str,
+    chart: str,
+    reference: Mapping[str, float] | None,
+    current: Mapping[str, float] | None,
+    width: int = 360,
+) -> str:
+    """Grouped bars of shares per category; categories absent from the reference are flagged."""
+    if not reference and not current:
+        return _note("No category counts for this feature.")
+    ref = dict(reference or {})
+    cur = dict(current or {})
+    order = sorted(ref, key=lambda k: (-ref[k], k)) + sorted(
+        (k for k in cur if k not in ref), key=lambda k: (-cur[k], k)
+    )
+    kept, rest = order[:_MAX_CATEGORIES], order[_MAX_CATEGORIES:]
+    groups: list[tuple[float | None, float | None, str]] = []
+    labels: list[tuple[str, bool]] = []
+    for key in kept:
+        unseen = bool(reference) and key not in ref
+        ref_v = ref.get(key, 0.0) if reference else None
+        cur_v = cur.get(key, 0.0) if current else None
+        parts = [
+            f"{label} {_pct(v)}"
+            for label, v in (("reference", ref_v), ("current", cur_v))
+            if v is not None
+        ]
+        suffix = " (not in the reference)" if unseen else ""
+        groups.append((ref_v, cur_v, f"{key}{suffix}: " + ", ".join(parts)))
+        labels.append((key, unseen))
+    if rest:
+        ref_v = sum(ref.get(k, 0.0) for k in rest) if reference else None
+        cur_v = sum(cur.get(k, 0.0) for k in rest) if current else None
+        groups.append((ref_v, cur_v, f"{len(rest)} other categories"))
+        labels.append((f"+{len(rest)} other", False))
+    svg = _Svg(width, 170, chart=chart, label=f"{name}: reference and current shares per category")
+    box = (40.0, 8.0, width - 48.0, 136.0)
+    slot = _grouped_bars(svg, groups, box)
+    limit = max(3, int(slot / 6.2))
+    for index, (label, unseen) in enumerate(labels):
+        text = _truncate(label, limit) + ("*" if unseen else "")
+        svg.text(
+            box[0] + (index + 0.5) * slot,
+            box[1] + box[3] + 14,
+            text,
+            anchor="middle",
+            cls="unseen" if unseen else "",
+            title=label if text != label else "",
+        )
+    return svg.render(name)
+
+
+def _ticks(values: Sequence[float], count: int = 4) -> list[float]:
+    """Round axis ticks (steps of 1, 2, 2.5 or 5 times a power of ten) covering `values`."""
+    low, high = min(values), max(values)
+    if high == low:
+        pad = abs(high) * 0.1 or 1.0
+        # A constant non-negative series (an error rate of 0) keeps its axis at 0 and above.
+        low, high = (low - pad if low - pad >= 0 or low < 0 else 0.0), high + pad
+    raw = (high - low) / count
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw * 0.999)
+    start = math.floor(low / step + 1e-9) * step
+    stop = math.ceil(high / step - 1e-9) * step
+    return [round(start + i * step, 12) for i in range(round((stop - start) / step) + 1)]
+
+
+def _value_axis(
+    svg: _Svg,
+    ticks: Sequence[float],
+    box: tuple[float, float, float, float],
+    fmt: Callable[[float], str],
+) -> Callable[[float], float]:
+    """Grid lines and labels for `ticks`; returns the value -> y mapping."""
+    left, top, width, height = box
+    low, high = ticks[0], ticks[-1]
+
+    def y_of(value: float) -> float:
+        return top + height - (value - low) / (high - low) * height
+
+    for index, tick in enumerate(ticks):
+        y = y_of(tick)
+        svg.line(left, y, left + width, y, "axis" if index == 0 else "grid")
+        svg.text(left - 4, y + 4, fmt(tick), anchor="end")
+    return y_of
+
+
+def _quantile_chart(reference: Mapping[str, float], current: Mapping[str, float]) -> str:
+    def levels(values: Mapping[str, float]) -> list[tuple[float, float]]:
+        out = []
+        for key, value in values.items():
+            try:
+                out.append((float(key), value))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    ref, cur = levels(reference), levels(current)
+    if not ref and not cur:
+        return _note("No prediction quantiles in this report.")
+    width, height = 560, 190
+    left, top, plot_w, plot_h = 56.0, 10.0, width - 72.0, height - 40.0
+    xs = [q for q, _ in ref + cur]
+    q_low, q_high = min(xs), max(xs)
+    q_span = (q_high - q_low) or 1.0
+    svg = _Svg(
+        width, height, chart="quantiles", label="prediction quantiles, reference and current"
+    )
+    svg.rect(left, top, plot_w, plot_h, "frame")
+    y_of = _value_axis(svg, _ticks([v for _, v in ref + cur]), (left, top, plot_w, plot_h), _short)
+
+    def point(q: float, v: float) -> tuple[float, float]:
+        x = left + (q - q_low) / q_span * plot_w if q_high > q_low else left + plot_w / 2
+        return x, y_of(v)
+
+    for q in sorted(set(xs)):
+        x, _ = point(q, q_low)
+        svg.text(x, top + plot_h + 16, f"p{q * 100:g}", anchor="middle")
+    for kind, series in (("ref", ref), ("cur", cur)):
+        if not series:
+            continue
+        points = [point(q, v) for q, v in series]
+        svg.polyline(points, "line ref" if kind == "ref" else "line")
+        label = "reference" if kind == "ref" else "current"
+        for (q, v), (x, y) in zip(series, points, strict=True):
+            svg.circle(
+                x, y, 3.5, "pt ref" if kind == "ref" else "pt", f"{label} p{q * 100:g}: {_short(v)}"
+            )
+    return svg.render()
+
+
+def _latency_chart(latency: Mapping[str, float]) -> str:
+    keys = [k for k in _LATENCY_ORDER if k in latency] + [
+        k for k in latency if k not in _LATENCY_ORDER
+    ]
+    row, left, right = 26, 52.0, 80.0
+    width, height = 560, 12 + row * len(keys)
+    plot_w = width - left - right
+    top_value = max(latency[k] for k in keys) or 1.0
+    svg = _Svg(width, height, chart="latency", label="latency percentiles in milliseconds")
+    svg.line(left, 4, left, height - 4, "axis")
+    for index, key in enumerate(keys):
+        y = 8 + index * row
+        w = max(1.0, latency[key] / top_value * plot_w)
+        svg.text(left - 6, y + 14, key, anchor="end")
+        svg.rect(left, y + 2, w, row - 8, "bar lat", f"{key}: {_short(latency[key])} ms")
+        svg.text(left + w + 6, y + 14, f"{_short(latency[key])} ms", cls="value")
+    return svg.render()
+
+
+def _series_chart(
+    name: str,
+    values: Sequence[float | None],
+    labels: Sequence[str],
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    baseline: float | None = None,
+    fmt: Callable[[float], str] = _short,
+) -> str:
+    """A polyline over the timeline; bounds dashed, points outside them red."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return _note("No value in any report yet.")
+    width, height = 560, 180
+    left, top, plot_w, plot_h = 60.0, 12.0, width - 76.0, height - 42.0
+    marks = [b for b in (low, high, baseline) if b is not None]
+    step = plot_w / max(1, len(values) - 1)
+    svg = _Svg(width, height, chart="series", label=f"{name} over the last {len(values)} reports")
+    svg.rect(left, top, plot_w, plot_h, "frame")
+    y_of = _value_axis(svg, _ticks(known + marks), (left, top, plot_w, plot_h), fmt)
+
+    def at(index: int, value: float) -> tuple[float, float]:
+        x = left + index * step if len(values) > 1 else left + plot_w / 2
+        return x, y_of(value)
+
+    for bound, text in ((low, "min"), (high, "max")):
+        if bound is not None:
+            _, y = at(0, bound)
+            svg.line(left, y, left + plot_w, y, "bound")
+            svg.text(
+                left + plot_w - 2, y - 4, f"{text} {fmt(bound)}", anchor="end", cls="bound-label"
+            )
+    if baseline is not None:
+        _, y = at(0, baseline)
+        svg.line(left, y, left + plot_w, y, "baseline")
+        svg.text(left + 2, y - 4, f"baseline {fmt(baseline)}")
+    run: list[tuple[float, float]] = []
+    runs: list[list[tuple[float, float]]] = [run]
+    for index, value in enumerate(values):
+        if value is None:
+            run = []
+            runs.append(run)
+        else:
+            run.append(at(index, value))
+    for segment in runs:
+        if segment:
+            svg.polyline(segment, "line")
+    for index, value in enumerate(values):
+        if value is None:
+            continue
+        x, y = at(index, value)
+        bad = (low is not None and value < low) or (high is not None and value > high)
+        svg.circle(x, y, 3.0, "pt bad" if bad else "pt", f"{labels[index]}: {fmt(value)}")
+    base = top + plot_h + 16
+    svg.text(left, base, labels[0], anchor="start")
+    if len(labels) > 1:
+        svg.text(left + plot_w, base, labels[-1], anchor="end")
+    return svg.render(name)
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+
+def _is_iso(text: str) -> bool:
+    return len(text) >= 16 and text[4] == "-" and text[10] == "T"
+
+
+def _window_span(start: object, end: object) -> tuple[str, str]:
+    """`17:40 → 18:40` and the day when both ends are ISO times of one day."""
+    if start is None and end is None:
+        return "—", ""
+    first, last = str(start or ""), str(end or "")
+    if _is_iso(first) and _is_iso(last) and first[:10] == last[:10]:
+        return f"{_esc(first[11:16])} → {_esc(last[11:16])}", _esc(first[:10])
+    return f"{_short_time(start) if start else '…'} → {_short_time(end) if end else '…'}", ""
+
+
+def _header(report: Mapping[str, Any]) -> str:
+    model = _map(report.get("model"))
+    window = _map(report.get("window"))
+    reference = _map(report.get("reference"))
+    name = report.get("name") or model.get("name") or "model"
+    status = report.get("status")
+    generated = report.get("generated_at")
+    sub = f"Monitoring report · generated {_esc(generated)}" if generated else "Monitoring report"
+    if model.get("name") and model.get("name") != name:
+        sub += f" · model {_esc(model.get('name'))}"
+    kind = window.get("kind")
+    if kind == "duration":
+        window_sub = f"last {_duration(window.get('duration_s'))}"
+    elif kind == "records":
+        window_sub = f"last {_fmt(window.get('records'))} records"
+    else:
+        window_sub = _esc(kind) if kind else ""
+    window_value, day = _window_span(window.get("start"), window.get("end"))
+    if day:
+        window_sub = (window_sub + " · " if window_sub else "") + day
+    versions = _map(model.get("versions"))
+    total = sum(v for v in (_num(x) for x in versions.values()) if v is not None)
+    version_items = []
+    for key, count in versions.items():
+        number = _num(count)
+        share = f" ({_pct(number / total)})" if number is not None and total > 0 else ""
+        version_items.append(f"v{_esc(key)}: {_fmt(count)}{share}")
+    busiest = max(versions, key=lambda k: _num(versions[k]) or 0.0) if versions else None
+    ref_status = reference.get("status")
+    ref_sub_parts = []
+    if reference.get("version") is not None:
+        ref_sub_parts.append(f"model v{_esc(reference.get('version'))}")
+    if reference.get("rows") is not None:
+        ref_sub_parts.append(f"{_fmt(reference.get('rows'))} rows")
+    tiles = [
+        _tile("window", window_value, window_sub),
+        _tile(
+            "rows",
+            _fmt(window.get("rows")),
+            _count(window.get("files"), "file") if window.get("files") is not None else "",
+        ),
+        _tile("requests", _fmt(window.get("requests"))),
+        _tile(
+            "model versions",
+            f"v{_esc(busiest)}" + (f" +{len(versions) - 1}" if len(versions) > 1 else "")
+            if busiest is not None
+            else "—",
+            " · ".join(version_items),
+        ),
+        _tile("reference", _badge(ref_status) if ref_status else "—", " · ".join(ref_sub_parts)),
+        _tile("exit code", _fmt(report.get("exit_code"))),
+    ]
+    out = [
+        f'<header class="top"><h1>{_esc(name)}</h1>{_badge(status, big=True)}</header>',
+        f'<p class="sub">{sub}</p>',
+        '<nav><a href="#violations">Violations</a><a href="#drift">Drift</a>'
+        '<a href="#predictions">Predictions</a><a href="#traffic">Traffic</a>'
+        '<a href="#performance">Performance &amp; KPIs</a><a href="#quality">Data quality</a></nav>',
+        f'<div class="tiles">{"".join(tiles)}</div>',
+    ]
+    problems = [_map(p) for p in _list(report.get("problems"))]
+    if problems:
+        items = "".join(
+            f"<li><strong>{_esc(p.get('status', 'problem'))}</strong>: {_esc(p.get('message', ''))}</li>"
+            for p in problems
+        )
+        out.append(f'<section class="problems"><h2>Problems</h2><ul>{items}</ul></section>')
+    return "".join(out)
+
+
+def _violations(report: Mapping[str, Any]) -> str:
+    violations = [_map(v) for v in _list(report.get("violations"))]
+    body = (
+        _table(
+            [
+                ("check", False),
+                ("feature", False),
+                ("observed", True),
+                ("threshold", True),
+                ("severity", False),
+                ("description", False),
+            ],
+            [
+                [
+                    (_esc(v.get("check", "")), ""),
+                    (_esc(v.get("feature")) if v.get("feature") is not None else "—", ""),
+                    (_fmt(v.get("observed")), "n"),
+                    (_fmt(v.get("threshold")), "n"),
+                    (_badge(v.get("severity")), ""),
+                    (_esc(v.get("description", "")), ""),
+                ]
+                for v in violations
+            ],
+        )
+        if violations
+        else _note("No violations: every check passed.")
+    )
+    return f'<section id="violations"><h2>Violations ({len(violations)})</h2>{body}</section>'
+
+
+def _missing_reference_sentence(report: Mapping[str, Any], what: str) -> str:
+    status = _map(report.get("reference")).get("status")
+    if status == "missing":
+        return f"No reference profile for this model: {what} not computed."
+    if status == "unsupported":
+        return f"The reference profile's format is not supported: {what} not computed."
+    return f"No {what.split(' ')[0]} in this report (not monitored at this level)."
+
+
+def _drift(report: Mapping[str, Any]) -> str:
+    drift = report.get("drift")
+    title = '<section id="drift"><h2>Feature drift</h2>'
+    if not isinstance(drift, Mapping):
+        return title + _note(_esc(_missing_reference_sentence(report, "drift was"))) + "</section>"
+    out = [title]
+    dataset = _map(drift.get("dataset"))
+    if dataset:
+        out.append(
+            "<p>"
+            + f"{_fmt(dataset.get('drifted_columns'))} of {_fmt(dataset.get('columns'))} columns drifted "
+            + f"({_pct(dataset.get('share'))}); the dataset counts as drifted from a share of "
+            + f"{_pct(dataset.get('drift_share'))}. {_drift_badge(dataset.get('drifted'))}</p>"
+        )
+    features = _map(drift.get("features"))
+    if not features:
+        out.append(_note("No feature was checked for drift."))
+        return "".join(out) + "</section>"
+    items = list(features.items())
+    order = sorted(
+        range(len(items)), key=lambda i: (_map(items[i][1]).get("drifted") is not True, i)
+    )
+    rows = []
+    cards = []
+    for index in order:
+        name, raw = items[index]
+        feature = _map(raw)
+        kind = feature.get("kind")
+        score_kind = feature.get("score_kind")
+        sign = "<" if score_kind == "p_value" else ">"
+        threshold = feature.get("threshold")
+        threshold_text = f"{_esc(sign)} {_fmt(threshold)}" if threshold is not None else "—"
+        rows.append(
+            [
+                (_esc(name), ""),
+                (_esc(kind) if kind else "—", ""),
+                (_esc(feature.get("method")) if feature.get("method") else "—", ""),
+                (_fmt(feature.get("score")), "n"),
+                (threshold_text, "n"),
+                (_esc(score_kind) if score_kind else "—", "muted"),
+                (_drift_badge(feature.get("drifted")), ""),
+                (_badge(feature.get("status")) if feature.get("status") else "—", ""),
+            ]
+        )
+        reference, current = _map(feature.get("reference")), _map(feature.get("current"))
+        footnote = ""
+        if kind == "numeric":
+            chart = _histogram_chart(str(name), reference, current)
+        elif kind == "categorical":
+            ref_counts = _float_map(reference.get("counts"))
+            cur_counts = _float_map(current.get("counts"))
+            chart = _category_chart(
+                str(name),
+                "feature",
+                _shares(ref_counts) if ref_counts else None,
+                _shares(cur_counts) if cur_counts else None,
+            )
+            if ref_counts and any(k not in ref_counts for k in cur_counts):
+                footnote = " · * not in the reference"
+        else:
+            chart = _note(f"No chart for a feature of kind {_esc(kind)}.")
+        method = _esc(feature.get("method") or "")
+        meta = f"{method} score {_fmt(feature.get('score'))}, drifts if {threshold_text}{footnote}"
+        cards.append(
+            f'<figure><figcaption><span class="name">{_esc(name)}</span>{_drift_badge(feature.get("drifted"))}'
+            f'</figcaption>{chart}<div class="meta">{meta}</div></figure>'
+        )
+    out.append(
+        _table(
+            [
+                ("feature", False),
+                ("kind", False),
+                ("method", False),
+                ("score", True),
+                ("threshold", True),
+                ("score kind", False),
+                ("drifted", False),
+                ("status", False),
+            ],
+            rows,
+        )
+    )
+    out.append('<h3 style="margin-top:14px">Reference vs current distribution</h3>')
+    out.append(_legend() + f'<div class="charts">{"".join(cards)}</div>')
+    return "".join(out) + "</section>"
+
+
+def _predictions(report: Mapping[str, Any]) -> str:
+    predictions = report.get("predictions")
+    out = ['<section id="predictions"><h2>Prediction distribution</h2>']
+    if not isinstance(predictions, Mapping):
+        return out[0] + _note("No predictions in this window.") + "</section>"
+    kind = predictions.get("kind")
+    drift = _map(predictions.get("drift"))
+    if drift:
+        sign = "<" if drift.get("score_kind") == "p_value" else ">"
+        out.append(
+            f"<p>{_esc(drift.get('method') or 'drift')} score {_fmt(drift.get('score'))}, drifts if "
+            f"{_esc(sign)} {_fmt(drift.get('threshold'))} {_drift_badge(drift.get('drifted'))}</p>"
+        )
+    if kind == "regression":
+        ref, cur = (
+            _float_map(predictions.get("reference_quantiles")),
+            _float_map(predictions.get("quantiles")),
+        )
+        keys = list(cur) + [k for k in ref if k not in cur]
+        table = _table(
+            [("quantile", False), ("reference", True), ("current", True)],
+            [[(_esc(k), ""), (_fmt(ref.get(k)), "n"), (_fmt(cur.get(k)), "n")] for k in keys],
+        )
+        chart = _quantile_chart(ref, cur)
+    else:
+        ref_shares = _float_map(predictions.get("reference_class_shares"))
+        cur_shares = _float_map(predictions.get("class_shares"))
+        keys = list(cur_shares) + [k for k in ref_shares if k not in cur_shares]
+        rows = []
+        for key in keys:
+            r, c = ref_shares.get(key), cur_shares.get(key)
+            delta = f"{(c - r) * 100:+.1f} pt" if r is not None and c is not None else "—"
+            rows.append([(_esc(key), ""), (_pct(r), "n"), (_pct(c), "n"), (delta, "n")])
+        table = _table(
+            [("class", False), ("reference", True), ("current", True), ("change", True)], rows
+        )
+        chart = _category_chart(
+            "predicted class", "classes", ref_shares or None, cur_shares or None, 560
+        )
+    reference_key = "reference_quantiles" if kind == "regression" else "reference_class_shares"
+    if not _float_map(predictions.get(reference_key)):
+        out.append(_note(_esc(_missing_reference_sentence(report, "reference shares are"))))
+    out.append(_legend() + f'<div class="row"><div>{chart}</div><div>{table}</div></div>')
+    return "".join(out) + "</section>"
+
+
+def _traffic(report: Mapping[str, Any]) -> str:
+    traffic = report.get("traffic")
+    head = '<section id="traffic"><h2>Traffic, latency and errors</h2>'
+    if not isinstance(traffic, Mapping):
+        return head + _note("No traffic figures in this report.") + "</section>"
+    tiles = [
+        _tile("requests", _fmt(traffic.get("requests"))),
+        _tile("rows", _fmt(traffic.get("rows"))),
+        _tile("errors", _fmt(traffic.get("errors"))),
+        _tile("error rate", _pct(traffic.get("error_rate"))),
+    ]
+    latency = _float_map(traffic.get("latency_ms"))
+    chart = _latency_chart(latency) if latency else _note("No latency figures in this window.")
+    return (
+        head
+        + f'<div class="row"><div><div class="tiles two">{"".join(tiles)}</div></div>'
+        + f"<div><h3>Latency (ms)</h3>{chart}</div></div></section>"
+    )
+
+
+def _timeline(
+    report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    points = [h for h in history if isinstance(h, Mapping)]
+    if not points or not _same_report(points[-1], report):
+        points.append(report)
+    return points
+
+
+def _same_report(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if a is b or a == b:
+        return True
+    stamp = a.get("generated_at")
+    return stamp is not None and stamp == b.get("generated_at") and a.get("name") == b.get("name")
+
+
+def _point_label(point: Mapping[str, Any], index: int) -> str:
+    stamp = _map(point.get("window")).get("end") or point.get("generated_at")
+    return html.unescape(_short_time(stamp)) if stamp else f"#{index + 1}"
+
+
+def _performance(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
+    out = ['<section id="performance"><h2>Performance and KPIs</h2>']
+    performance = report.get("performance")
+    if isinstance(performance, Mapping):
+        status = performance.get("status")
+        metric = performance.get("metric") or "the metric"
+        if status == "no_labels":
+            out.append(_note(f"No labels yet: {_esc(metric)} is not measured for this window."))
+        elif status == "insufficient_samples":
+            out.append(
+                _note(
+                    f"Only {_fmt(performance.get('labelled'))} labelled rows: {_esc(metric)} needs at least "
+                    f"{_fmt(performance.get('min_samples'))}."
+                )
+            )
+        value, minimum = _num(performance.get("value")), _num(performance.get("min"))
+        if value is not None:
+            bad = minimum is not None and value < minimum
+            tiles = [
+                _tile(
+                    str(metric),
+                    f"{_fmt(value)} {_badge('violated' if bad else 'ok', 'below min' if bad else 'ok')}",
+                ),
+                _tile("baseline", _fmt(performance.get("baseline")), "at training"),
+                _tile("minimum", _fmt(performance.get("min"))),
+                _tile(
+                    "labelled rows",
+                    _fmt(performance.get("labelled")),
+                    f"at least {_fmt(performance.get('min_samples'))}",
+                ),
+            ]
+            out.append(f'<div class="tiles">{"".join(tiles)}</div>')
+    else:
+        out.append(_note("No labels yet: performance is not measured."))
+    kpis = [_map(k) for k in _list(report.get("kpis"))]
+    if kpis:
+        out.append(
+            _table(
+                [
+                    ("KPI", False),
+                    ("kind", False),
+                    ("value", True),
+                    ("min", True),
+                    ("max", True),
+                    ("status", False),
+                ],
+                [
+                    [
+                        (_esc(k.get("name", "")), ""),
+                        (_esc(k.get("kind") or "—"), ""),
+                        (_fmt(k.get("value")), "n"),
+                        (_fmt(k.get("min")), "n"),
+                        (_fmt(k.get("max")), "n"),
+                        (_badge(k.get("status")), ""),
+                    ]
+                    for k in kpis
+                ],
+            )
+        )
+    else:
+        out.append(_note("No KPIs are configured."))
+    out.append(_series_section(report, history))
+    return "".join(out) + "</section>"
+
+
+def _series_section(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
+    points = _timeline(report, history)
+    labels = [_point_label(p, i) for i, p in enumerate(points)]
+    cards: list[str] = []
+
+    def card(title: str, subtitle: str, chart: str, status: object = None) -> None:
+        badge = _badge(status) if status is not None else ""
+        cards.append(
+            f'<figure><figcaption><span class="name">{_esc(title)}</span>{badge}</figcaption>'
+            f'{chart}<div class="meta">{subtitle}</div></figure>'
+        )
+
+    names: list[str] = []
+    for point in [report, *reversed(points)]:
+        for kpi in _list(point.get("kpis")):
+            name = _map(kpi).get("name")
+            if name is not None and str(name) not in names:
+                names.append(str(name))
+    for name in names:
+        entries = [
+            next((_map(k) for k in _list(p.get("kpis")) if str(_map(k).get("name")) == name), None)
+            for p in points
+        ]
+        last_kpi: Mapping[str, Any] = next((e for e in reversed(entries) if e is not None), {})
+        values = [None if e is None else _num(e.get("value")) for e in entries]
+        chart = _series_chart(
+            name, values, labels, low=_num(last_kpi.get("min")), high=_num(last_kpi.get("max"))
+        )
+        card(name, f"KPI · {_esc(last_kpi.get('kind') or '')}", chart, last_kpi.get("status"))
+
+    metric = _map(report.get("performance")).get("metric") or next(
+        (
+            _map(p.get("performance")).get("metric")
+            for p in reversed(points)
+            if _map(p.get("performance")).get("metric")
+        ),
+        None,
+    )
+    perfs = [_map(p.get("performance")) for p in points]
+    values = [_num(p.get("value")) if p.get("metric") == metric else None for p in perfs]
+    if metric and any(v is not None for v in values):
+        last_perf: Mapping[str, Any] = next(
+            (p for p in reversed(perfs) if p.get("metric") == metric), {}
+        )
+        chart = _series_chart(
+            str(metric),
+            values,
+            labels,
+            low=_num(last_perf.get("min")),
+            baseline=_num(last_perf.get("baseline")),
+        )
+        card(str(metric), "live metric on labelled rows", chart)
+
+    shares = [_num(_map(_map(p.get("drift")).get("dataset")).get("share")) for p in points]
+    if any(s is not None for s in shares):
+        limit = _num(_map(_map(report.get("drift")).get("dataset")).get("drift_share"))
+        card(
+            "drifted column share",
+            "share of drifted columns",
+            _series_chart("drifted column share", shares, labels, high=limit, fmt=_pct),
+        )
+    errors = [_num(_map(p.get("traffic")).get("error_rate")) for p in points]
+    if any(e is not None for e in errors):
+        card("error rate", "failed requests", _series_chart("error rate", errors, labels, fmt=_pct))
+
+    head = f'<h3 style="margin-top:14px">Over time ({len(points)} report{"s" if len(points) != 1 else ""})</h3>'
+    if not cards:
+        return head + _note("No KPI or live metric to follow over time.")
+    extra = (
+        _note("Only this report so far: the series grow as reports accumulate.")
+        if len(points) == 1
+        else ""
+    )
+    return head + extra + f'<div class="charts wide">{"".join(cards)}</div>'
+
+
+def _quality(report: Mapping[str, Any]) -> str:
+    quality = report.get("data_quality")
+    head = '<section id="quality"><h2>Data quality</h2>'
+    if not isinstance(quality, Mapping):
+        return head + _note("No data-quality checks in this report.") + "</section>"
+    columns = _map(quality.get("columns"))
+    out = [head, f"<p>{_fmt(quality.get('violations'))} data-quality violations.</p>"]
+    if not columns:
+        out.append(_note("No column was checked."))
+        return "".join(out) + "</section>"
+    rows = []
+    for name, raw in columns.items():
+        column = _map(raw)
+        null_rate, allowed = _num(column.get("null_rate")), _num(column.get("max_null_fraction"))
+        out_of_range, unseen = (
+            _num(column.get("out_of_range")),
+            _num(column.get("unseen_categories")),
+        )
+        rows.append(
+            [
+                (_esc(name), ""),
+                (_fmt(column.get("rows")), "n"),
+                (
+                    _pct(column.get("null_rate")),
+                    "n bad"
+                    if null_rate is not None and allowed is not None and null_rate > allowed
+                    else "n",
+                ),
+                (_pct(column.get("max_null_fraction")), "n"),
+                (_fmt(column.get("out_of_range")), "n bad" if out_of_range else "n"),
+                (_fmt(column.get("unseen_categories")), "n bad" if unseen else "n"),
+            ]
+        )
+    out.append(
+        _table(
+            [
+                ("column", False),
+                ("rows", True),
+                ("null rate", True),
+                ("max null", True),
+                ("out of range", True),
+                ("unseen categories", True),
+            ],
+            rows,
+        )
+    )
+    return "".join(out) + "</section>"
+
+
+def _footer(report: Mapping[str, Any]) -> str:
+    parts = [
+        f"{_esc(report.get('schema') or 'mlops-monitor-report')} v{_esc(report.get('version') or 1)}"
+    ]
+    if report.get("generated_at"):
+        parts.append(f"generated {_esc(report.get('generated_at'))}")
+    return f"<footer>{' · '.join(parts)}</footer>"
+
+
+def render_dashboard(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
+    """The report (with `history`, oldest first, for the time series) as one HTML document."""
+    report = _map(report)
+    name = report.get("name") or _map(report.get("model")).get("name") or "model"
+    body = "".join(
+        [
+            _header(report),
+            _violations(report),
+            _drift(report),
+            _predictions(report),
+            _traffic(report),
+            _performance(report, history),
+            _quality(report),
+            _footer(report),
+        ]
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(name)} · monitoring</title><style>{_CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
