@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -168,6 +169,68 @@ def yaml_value(value: Any) -> Escaped:
     raise TypeError(f"no YAML literal for {type(value).__name__}")
 
 
+# Plain (unquoted) YAML scalars only where no reader can take them for anything but a string:
+# a letter or underscore first (no numbers, dates, anchors, tags, flow or block indicators)
+# and none of the YAML 1.1 words Go's and PyYAML's readers resolve to booleans or null; or a
+# Prometheus duration ("5m", "1h30m"), which no YAML schema reads as a number.
+_YAML_PLAIN = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_./-]*|(?:[0-9]+(?:ms|[smhdwy]))+)\Z")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+
+
+def _yaml_text(text: str) -> str:
+    if _YAML_PLAIN.match(text) and text.lower() not in _YAML_WORDS:
+        return text
+    if all(" " <= ch <= "~" for ch in text):
+        # Single quotes escape nothing but themselves, so PromQL and Prometheus templates
+        # (quotes, backslashes, braces) read as written.
+        return "'" + text.replace("'", "''") + "'"
+    return _yaml_string(text)
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return _yaml_text(value)
+    if isinstance(value, dict):
+        return "{}"
+    if isinstance(value, list | tuple):
+        return "[]"
+    return str(yaml_value(value))
+
+
+def _yaml_block(value: Any, indent: int) -> list[str]:
+    """Lines of a non-empty mapping or sequence, each indented by `indent` at least."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"YAML documents take text keys, not {type(key).__name__}")
+            if isinstance(item, dict | list | tuple) and item:
+                lines.append(f"{pad}{_yaml_text(key)}:")
+                lines.extend(_yaml_block(item, indent + 2))
+            else:
+                lines.append(f"{pad}{_yaml_text(key)}: {_yaml_scalar(item)}")
+        return lines
+    for item in value:
+        if isinstance(item, dict | list | tuple) and item:
+            nested = _yaml_block(item, indent + 2)
+            # The item's first line moves up beside its dash ("- alert: ...").
+            lines.append(f"{pad}- {nested[0][indent + 2 :]}")
+            lines.extend(nested[1:])
+        else:
+            lines.append(f"{pad}- {_yaml_scalar(item)}")
+    return lines
+
+
+def yaml_document(value: Any) -> Escaped:
+    """A whole YAML document in block style, for files users review (alert rules): keys in
+    the order given, strings plain only where unambiguous, else quoted."""
+    _check_finite(value)
+    if isinstance(value, dict | list | tuple) and value:
+        return Escaped("\n".join(_yaml_block(value, 0)))
+    return Escaped(_yaml_scalar(value))
+
+
 def shell_quote(value: Any) -> Escaped:
     _check_finite(value)
     return Escaped(shlex.quote(str(value)))
@@ -210,6 +273,7 @@ FILTERS = {
     "json_value": json_value,
     "markdown": markdown,
     "yaml_value": yaml_value,
+    "yaml_document": yaml_document,
     "shell_quote": shell_quote,
     "shell_words": shell_words,
     "html": html,
