@@ -244,7 +244,14 @@ class Latency(Strict):
 
 
 class ErrorRate(Strict):
-    max: float = Field(gt=0, le=1, description="Share of failed requests (4xx and 5xx).")
+    max: float = Field(
+        gt=0,
+        le=1,
+        description=(
+            "Share of failed prediction requests in the monitor's window (4xx and 5xx, from "
+            "the prediction log); the level-3 live alert counts 5xx responses only."
+        ),
+    )
 
 
 class KPI(Strict):

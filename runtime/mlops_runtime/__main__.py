@@ -38,6 +38,12 @@ def _serve(argv: list[str], project: Project) -> int:
     return stage.main(argv, project)
 
 
+def _monitor(argv: list[str], project: Project) -> int:
+    from mlops_runtime.monitor import stage
+
+    return stage.main(argv, project)
+
+
 def _image(argv: list[str], project: Project) -> int:
     from mlops_runtime.container import image
 
@@ -48,10 +54,11 @@ STAGES: dict[str, Callable[[list[str], Project], int]] = {
     "train": _train,
     "lineage": _lineage,
     "serve": _serve,
+    "monitor": _monitor,
     "image": _image,
 }
 
-USAGE = "usage: python -m mlops_runtime {train,lineage,serve,image} [ARGS...]"
+USAGE = "usage: python -m mlops_runtime {train,lineage,serve,monitor,image} [ARGS...]"
 
 
 def main(argv: list[str]) -> int:

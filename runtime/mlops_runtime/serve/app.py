@@ -652,8 +652,35 @@ class ServingApp:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
         version = reply.served.model.ref.version if reply.served is not None else "none"
-        self.metrics.observe_request(
-            reply.endpoint, reply.status, version, time.perf_counter() - ctx.started
+        elapsed = time.perf_counter() - ctx.started
+        self.metrics.observe_request(reply.endpoint, reply.status, version, elapsed)
+        if reply.status >= 400 and reply.endpoint in _PREDICTION_ENDPOINTS:
+            self._log_failure(ctx, reply, elapsed)
+
+    def _log_failure(self, ctx: Context, reply: Reply, elapsed: float) -> None:
+        """A failed prediction request is logged too: the monitor's error rate counts it."""
+        served = reply.served
+        ref = served.model.ref if served is not None else None
+        try:
+            message = str(orjson.loads(reply.body).get("error", ""))[:500]
+        except (ValueError, AttributeError):
+            message = ""
+        self.prediction_log.submit(
+            Entry(
+                ctx.request_id,
+                time.time(),
+                ref.name if ref is not None else str(self.config.get("name", "")),
+                ref.version if ref is not None else "none",
+                ref.run_id if ref is not None else None,
+                served.arm if served is not None else "none",
+                reply.endpoint,
+                None,
+                (),
+                None,
+                elapsed * 1000.0,
+                status=reply.status,
+                error=message,
+            )
         )
 
 
@@ -686,6 +713,9 @@ def _requested_outputs(payload: Any) -> tuple[list[Any] | None, bool | set[str]]
             return wanted, True
         return wanted, {"predict", "predict_proba"} - explicit_json
     return wanted, binary
+
+
+_PREDICTION_ENDPOINTS = frozenset({"/predict", "/invocations", "/v2/models/{name}/infer"})
 
 
 def _endpoint_label(path: str) -> str:

@@ -13,6 +13,8 @@ disk costs log lines, never latency. Memory is bounded by `max_rows` queued pred
 
 JSON line: {"request_id", "row", "ts", "model", "model_version", "run_id", "arm", "endpoint",
             "inputs", "output", "latency_ms"}
+A failed prediction request (4xx or 5xx) is one JSON line with `inputs` and `output` null plus
+"status" (the HTTP status) and "error" (the message), so the monitor can count the error rate.
 Parquet: the same fields as columns; `inputs` and `output` are structs (inputs: one field per
 contract column, typed by the contract, as validated), `ts` a UTC timestamp in microseconds.
 """
@@ -54,10 +56,12 @@ class Entry:
     probabilities: Any  # one list per record or an (n, classes) array; None: regression
     latency_ms: float
     columns: Mapping[str, np.ndarray] | None = None  # validated inputs, one array per column
+    status: int = 200  # a failed request: no predictions, one line with its status and error
+    error: str | None = None
 
     @property
     def rows(self) -> int:
-        return len(self.predictions)
+        return len(self.predictions) or (1 if self.status >= 400 else 0)
 
 
 class PredictionLog:
@@ -361,6 +365,10 @@ def _lines(entry: Entry) -> list[bytes]:
         "output": None,
         "latency_ms": round(entry.latency_ms, 3),
     }
+    if entry.status >= 400:
+        head["status"] = entry.status
+        head["error"] = entry.error
+        return [orjson.dumps(head, option=_OPTIONS)]
     out = []
     inputs = entry.inputs or []
     probabilities = entry.probabilities

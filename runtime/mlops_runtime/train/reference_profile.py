@@ -17,8 +17,11 @@ import pandas as pd
 
 from mlops_runtime.contract.report import jsonable
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2  # 2 added mergeable sketches (monitor/sketches.py) and baseline metrics
 PROFILE_PATH = Path("reports") / "reference_profile.json"
+# One copy per training run, named by its MLflow run id: the monitor compares a window with
+# the reference of the run that served it, which need not be the latest run trained here.
+RUN_PROFILES = Path("reports") / "reference"
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 MAX_CATEGORIES = 100  # the rest is folded into "__other__" so high-cardinality text stays small
 MAX_TEXT = 200  # characters kept per text cell in the sample
@@ -108,9 +111,17 @@ def _is_numeric(series: pd.Series) -> bool:
 def column_profile(
     series: pd.Series, bins: int, categorical: bool, rows: np.ndarray | None = None
 ) -> dict[str, Any]:
+    from mlops_runtime.monitor import sketches
+
     if categorical or not _is_numeric(series):
-        return categorical_profile(series, rows)
-    return numeric_profile(series, bins, rows)
+        out = categorical_profile(series, rows)
+        values = series.to_numpy() if rows is None else series.to_numpy()[rows]
+        out["sketch"] = sketches.reference_categorical(values)
+        return out
+    out = numeric_profile(series, bins, rows)
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    out["sketch"] = sketches.reference_numeric(values if rows is None else values[rows])
+    return out
 
 
 def sample_rows(
@@ -142,11 +153,15 @@ def prediction_profile(
     classes: Sequence[Any] | None,
     bins: int,
 ) -> dict[str, Any]:
+    from mlops_runtime.monitor import sketches
+
     out: dict[str, Any] = {"task": task, "split": "test", "count": len(predictions)}
     if task == "regression":
         out.update(numeric_profile(pd.Series(predictions), bins))
         out["kind"] = "regression"
+        out["sketch"] = sketches.reference_numeric(np.asarray(predictions, dtype="float64"))
         return out
+    out["sketch"] = sketches.reference_categorical(np.asarray(predictions, dtype=object))
     labels = [
         str(c) for c in (classes if classes is not None else sorted(set(predictions.tolist())))
     ]
@@ -173,6 +188,7 @@ def build_profile(
     predictions: np.ndarray,
     proba: np.ndarray | None = None,
     classes: Sequence[Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Profile of the training rows' feature and target columns plus test-split predictions.
 
@@ -214,8 +230,16 @@ def build_profile(
         "predictions": prediction_profile(
             config["model"]["task"], predictions, proba, classes, bins
         ),
+        # The test-split metrics: the monitor's baseline for the live metric (concept drift).
+        "baseline_metrics": dict(sorted((metrics or {}).items())),
         "sample": sample_rows(frame[[*columns, target]], sample_size, seed, rows),
     }
+
+
+def write_run_profile(profile: Mapping[str, Any], run_id: str, root: Path | None = None) -> Path:
+    """The profile again under reports/reference/<run id>.json, with the run id inside."""
+    folder = (Path.cwd() if root is None else root) / RUN_PROFILES
+    return write_profile({**profile, "run_id": run_id}, folder / f"{run_id}.json")
 
 
 def write_profile(profile: Mapping[str, Any], path: Path | None = None) -> Path:

@@ -181,7 +181,11 @@ def run_params(
 def _finish(
     config: Mapping[str, Any], contract: Mapping[str, Any], fitted: Fitted, worker: TrackingWorker
 ) -> TrainResult:
-    from mlops_runtime.train.reference_profile import build_profile, write_profile
+    from mlops_runtime.train.reference_profile import (
+        build_profile,
+        write_profile,
+        write_run_profile,
+    )
 
     gate = evaluate_absolute(fitted.metrics, config.get("gate", {}).get("absolute", []))
     profile = build_profile(
@@ -192,6 +196,7 @@ def _finish(
         predictions=fitted.predictions,
         proba=fitted.proba,
         classes=fitted.classes,
+        metrics=fitted.metrics,
     )
     answer = worker.finish(
         {
@@ -203,6 +208,8 @@ def _finish(
             "example": fitted.x_test.head(5),
         }
     )
+    if answer.get("run_id"):
+        write_run_profile(profile, str(answer["run_id"]))
     if not gate.passed:
         return TrainResult(
             EXIT_GATE,

@@ -1,0 +1,107 @@
+"""The report as Prometheus gauges, in the text format node-exporter's textfile collector
+reads (`--collector.textfile.directory` pointed at the project's reports/monitor/).
+
+A textfile rather than a push: the monitor is a batch job, the collector keeps the last
+values between runs, and no Pushgateway has to run. The file is replaced atomically, so the
+collector never reads half of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+STATUS_VALUES = {"ok": 0, "warning": 1, "alert": 2}
+
+HELP = {
+    "mlops_monitor_status": "Monitor verdict: 0 ok, 1 warning, 2 alert.",
+    "mlops_monitor_last_run_timestamp_seconds": "When the monitor last ran.",
+    "mlops_monitor_window_rows": "Predictions in the monitored window.",
+    "mlops_monitor_drift_score": "Drift score per feature (p-value or distance, see method).",
+    "mlops_monitor_drift_threshold": "Drift threshold per feature.",
+    "mlops_monitor_feature_drifted": "1 when the feature drifted.",
+    "mlops_monitor_drifted_share": "Share of features that drifted.",
+    "mlops_monitor_dataset_drift": "1 when the share of drifted features reached drift_share.",
+    "mlops_monitor_prediction_drifted": "1 when the distribution of predictions drifted.",
+    "mlops_monitor_metric": "Live model metric on labelled predictions.",
+    "mlops_monitor_metric_baseline": "The metric on the training test split.",
+    "mlops_monitor_kpi": "Business KPI value.",
+    "mlops_monitor_kpi_ok": "1 when the KPI is within its bounds.",
+    "mlops_monitor_latency_p99_seconds": "p99 request latency in the window.",
+    "mlops_monitor_error_rate": "Share of failed prediction requests in the window.",
+    "mlops_monitor_null_rate": "Share of nulls per feature in the window.",
+    "mlops_monitor_violations": "Violations in the last report, by check.",
+}
+
+
+def _label(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _series(report: Mapping[str, Any], now: float) -> Iterator[tuple[str, dict[str, str], float]]:
+    yield "mlops_monitor_status", {}, STATUS_VALUES.get(str(report.get("status")), 2)
+    yield "mlops_monitor_last_run_timestamp_seconds", {}, now
+    yield "mlops_monitor_window_rows", {}, float((report.get("window") or {}).get("rows") or 0)
+    drift = report.get("drift") or {}
+    for feature, verdict in sorted((drift.get("features") or {}).items()):
+        if verdict.get("score") is None:
+            continue
+        labels = {"feature": feature, "method": str(verdict.get("method"))}
+        yield "mlops_monitor_drift_score", labels, float(verdict["score"])
+        yield "mlops_monitor_drift_threshold", labels, float(verdict["threshold"])
+        yield "mlops_monitor_feature_drifted", {"feature": feature}, float(verdict["drifted"])
+    dataset = drift.get("dataset")
+    if dataset:
+        yield "mlops_monitor_drifted_share", {}, float(dataset["share"])
+        yield "mlops_monitor_dataset_drift", {}, float(dataset["drifted"])
+    prediction_drift = (report.get("predictions") or {}).get("drift")
+    if prediction_drift and prediction_drift.get("score") is not None:
+        yield "mlops_monitor_prediction_drifted", {}, float(prediction_drift["drifted"])
+    performance = report.get("performance") or {}
+    if performance.get("value") is not None:
+        yield "mlops_monitor_metric", {"metric": performance["metric"]}, float(performance["value"])
+    if performance.get("baseline") is not None:
+        labels = {"metric": performance["metric"]}
+        yield "mlops_monitor_metric_baseline", labels, float(performance["baseline"])
+    for kpi in report.get("kpis") or []:
+        if kpi.get("value") is not None:
+            yield "mlops_monitor_kpi", {"kpi": kpi["name"]}, float(kpi["value"])
+            yield "mlops_monitor_kpi_ok", {"kpi": kpi["name"]}, float(kpi["status"] == "ok")
+    traffic = report.get("traffic") or {}
+    latency = traffic.get("latency_ms") or {}
+    if latency.get("p99") is not None:
+        yield "mlops_monitor_latency_p99_seconds", {}, float(latency["p99"]) / 1000.0
+    yield "mlops_monitor_error_rate", {}, float(traffic.get("error_rate") or 0.0)
+    for feature, quality in sorted(
+        ((report.get("data_quality") or {}).get("columns") or {}).items()
+    ):
+        if quality.get("null_rate") is not None:
+            yield "mlops_monitor_null_rate", {"feature": feature}, float(quality["null_rate"])
+    checks: dict[str, int] = {}
+    for violation in report.get("violations") or []:
+        checks[violation["check"]] = checks.get(violation["check"], 0) + 1
+    for check, count in sorted(checks.items()):
+        yield "mlops_monitor_violations", {"check": check}, float(count)
+
+
+def render(report: Mapping[str, Any], now: float) -> str:
+    model = str(report.get("name"))
+    lines: list[str] = []
+    seen: set[str] = set()
+    for name, labels, value in _series(report, now):
+        if name not in seen:
+            seen.add(name)
+            lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} gauge"]
+        text = ",".join(f'{k}="{_label(v)}"' for k, v in {"model": model, **labels}.items())
+        lines.append(f"{name}{{{text}}} {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Mapping[str, Any], path: Path, now: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(render(report, now), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,356 @@
+"""`python -m mlops_runtime monitor`: one monitoring run over the prediction log's window.
+
+Writes reports/monitor/report-<time>.json (and latest.json), dashboard.html, the Prometheus
+textfile, and at level 3 sends the webhook alerts. Exit codes (docs/runtime-exit-codes.md):
+0 ok, 1 warning, 3 alert, 2 configuration or usage error. Bad input (an empty window, a
+corrupt log file, a missing or older reference, labels matching nothing) is a status in the
+report, never a traceback; the monitor only reads the registry and the model, never changes
+them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from mlops_runtime.project import Project
+
+EXIT_USAGE = 2
+HISTORY = 50  # past reports the dashboard's time series show
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlops_runtime monitor")
+    parser.add_argument("--window", help="the last duration of the log: 30m, 1h, 7d")
+    parser.add_argument("--window-records", type=int, help="the last N records instead")
+    parser.add_argument("--end", help="end of the window, ISO 8601 UTC (default: now)")
+    parser.add_argument("--labels", type=Path, help="labels file instead of the spec's")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-dashboard", action="store_true", help="skip dashboard.html")
+    return parser
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise ValueError(f"{text!r} is not a duration such as 30m, 1h or 7d")
+    return float(number) * units[unit]
+
+
+def _end(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def load_reference(root: Path, run_id: str | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The reference profile of the run that served the newest requests (reports/reference/
+    <run id>.json, written when it was trained), else the latest profile trained here."""
+    from mlops_runtime.train.reference_profile import PROFILE_PATH, PROFILE_VERSION, RUN_PROFILES
+
+    candidates = []
+    if run_id:
+        candidates.append(root / RUN_PROFILES / f"{run_id}.json")
+    candidates.append(root / PROFILE_PATH)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            profile = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            return None, {
+                "status": "unreadable",
+                "path": str(path.relative_to(root)),
+                "message": str(exc),
+            }
+        version = profile.get("version") if isinstance(profile, dict) else None
+        status = {
+            "path": str(path.relative_to(root)),
+            "version": version,
+            "run_id": profile.get("run_id"),
+        }
+        if version != PROFILE_VERSION:
+            message = f"reference profile version {version}, this runtime reads {PROFILE_VERSION}: retrain to refresh it"
+            return None, {**status, "status": "unsupported", "message": message}
+        if run_id and profile.get("run_id") not in (None, run_id):
+            status["served_run_id"] = run_id  # the serving run's own profile is not here
+        return profile, {**status, "status": "ok", "rows": profile.get("rows")}
+    return None, {"status": "missing", "message": "no reference profile: train the model first"}
+
+
+def run_monitor(
+    project: Project,
+    args: argparse.Namespace,
+    *,
+    now: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    from mlops_runtime.features.pipeline import feature_columns
+    from mlops_runtime.monitor import labels as late_labels
+    from mlops_runtime.monitor.checks import Violations, build_report
+    from mlops_runtime.monitor.prediction_window import (
+        WindowScan,
+        choose_window,
+        log_files,
+        partitions,
+    )
+    from mlops_runtime.monitor.window_summary import WindowSummary
+    from mlops_runtime.serve.model_source import feature_split
+
+    env = os.environ if environ is None else environ
+    now = time.time() if now is None else now
+    config, root = project.config, project.root
+    monitor = dict(config.get("monitor") or {})
+    window_cfg = monitor.get("window") or {}
+    records = args.window_records if args.window_records is not None else window_cfg.get("records")
+    duration = _duration(args.window) if args.window else window_cfg.get("duration_s", 3600)
+    if args.window and args.window_records is None:
+        records = None
+    log_dir = Path(
+        env.get("MLOPS_PREDICTION_LOG_DIR")
+        or (config.get("serving", {}).get("prediction_log") or {}).get("dir", "prediction_log")
+    )
+    log_dir = log_dir if log_dir.is_absolute() else root / log_dir
+    problems: list[dict[str, Any]] = []
+    scan = WindowScan()
+    files = log_files(log_dir)
+    start, end = choose_window(
+        files, scan, duration_s=duration, records=records, end=_end(args.end) or now
+    )
+    reference, reference_status = (None, {"status": "not_used"})
+    if monitor.get("reference"):
+        reference, reference_status = load_reference(root, _newest_run(scan))
+        if reference is None:
+            problems.append(
+                {
+                    "status": f"reference_{reference_status['status']}",
+                    "message": reference_status.get("message", ""),
+                }
+            )
+    numeric, categorical = feature_split(config, project.contract)
+    drift_cfg = monitor.get("drift") or {}
+    keep = {name for name in numeric if _exact_ks(drift_cfg, name, reference)}
+    labels_cfg = monitor.get("labels")
+    wants_labels = labels_cfg is not None and (
+        monitor.get("performance")
+        or any(k["kind"].startswith("outcome_") for k in monitor.get("kpis") or [])
+    )
+    summary = WindowSummary(
+        task=config["model"]["task"],
+        features=feature_columns(config),
+        categorical=set(categorical),
+        contract=project.contract,
+        reference=reference,
+        keep_values=keep,
+        keep_pairs=bool(wants_labels),
+    )
+    for part in partitions(scan, start, end):
+        summary.add(part)
+    for bad in scan.corrupt_files:
+        problems.append({"status": "corrupt_log_file", "message": bad})
+    if scan.corrupt_lines:
+        problems.append(
+            {
+                "status": "corrupt_log_lines",
+                "message": f"{scan.corrupt_lines} lines of the log are not JSON and were skipped",
+            }
+        )
+    if not summary.rows and not summary.errors:
+        problems.append(
+            {
+                "status": "empty_window",
+                "message": f"no predictions in the window ({len(files)} log files in {log_dir.name}/)",
+            }
+        )
+    performance = None
+    outcomes = None
+    if wants_labels and labels_cfg is not None:
+        path = args.labels or (root / labels_cfg["path"])
+        frame, why = late_labels.read_labels(Path(path), labels_cfg.get("join_key", "request_id"))
+        joined = late_labels.join(summary.labelled_frame(), frame)
+        if why is None and joined is not None and not len(joined) and summary.rows:
+            problems.append(
+                {
+                    "status": "labels_unmatched",
+                    "message": "no label matches a request id in the window",
+                }
+            )
+        outcomes = joined
+        if monitor.get("performance") and monitor.get("reference"):
+            classes = list(
+                ((reference or {}).get("predictions") or {}).get("class_frequencies", {})
+            )
+            performance = late_labels.live_metric(
+                joined,
+                target=config["data"]["target"],
+                task=config["model"]["task"],
+                settings=monitor["performance"],
+                baseline=(reference or {}).get("baseline_metrics", {}),
+                classes=classes,
+                labels_problem=why,
+            )
+    violations = Violations()
+    if performance is not None and performance["status"] == "ok":
+        _performance_violation(performance, violations)
+    window = {
+        "kind": "records" if records is not None else "duration",
+        "duration_s": None if records is not None else duration,
+        "records": records,
+        "start_epoch": summary.start if records is not None else start,
+        "end_epoch": end if records is None else summary.end,
+    }
+    return build_report(
+        config,
+        summary,
+        window=window,
+        reference_status=reference_status,
+        performance=performance,
+        outcomes=outcomes,
+        problems=problems,
+        violations=violations,
+        now=now,
+    )
+
+
+def _performance_violation(performance: Mapping[str, Any], violations: Any) -> None:
+    value, low, high = performance["value"], performance.get("min"), performance.get("max")
+    if low is not None and value < low:
+        bound = low
+    elif high is not None and value > high:
+        bound = high
+    else:
+        return
+    violations.add(
+        "performance",
+        None,
+        value,
+        bound,
+        "alert",
+        f"live {performance['metric']} {value:.4g} on {performance['labelled']} labelled predictions is past {bound:g} (baseline {performance.get('baseline')})",
+    )
+
+
+def _newest_run(scan: Any) -> str | None:
+    """The run id of the newest logged prediction: the model serving now."""
+    import pyarrow.parquet as pq
+
+    for path in reversed(scan.files):
+        try:
+            if path.suffix == ".parquet":
+                column = pq.read_table(path, columns=["run_id"]).column("run_id").to_pylist()
+            else:
+                column = [
+                    json.loads(line).get("run_id")
+                    for line in path.read_bytes().splitlines()[-50:]
+                    if line.strip()
+                ]
+        except (OSError, ValueError, KeyError):
+            continue
+        for value in reversed(column):
+            if value:
+                return str(value)
+    return None
+
+
+def _exact_ks(drift_cfg: Mapping[str, Any], name: str, reference: Mapping[str, Any] | None) -> bool:
+    if reference is None or not drift_cfg:
+        return False
+    method = ((drift_cfg.get("columns") or {}).get(name) or {}).get("method") or drift_cfg.get(
+        "method", "auto"
+    )
+    if method == "ks":
+        return True
+    from mlops_runtime.monitor.drift import SMALL_REFERENCE_ROWS
+
+    return method == "auto" and int(reference.get("rows", 0)) <= SMALL_REFERENCE_ROWS
+
+
+def write_outputs(project: Project, report: Mapping[str, Any], now: float, dashboard: bool) -> Path:
+    from mlops_runtime.monitor import prometheus_textfile
+
+    monitor = project.config.get("monitor") or {}
+    folder = project.root / str(monitor.get("reports_dir", "reports/monitor"))
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    data = json.dumps(report, indent=1, sort_keys=True, allow_nan=False, default=str) + "\n"
+    path = folder / f"report-{stamp}.json"
+    _atomic(path, data)
+    _atomic(folder / "latest.json", data)
+    prometheus_textfile.write(
+        report, project.root / monitor.get("textfile", "reports/monitor/mlops_monitor.prom"), now
+    )
+    if dashboard:
+        from mlops_runtime.monitor.dashboard import render_dashboard
+
+        history = []
+        for old in sorted(folder.glob("report-*.json"))[-HISTORY:]:
+            try:
+                history.append(json.loads(old.read_bytes()))
+            except (OSError, ValueError):
+                continue
+        _atomic(folder / "dashboard.html", render_dashboard(report, history))
+    return path
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _alert(project: Project, report: Mapping[str, Any]) -> None:
+    alerts = project.config.get("alerts") or []
+    if not alerts:
+        return
+    from mlops_runtime.monitor.alerts import send_alerts
+
+    monitor = project.config.get("monitor") or {}
+    state = project.root / monitor.get("reports_dir", "reports/monitor") / "alerts-state.json"
+    send_alerts(report, alerts, project.config.get("alerting") or {}, state)
+
+
+def main(argv: list[str], project: Project) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.window:
+            _duration(args.window)
+        _end(args.end)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    now = time.time()
+    report = run_monitor(project, args, now=now)
+    path = write_outputs(project, report, now, not args.no_dashboard)
+    _alert(project, report)
+    if args.json:
+        print(json.dumps(report, indent=1, sort_keys=True, allow_nan=False, default=str))
+    else:
+        print(_summary(report, path.relative_to(project.root)))
+    return int(report["exit_code"])
+
+
+def _summary(report: Mapping[str, Any], path: Path) -> str:
+    window = report["window"]
+    lines = [
+        f"monitor {report['name']}: {report['status']} ({window['rows']} predictions, "
+        f"{report['traffic']['requests']} requests from {window['start']} to {window['end']}) -> {path}"
+    ]
+    for v in report["violations"]:
+        where = f" {v['feature']}" if v.get("feature") else ""
+        lines.append(f"  {v['severity']}: {v['check']}{where}: {v['description']}")
+    for p in report["problems"]:
+        lines.append(f"  note: {p['status']}: {p['message']}")
+    return "\n".join(lines)

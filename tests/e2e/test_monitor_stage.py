@@ -1,0 +1,140 @@
+"""The monitor stage on a real served model: its log, late labels, drift, reports, gauges."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.serving_fixtures import (
+    SPECS,
+    Server,
+    build_project,
+    records,
+    stage_env,
+    start_server,
+    train,
+)
+
+pytestmark = pytest.mark.slow
+CLEAN, SHIFTED, INVALID = 300, 200, 12
+
+
+def monitor(project: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_runtime", "monitor", "--json", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=stage_env(),
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode in (0, 1, 3), result.stdout + result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str]]]:
+    """Breast cancer served for real: clean traffic, then shifted traffic, then bad requests;
+    labels for the clean and shifted requests arrive afterwards."""
+    root = tmp_path_factory.mktemp("monitor")
+    project = build_project(root, "breast-cancer")
+    train(project)
+    server: Server = start_server(project)
+    rows = records("breast_cancer")
+    with (SPECS / "data" / "breast_cancer.csv").open(newline="") as handle:
+        truth = [row["malignant"] for row in csv.DictReader(handle)]
+    ids: list[str] = []
+    labels: list[tuple[str, str]] = []
+    try:
+        with server.client() as client:
+            for i, record in enumerate(rows[: CLEAN + SHIFTED]):
+                if i >= CLEAN:  # the last requests come from a shifted population
+                    record = {**record, "mean_radius": record["mean_radius"] * 1.8,
+                              "worst_area": record["worst_area"] * 2.5}  # fmt: skip
+                reply = client.post("/predict", json=record)
+                assert reply.status_code == 200, reply.text
+                ids.append(reply.headers["x-request-id"])
+                labels.append((ids[-1], truth[i]))
+            for _ in range(INVALID):
+                assert client.post("/predict", json={"mean_radius": -1}).status_code == 422
+    finally:
+        server.stop()
+    # The spec names the labels file relative to itself: specs/data/breast_cancer_labels.csv.
+    with (root / "specs/data/breast_cancer_labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["request_id", "malignant"])
+        writer.writerows(labels)
+    yield project, ids
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[str]]) -> None:
+    project, ids = served
+    code, report = monitor(project, "--window", "1h")
+    assert report["schema"] == "mlops-monitor-report" and report["version"] == 1
+    traffic = report["traffic"]
+    assert traffic["rows"] == CLEAN + SHIFTED
+    assert traffic["errors"] == INVALID and traffic["requests"] == CLEAN + SHIFTED + INVALID
+    assert traffic["error_rate"] == pytest.approx(INVALID / (CLEAN + SHIFTED + INVALID))
+    assert 0 < traffic["latency_ms"]["p50"] <= traffic["latency_ms"]["p99"]
+    shares = report["predictions"]["class_shares"]
+    assert set(shares) <= {"0", "1"} and sum(shares.values()) == pytest.approx(1.0)
+    (kpi,) = report["kpis"]
+    assert kpi["name"] == "malignant_share" and kpi["value"] == pytest.approx(shares.get("1", 0))
+    # 12 failed of 512 requests is 2.3 %, under the spec's 5 %: no error-rate violation.
+    assert "error_rate" not in {v["check"] for v in report["violations"]}
+    assert report["exit_code"] == code
+
+
+def test_drift_against_the_reference_profile(served: tuple[Path, list[str]]) -> None:
+    project, _ = served
+    code, report = monitor(project, "--window", "1h")
+    features = report["drift"]["features"]
+    assert len(features) == 30
+    # The reference holds 455 training rows: the small-reference default tests with KS.
+    assert {f["method"] for f in features.values()} == {"ks"}
+    assert features["mean_radius"]["drifted"] and features["worst_area"]["drifted"]
+    drifted = {v["feature"] for v in report["violations"] if v["check"] == "data_drift"}
+    assert {"mean_radius", "worst_area"} <= drifted
+    # The clean requests alone are the training population: nothing drifts.
+    _, clean = monitor(project, "--window-records", str(SHIFTED + INVALID + CLEAN), "--end",
+                       report["window"]["end"])  # fmt: skip
+    _, shifted_only = monitor(project, "--window-records", str(SHIFTED + INVALID))
+    assert shifted_only["drift"]["features"]["mean_radius"]["score"] < 1e-6
+    assert clean["window"]["rows"] == CLEAN + SHIFTED
+
+
+def test_concept_metric_from_late_labels(served: tuple[Path, list[str]]) -> None:
+    project, _ = served
+    _, report = monitor(project, "--window", "1h")
+    performance = report["performance"]
+    assert performance["status"] == "ok" and performance["labelled"] == CLEAN + SHIFTED
+    assert performance["metric"] == "roc_auc" and 0.5 < performance["value"] <= 1.0
+    assert performance["baseline"] > 0.9
+
+
+def test_outputs_reports_dashboard_and_gauges(served: tuple[Path, list[str]]) -> None:
+    project, _ = served
+    code, report = monitor(project, "--window", "1h")
+    folder = project / "reports/monitor"
+    latest = json.loads((folder / "latest.json").read_text())
+    assert latest["status"] == report["status"] and list(folder.glob("report-*.json"))
+    html = (folder / "dashboard.html").read_text()
+    assert "<svg" in html and "mean_radius" in html
+    prom = (folder / "mlops_monitor.prom").read_text()
+    assert 'mlops_monitor_feature_drifted{model="breast-cancer",feature="mean_radius"} 1.0' in prom
+    if shutil.which("promtool"):
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=prom, capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert code == {"ok": 0, "warning": 1, "alert": 3}[report["status"]]
