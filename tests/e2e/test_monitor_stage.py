@@ -80,6 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, lis
 def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[str]]) -> None:
     project, ids = served
     code, report = monitor(project, "--window", "1h")
+    assert len(ids) == CLEAN + SHIFTED
     assert report["schema"] == "mlops-monitor-report" and report["version"] == 1
     traffic = report["traffic"]
     assert traffic["rows"] == CLEAN + SHIFTED
@@ -98,6 +99,7 @@ def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[st
 def test_drift_against_the_reference_profile(served: tuple[Path, list[str]]) -> None:
     project, _ = served
     code, report = monitor(project, "--window", "1h")
+    assert code == report["exit_code"] and report["status"] in ("warning", "alert")
     features = report["drift"]["features"]
     assert len(features) == 30
     # The reference holds 455 training rows: the small-reference default tests with KS.
