@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from mlops_compiler import __version__
 from mlops_compiler.errors import Diagnostic
 from mlops_compiler.load.yaml_positions import LoadedSpec
+from mlops_compiler.plan.alerting import alerting_context
 from mlops_compiler.plan.artifacts import Artifact, Plan
 from mlops_compiler.plan.levels import (
     COMPONENTS,
@@ -64,6 +65,9 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         "components": [(c.name, c.summary) for c in components],
         "data_path_env": DATA_PATH_ENV,
         "port": config["serving"]["port"],
+        "alerting": (
+            alerting_context(spec.name, config["monitor"]) if "alerts" in consumed else None
+        ),
     }
     return Plan(
         name=spec.name,
@@ -183,6 +187,10 @@ def _config(
         "profile": spec.profile.model_dump(mode="json"),
         "serving": _serving(spec, consumed),
         "monitor": _monitor(spec, loaded, out_dir, consumed),
+        # Receivers by the name of the variable holding their URL, never the URL itself.
+        "alerts": (
+            [a.model_dump(mode="json") for a in spec.alerts] if "alerts" in consumed else []
+        ),
     }
 
 

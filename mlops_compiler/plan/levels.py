@@ -140,6 +140,29 @@ COMPONENTS: tuple[Component, ...] = (
         consumes=("monitors.drift", "monitors.performance"),
     ),
     Component(
+        "alerting",
+        3,
+        3,
+        "Prometheus alerting rules with their promtool tests, a Grafana dashboard and its "
+        "provisioning, webhook alerts from the monitor",
+        (
+            Emit(
+                "monitoring/alert-rules.test.yml", "project/monitoring/alert-rules.test.yml.jinja"
+            ),
+            Emit("monitoring/alert-rules.yml", "project/monitoring/alert-rules.yml.jinja"),
+            Emit(
+                "monitoring/grafana-dashboard.json",
+                "project/monitoring/grafana-dashboard.json.jinja",
+            ),
+            Emit(
+                "monitoring/grafana-provisioning.yml",
+                "project/monitoring/grafana-provisioning.yml.jinja",
+            ),
+        ),
+        settings=(("monitor.alerting", True),),
+        consumes=("alerts",),
+    ),
+    Component(
         "ab-test",
         2,
         3,
@@ -165,4 +188,4 @@ COMPONENTS: tuple[Component, ...] = (
 
 # Top-level spec sections no component consumes yet: declaring one draws a warning until a
 # component that emits it lands in the table above.
-PENDING_SECTIONS = ("alerts", "ci", "deploy", "retrain", "rollback")
+PENDING_SECTIONS = ("ci", "deploy", "retrain", "rollback")

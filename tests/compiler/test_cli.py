@@ -84,7 +84,8 @@ def test_run_builds_when_stale_and_returns_the_stage_exit_code(minimal_spec: Pat
     unknown = run_mlops("run", "mlops.yaml", "serve-forever", cwd=cwd)
     assert unknown.returncode == 2
     assert (
-        "no stage 'serve-forever'" in unknown.stderr and "lineage, monitor, serve, train" in unknown.stderr
+        "no stage 'serve-forever'" in unknown.stderr
+        and "lineage, monitor, serve, train" in unknown.stderr
     )
 
 

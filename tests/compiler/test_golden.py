@@ -9,7 +9,14 @@ from pathlib import Path
 from tests.compiler.conftest import REPO, run_mlops
 
 REGEN = "python scripts/regenerate.py"
-RUNTIME_OUTPUT = {"mlruns", "mlruns.db", "model", "reports", "__pycache__", ".mlops-build-stamp.json"}
+RUNTIME_OUTPUT = {
+    "mlruns",
+    "mlruns.db",
+    "model",
+    "reports",
+    "__pycache__",
+    ".mlops-build-stamp.json",
+}
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -18,6 +18,12 @@ from tests.compiler.conftest import MINIMAL, REPO, run_mlops
 GENERATED = REPO / "generated"
 PROJECT_FILES = {".gitignore", "README.md", "config.json", "contract.json", "requirements.txt"}
 CONTAINER_FILES = {".dockerignore", "Dockerfile"}
+ALERTING_FILES = {
+    "monitoring/alert-rules.yml",
+    "monitoring/alert-rules.test.yml",
+    "monitoring/grafana-dashboard.json",
+    "monitoring/grafana-provisioning.yml",
+}
 
 
 def files_of(project: Path) -> dict[str, str]:
@@ -34,6 +40,8 @@ def test_projects_hold_data_and_infrastructure_only() -> None:
         expected = PROJECT_FILES | {"mlops-manifest.json"}
         if level >= 2:
             expected |= CONTAINER_FILES
+        if level >= 3:
+            expected |= ALERTING_FILES
         assert set(files_of(project)) == expected, project.name
         assert not list(project.rglob("*.py")), "no runtime logic in a generated project"
 
