@@ -8,6 +8,8 @@ infrastructure files); the stages that read them live here, organised by capabil
     train/      split, fit, evaluation metrics, the model's quality gate, reference profile
     tracking/   MLflow tracking and registry, the tracking worker, lineage
     serve/      the ASGI app: request validation, micro-batching, Prometheus export, logs
+    monitor/    the prediction log's window against the reference: drift, data quality,
+                late-label metrics, KPIs, reports, dashboard, gauges, webhook alerts
     container/  building the serving image
 
 `python -m mlops_runtime STAGE` runs a stage from a generated project's folder.
