@@ -159,12 +159,14 @@ def _std(sketch: Sketch) -> float:
     if len(edges) < 2 or inner.sum() == 0:
         return STD_FLOOR
     used = inner > 0
-    middles = ((edges[:-1] + edges[1:]) / 2)[used]
+    middles = (edges[:-1] / 2 + edges[1:] / 2)[used]
     sums = sketch.get("sums")
     if sums is not None:  # the bins' means are better points than their middles
         middles = np.asarray(sums[1:-1], dtype=np.float64)[used] / inner[used]
     mean = float(np.average(middles, weights=inner[used]))
     spread = float(np.average((middles - mean) ** 2, weights=inner[used]))
+    if not math.isfinite(spread):
+        return math.nan  # overflowed: the verdict says "undefined" rather than a wrong scale
     return max(math.sqrt(spread), STD_FLOOR)
 
 
@@ -345,7 +347,7 @@ def column_drift(
     """The drift verdict of one column: method, score, threshold, drifted, score_kind, status.
 
     A status other than "ok" (empty, all_null, empty_reference, unsupported_reference,
-    mismatch) comes with score None and drifted False instead of an exception."""
+    mismatch, undefined) comes with score None and drifted False instead of an exception."""
     status = _status(reference, current)
     chosen = _resolve(method, reference, reference_rows, status != "unsupported_reference")
     limit = threshold if threshold is not None else DEFAULT_THRESHOLDS.get(chosen)
@@ -360,7 +362,11 @@ def column_drift(
     }
     if status != "ok" or limit is None:
         return result
-    score = _score(chosen, reference, current, reference_sample, current_values)
+    with np.errstate(all="ignore"):
+        score = _score(chosen, reference, current, reference_sample, current_values)
+    if not math.isfinite(score):  # values near the float range overflow the arithmetic
+        result["status"] = "undefined"
+        return result
     result["score"] = score
     result["drifted"] = score < limit if kind == "p_value" else score >= limit
     return result

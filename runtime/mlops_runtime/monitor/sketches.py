@@ -18,6 +18,8 @@ import pandas as pd
 SKETCH_VERSION = 1
 Sketch = dict[str, Any]
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ObjectArray = npt.NDArray[np.object_]
 
 DEFAULT_BINS = 100
 MAX_DISTINCT = 1000  # distinct values counted exactly up to here, null beyond
@@ -207,12 +209,29 @@ def _may_hide_bools(uniques: Any) -> bool:
     )
 
 
-def _text_counts(values: Any) -> tuple[dict[str, int], int]:
+def _texts(uniques: Any, tally: IntArray) -> tuple[ObjectArray, IntArray]:
+    """Distinct values as distinct text keys with their counts."""
+    if pd.api.types.infer_dtype(uniques, skipna=True) == "string":
+        return np.asarray(uniques, dtype=object), tally  # already distinct text
+    # One pass over the distinct values, not the rows; 1 and "1" become one key here.
+    texts = np.array([category_text(value) for value in uniques], dtype=object)
+    codes, merged = pd.factorize(texts)
+    if len(merged) == len(texts):
+        return texts, tally
+    summed = np.bincount(codes, weights=tally, minlength=len(merged))
+    return np.asarray(merged, dtype=object), summed.astype(np.int64)
+
+
+def _text_counts(values: Any) -> tuple[ObjectArray, IntArray, int]:
     series = (
         values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
     )
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    if series.dtype == object and _may_hide_bools(uniques):
+    if (
+        series.dtype == object
+        and pd.api.types.infer_dtype(uniques, skipna=True) != "string"
+        and _may_hide_bools(uniques)
+    ):
         # Mixed bools and 0/1 numbers: bools become their text first (one C-level map over
         # the rows, only for such columns), so True joins "True" and 1 stays "1".
         is_bool = series.map(type).isin([bool, np.bool_]).to_numpy()
@@ -221,31 +240,43 @@ def _text_counts(values: Any) -> tuple[dict[str, int], int]:
             series[is_bool] = series[is_bool].map(category_text)
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
     present = codes[codes >= 0]
-    tally = np.bincount(present, minlength=len(uniques))
-    counts: dict[str, int] = {}
-    # One pass over the distinct values, not the rows; 1 and "1" fold into one key here.
-    for value, count in zip(uniques, tally, strict=True):
-        if count:
-            key = category_text(value)
-            counts[key] = counts.get(key, 0) + int(count)
-    return counts, len(codes) - len(present)
+    tally = np.bincount(present, minlength=len(uniques)).astype(np.int64)
+    texts, counts = _texts(uniques, tally)
+    return texts, counts, len(codes) - len(present)
+
+
+def _fold(
+    texts: ObjectArray, counts: IntArray, limit: int, keep: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    keys = texts.tolist()
+    if len(keys) <= limit:
+        return dict(zip(keys, counts.tolist(), strict=True))
+    position = dict(zip(keys, range(len(keys)), strict=True))
+    # Rank: categories in `keep` first, then by count; the sort is stable, so ties keep the
+    # order they were first seen in (sorting a million texts to break ties took a second).
+    later = np.ones(len(keys), dtype=np.int8)
+    later[[position[key] for key in keep if key in position]] = 0
+    extra = 0
+    if OTHER in position:
+        extra = int(counts[position[OTHER]])
+        later[position[OTHER]] = 2
+    order = np.lexsort((-counts, later))
+    slots = limit - 1  # one key is OTHER itself
+    kept = order[:slots]
+    folded = dict(zip(texts[kept].tolist(), counts[kept].tolist(), strict=True))
+    rest = order[slots:]
+    folded[OTHER] = extra + int(counts[rest[later[rest] < 2]].sum())
+    return folded
 
 
 def fold_categories(
     counts: dict[str, int], limit: int, keep: frozenset[str] = frozenset()
 ) -> dict[str, int]:
-    """The `limit` most frequent categories (those in `keep` first), the rest summed into
-    OTHER; ties break on the text so the result does not depend on the input order."""
-    if len(counts) <= limit:
-        return dict(counts)
-    ranked = sorted(
-        ((k, c) for k, c in counts.items() if k != OTHER),
-        key=lambda item: (item[0] not in keep, -item[1], item[0]),
-    )
-    slots = limit - 1  # one key is OTHER itself
-    folded = dict(ranked[:slots])
-    folded[OTHER] = counts.get(OTHER, 0) + sum(c for _, c in ranked[slots:])
-    return folded
+    """The `limit` keys of the most frequent categories (those in `keep` first) with the rest
+    summed into OTHER, one of the keys."""
+    texts = np.array(list(counts), dtype=object)
+    tally = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    return _fold(texts, tally, limit, keep)
 
 
 def _categorical(counts: dict[str, int], nulls: int) -> Sketch:
@@ -260,8 +291,8 @@ def _categorical(counts: dict[str, int], nulls: int) -> Sketch:
 
 def reference_categorical(values: Any) -> Sketch:
     """Category counts of a reference column as text, at most MAX_REFERENCE_CATEGORIES keys."""
-    counts, nulls = _text_counts(values)
-    return _categorical(fold_categories(counts, MAX_REFERENCE_CATEGORIES), nulls)
+    texts, counts, nulls = _text_counts(values)
+    return _categorical(_fold(texts, counts, MAX_REFERENCE_CATEGORIES), nulls)
 
 
 def categorical_against(reference: Sketch, values: Any) -> Sketch:
@@ -269,9 +300,9 @@ def categorical_against(reference: Sketch, values: Any) -> Sketch:
     MAX_WINDOW_CATEGORIES keys, the reference's own categories first) for data-quality checks."""
     if reference.get("kind") != "categorical":
         raise ValueError(f"not a categorical sketch: kind {reference.get('kind')!r}")
-    counts, nulls = _text_counts(values)
+    texts, counts, nulls = _text_counts(values)
     keep = frozenset(reference.get("counts", {}))
-    return _categorical(fold_categories(counts, MAX_WINDOW_CATEGORIES, keep), nulls)
+    return _categorical(_fold(texts, counts, MAX_WINDOW_CATEGORIES, keep), nulls)
 
 
 def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
