@@ -66,10 +66,13 @@ def profile_of(rows: int, **kw):
 
 def test_profile_structure():
     profile = profile_of(1000)
-    assert profile["rows"] == 1000 and profile["version"] == 1
+    assert profile["rows"] == 1000 and profile["version"] == 2
     a = profile["features"]["a"]
     assert a["kind"] == "numeric" and a["null_rate"] == 0.1
     assert len(a["histogram"]["edges"]) == 9 and sum(a["histogram"]["counts"]) == 900
+    # The monitor's mergeable sketch of the same values (version 2).
+    assert a["sketch"]["kind"] == "numeric" and a["sketch"]["count"] == 900
+    assert a["sketch"]["nulls"] == 100 and sum(a["sketch"]["counts"]) == 900
     assert list(a["quantiles"]) == [
         "0.01",
         "0.05",
