@@ -187,10 +187,24 @@ def _config(
         "profile": spec.profile.model_dump(mode="json"),
         "serving": _serving(spec, consumed),
         "monitor": _monitor(spec, loaded, out_dir, consumed),
+        "retrain": _retrain(spec, loaded, out_dir),
         # Receivers by the name of the variable holding their URL, never the URL itself.
         "alerts": (
             [a.model_dump(mode="json") for a in spec.alerts] if "alerts" in consumed else []
         ),
+    }
+
+
+def _retrain(spec: Spec, loaded: LoadedSpec, out_dir: Path) -> dict[str, Any]:
+    """When the monitor retrains; the level's settings add `enabled`."""
+    r = spec.retrain
+    return {
+        "enabled": False,
+        "on": sorted(r.on),
+        "cooldown_s": parse_duration(r.cooldown),
+        "windows": r.windows.model_dump(mode="json"),
+        "data": None if r.data is None else relative(loaded.path.parent / r.data, out_dir),
+        "audit_log": "reports/monitor/retrain-audit.jsonl",
     }
 
 

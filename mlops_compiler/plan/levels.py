@@ -163,6 +163,15 @@ COMPONENTS: tuple[Component, ...] = (
         consumes=("alerts",),
     ),
     Component(
+        "retraining",
+        3,
+        3,
+        "the monitor retrains on declared triggers (k of the last n windows, a cooldown, a "
+        "lock), gates the challenger against the champion and logs every step",
+        settings=(("retrain.enabled", True),),
+        consumes=("retrain",),
+    ),
+    Component(
         "ab-test",
         2,
         3,
@@ -188,4 +197,4 @@ COMPONENTS: tuple[Component, ...] = (
 
 # Top-level spec sections no component consumes yet: declaring one draws a warning until a
 # component that emits it lands in the table above.
-PENDING_SECTIONS = ("ci", "deploy", "retrain", "rollback")
+PENDING_SECTIONS = ("ci", "deploy", "rollback")

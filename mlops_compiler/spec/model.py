@@ -295,9 +295,25 @@ class Rollback(Strict):
     keep_versions: int = Field(5, ge=1, le=100)
 
 
+class Windows(Strict):
+    k: int = Field(1, ge=1, le=100, description="Windows out of the last n a trigger must fire in.")
+    n: int = Field(1, ge=1, le=100)
+
+
 class Retrain(Strict):
-    on: list[Literal["drift", "performance", "schedule"]] = ["drift"]
-    cooldown: Duration = "24h"
+    on: list[Literal["drift", "performance", "schedule"]] = Field(
+        ["drift"],
+        min_length=1,
+        description=(
+            "drift: the dataset drifted; performance: the live metric passed its bound; "
+            "schedule: every monitor run (subject to the cooldown)."
+        ),
+    )
+    cooldown: Duration = Field("24h", description="No retraining sooner after the last one.")
+    windows: Windows = Windows()
+    data: Annotated[str, StringConstraints(pattern=r"(?i)\.(csv|parquet|pq)$")] | None = Field(
+        None, description="Fresh training data, relative to the spec. Default: data.train."
+    )
 
 
 class CI(Strict):

@@ -44,6 +44,7 @@ def check(spec: Spec) -> list[Finding]:
         *_gate(spec),
         *_operations(spec),
         *_monitors(spec),
+        *(_retrain(spec) if "retrain" in spec.model_fields_set else ()),
     ]
 
 
@@ -233,6 +234,19 @@ def _monitors(spec: Spec) -> Iterator[Finding]:
                 yield loc, f"{kpi.kind} needs `column`: the outcome column of the labels file"
             if monitors.labels is None:
                 yield loc, f"{kpi.kind} needs monitors.labels: the file holding the outcome"
+
+
+def _retrain(spec: Spec) -> Iterator[Finding]:
+    windows = spec.retrain.windows
+    if windows.k > windows.n:
+        yield ("retrain", "windows", "k"), f"k {windows.k} is greater than n {windows.n}"
+    if "performance" in spec.retrain.on and spec.monitors.performance is None:
+        yield (
+            ("retrain", "on"),
+            "retraining on performance needs monitors.performance (and monitors.labels)",
+        )
+    if "drift" in spec.retrain.on and spec.monitors.drift is None:
+        yield ("retrain", "on"), "retraining on drift needs monitors.drift"
 
 
 def _feature_names(spec: Spec) -> set[str]:

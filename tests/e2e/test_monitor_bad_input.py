@@ -8,13 +8,13 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.monitor_logs import log_lines
 from tests.runtime.serving_fixtures import build_project, records, stage_env, train
 
 pytestmark = pytest.mark.slow
@@ -34,36 +34,6 @@ def project(trained: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "breast-cancer"
     shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("prediction_log"))
     return copy
-
-
-def run_id(project: Path) -> str:
-    (profile,) = (project / "reports/reference").glob("*.json")
-    return profile.stem
-
-
-def log_lines(project: Path, rows: list[dict[str, Any]], name: str = "predictions-1.jsonl") -> Path:
-    folder = project / "prediction_log"
-    folder.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    lines = [
-        {
-            "request_id": f"r{i}",
-            "row": 0,
-            "ts": stamp,
-            "model": "breast-cancer",
-            "model_version": "1",
-            "run_id": run_id(project),
-            "arm": "champion",
-            "endpoint": "/predict",
-            "inputs": record,
-            "output": {"prediction": 0, "probabilities": [0.8, 0.2]},
-            "latency_ms": 1.5,
-        }
-        for i, record in enumerate(rows)
-    ]
-    path = folder / name
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return path
 
 
 def monitor(project: Path) -> tuple[int, dict[str, Any], str]:

@@ -295,14 +295,24 @@ def write_outputs(project: Project, report: Mapping[str, Any], now: float, dashb
     if dashboard:
         from mlops_runtime.monitor.dashboard import render_dashboard
 
-        history = []
-        for old in sorted(folder.glob("report-*.json"))[-HISTORY:]:
-            try:
-                history.append(json.loads(old.read_bytes()))
-            except (OSError, ValueError):
-                continue
-        _atomic(folder / "dashboard.html", render_dashboard(report, history))
+        _atomic(folder / "dashboard.html", render_dashboard(report, read_history(folder)))
     return path
+
+
+def reports_dir(project: Project) -> Path:
+    monitor = project.config.get("monitor") or {}
+    return project.root / str(monitor.get("reports_dir", "reports/monitor"))
+
+
+def read_history(folder: Path) -> list[dict[str, Any]]:
+    """Past reports, oldest first (their names sort by time)."""
+    history = []
+    for old in sorted(folder.glob("report-*.json"))[-HISTORY:]:
+        try:
+            history.append(json.loads(old.read_bytes()))
+        except (OSError, ValueError):
+            continue
+    return history
 
 
 def _atomic(path: Path, text: str) -> None:
@@ -333,6 +343,11 @@ def main(argv: list[str], project: Project) -> int:
         return EXIT_USAGE
     now = time.time()
     report = run_monitor(project, args, now=now)
+    from mlops_runtime.monitor.retraining import maybe_retrain
+
+    retrained = maybe_retrain(project, report, [*read_history(reports_dir(project)), report])
+    if retrained is not None:
+        report["retraining"] = retrained
     path = write_outputs(project, report, now, not args.no_dashboard)
     _alert(project, report)
     if args.json:
@@ -353,4 +368,8 @@ def _summary(report: Mapping[str, Any], path: Path) -> str:
         lines.append(f"  {v['severity']}: {v['check']}{where}: {v['description']}")
     for p in report["problems"]:
         lines.append(f"  note: {p['status']}: {p['message']}")
+    retrained = report.get("retraining")
+    if retrained is not None:
+        detail = retrained.get("reason") or retrained.get("outcome")
+        lines.append(f"  retraining: {retrained['event']}: {detail} (why: {retrained['why']})")
     return "\n".join(lines)
