@@ -120,6 +120,11 @@ def test_fresh_data_that_breaks_the_contract_changes_nothing(tmp_path: Path) -> 
     assert entry["event"] == "retrain_failed" and entry["outcome"] == "stopped_by_data_contract"
     assert entry["stage"] == "retrain" and entry["data"].endswith("fresh.csv")
     assert versions(project) == ["1"], "a gated retraining registers nothing"
+    assert report["gates"]["retraining"] == {
+        "ok": False,
+        "outcome": "stopped_by_data_contract",
+        "data": entry["data"],
+    }
 
 
 def test_k_of_the_last_n_windows() -> None:

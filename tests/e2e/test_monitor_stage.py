@@ -91,6 +91,9 @@ def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[st
     assert set(shares) <= {"0", "1"} and sum(shares.values()) == pytest.approx(1.0)
     (kpi,) = report["kpis"]
     assert kpi["name"] == "malignant_share" and kpi["value"] == pytest.approx(shares.get("1", 0))
+    # The same contract at every stage: training passed, the door refused the invalid ones.
+    assert report["gates"]["training"]["ok"] is True
+    assert report["gates"]["serving"]["rejected_requests"] == INVALID
     # 12 failed of 512 requests is 2.3 %, under the spec's 5 %: no error-rate violation.
     assert "error_rate" not in {v["check"] for v in report["violations"]}
     assert report["exit_code"] == code

@@ -212,7 +212,7 @@ def run_monitor(
         "start_epoch": summary.start if records is not None else start,
         "end_epoch": end if records is None else summary.end,
     }
-    return build_report(
+    report = build_report(
         config,
         summary,
         window=window,
@@ -223,6 +223,23 @@ def run_monitor(
         violations=violations,
         now=now,
     )
+    report["gates"] = _gates(root, summary.rejected, report)
+    return report
+
+
+def _gates(root: Path, rejected: int, report: Mapping[str, Any]) -> dict[str, Any]:
+    """What the one contract stopped at each stage: the last training run's gate, the serving
+    door in this window, the monitor's window; retraining adds its own when it runs."""
+    try:
+        training = json.loads((root / "reports/contract_report.json").read_bytes())
+        trained = {k: training.get(k) for k in ("ok", "rows", "failed_checks", "source")}
+    except (OSError, ValueError):
+        trained = {"ok": None, "status": "not_run"}
+    return {
+        "training": trained,
+        "serving": {"rejected_requests": rejected},
+        "monitor": {"violations": report["data_quality"]["violations"]},
+    }
 
 
 def _performance_violation(performance: Mapping[str, Any], violations: Any) -> None:
@@ -348,6 +365,12 @@ def main(argv: list[str], project: Project) -> int:
     retrained = maybe_retrain(project, report, [*read_history(reports_dir(project)), report])
     if retrained is not None:
         report["retraining"] = retrained
+        if "outcome" in retrained:
+            report["gates"]["retraining"] = {
+                "ok": retrained["outcome"] == "registered",
+                "outcome": retrained["outcome"],
+                "data": retrained.get("data"),
+            }
     path = write_outputs(project, report, now, not args.no_dashboard)
     _alert(project, report)
     if args.json:

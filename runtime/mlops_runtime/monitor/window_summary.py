@@ -46,6 +46,7 @@ class WindowSummary:
     rows: int = 0
     requests: int = 0
     errors: int = 0
+    rejected: int = 0  # 422: the serving door's contract check refused the request
     partitions: int = 0
     latencies: list[np.ndarray] = field(default_factory=list)
     versions: Counter[str] = field(default_factory=Counter)
@@ -68,6 +69,8 @@ class WindowSummary:
         ok = status < 400
         failed_requests = pd.unique(cols["request_id"][~ok]) if (~ok).any() else ()
         self.errors += len(failed_requests)
+        if len(failed_requests):
+            self.rejected += len(pd.unique(cols["request_id"][status == 422]))
         first_rows = np.asarray(cols.get("row", np.zeros(part.rows)), dtype="float64") == 0
         self.requests += int((first_rows & ok).sum())  # served requests; failures are errors
         self.latencies.append(np.asarray(cols["latency_ms"], dtype="float64")[first_rows])
