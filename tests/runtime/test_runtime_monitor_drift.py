@@ -64,21 +64,21 @@ def test_wasserstein_samples_is_scipy_over_the_reference_std():
     assert wasserstein_samples(ref, cur) == pytest.approx(expected, rel=1e-12)
 
 
-def test_chi2_is_scipy_chisquare_against_the_reference_shares():
+def test_chi2_is_scipys_two_sample_test_of_homogeneity():
     reference = categorical({"a": 400, "b": 300, "c": 200, "d": 100})
     current = categorical({"a": 50, "b": 20, "c": 20, "d": 10})
-    expected = stats.chisquare([50, 20, 20, 10], [40, 30, 20, 10]).pvalue
+    table = [[400, 300, 200, 100], [50, 20, 20, 10]]
+    expected = stats.chi2_contingency(table, correction=False).pvalue
     assert chi2(reference, current) == pytest.approx(expected, rel=1e-12)
 
 
-def test_chi2_gives_a_window_only_category_half_a_reference_row():
+def test_chi2_counts_a_window_only_category_as_a_column_the_reference_never_filled():
     reference = categorical({"a": 400, "b": 300, "c": 200, "d": 100})
-    current = categorical({"a": 40, "b": 30, "c": 20, "d": 8, "new": 2})
-    shares = np.array([400, 300, 200, 100, 0.5]) / 1000
-    expected_counts = shares / shares.sum() * 100
-    expected = stats.chisquare([40, 30, 20, 8, 2], expected_counts).pvalue
+    current = categorical({"a": 40, "b": 30, "c": 20, "d": 4, "new": 6})
+    table = [[400, 300, 200, 100, 0], [40, 30, 20, 4, 6]]
+    expected = stats.chi2_contingency(table, correction=False).pvalue
     assert chi2(reference, current) == pytest.approx(expected, rel=1e-12)
-    assert expected < 1e-6  # two rows of a category 1000 reference rows never showed
+    assert expected < 1e-6  # six rows of a category 1000 reference rows never showed
 
 
 def test_chi2_on_a_discrete_numeric_column_uses_its_values():
@@ -86,10 +86,22 @@ def test_chi2_on_a_discrete_numeric_column_uses_its_values():
     reference = reference_numeric(rng.integers(0, 3, 900).astype(float))
     window = rng.integers(0, 3, 300).astype(float)
     current = numeric_against(reference, window)
-    ref_counts = np.array([reference["values"][k] for k in ("0", "1", "2")])
-    cur_counts = np.array([current["values"][k] for k in ("0", "1", "2")])
-    expected = stats.chisquare(cur_counts, ref_counts / ref_counts.sum() * 300).pvalue
+    ref_counts = [reference["values"][k] for k in ("0", "1", "2")]
+    cur_counts = [current["values"][k] for k in ("0", "1", "2")]
+    expected = stats.chi2_contingency([ref_counts, cur_counts], correction=False).pvalue
     assert chi2(reference, current) == pytest.approx(expected, rel=1e-12)
+
+
+def test_chi2_flags_undrifted_windows_larger_than_the_reference_at_the_nominal_rate():
+    rng = np.random.default_rng(11)
+    shares = [0.4, 0.3, 0.2, 0.1]
+    values = np.array(list("abcd"), dtype=object)
+    reference = reference_categorical(rng.choice(values, 1000, p=shares))
+    flagged = sum(
+        chi2(reference, categorical_against(reference, rng.choice(values, 5000, p=shares))) < 0.05
+        for _ in range(200)
+    )
+    assert 2 <= flagged <= 20, flagged  # 1 % to 10 % of 200 windows
 
 
 def test_jensen_shannon_is_scipys_distance_on_the_proportions():

@@ -268,17 +268,21 @@ def ks_binned(reference: Sketch, current: Sketch) -> float:
 
 
 def chi2(reference: Sketch, current: Sketch, *, bins: int | None = DRIFT_BINS) -> float:
-    """p-value of scipy.stats.chisquare: the window's counts against the reference's shares.
+    """p-value of the chi-square test of homogeneity of the two samples' counts
+    (scipy.stats.chi2_contingency on the 2 x k table, no continuity correction).
 
-    A category (or bin) the reference never saw gets the share of half a reference row, so a
-    handful of new values is noise but a real new category is drift; numeric bins are grouped
-    as in psi with the under/over bins joined to their neighbours."""
+    Two-sample, because the reference is a sample too: testing the window against the
+    reference's shares as if they were exact (scipy.stats.chisquare, Evidently's choice)
+    flags far more than the nominal rate once the window outgrows the reference (73 % of
+    undrifted 5,000-row windows against a 1,000-row reference). A category only the window
+    has is a column with a reference count of 0; numeric bins are grouped as in psi with the
+    under/over bins joined to their neighbours."""
     ref, cur = _counts(reference, current, bins, outer=False)
-    if len(ref) < 2:
+    table = np.vstack([ref, cur])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
         return 1.0  # one cell: the shares cannot differ
-    shares = np.where(ref > 0, ref, 0.5) / ref.sum()
-    expected = shares / shares.sum() * cur.sum()
-    return float(stats.chisquare(cur, expected).pvalue)
+    return float(stats.chi2_contingency(table, correction=False).pvalue)
 
 
 METHOD_FUNCTIONS = {
