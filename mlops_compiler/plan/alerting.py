@@ -25,9 +25,25 @@ from typing import Any
 
 RULES_FILE = "alert-rules.yml"
 # Where alert annotations point when no runbook URL is configured: the runbook section of
-# the generated project's README, one entry per alert name (`README.md#runbook/<AlertName>`).
-# A `runbook_base` key in the monitor section (an absolute URL) replaces it.
-RUNBOOK_BASE = "README.md#runbook"
+# the generated project's README, one heading per alert name (`README.md#<alertname>`, the
+# anchor GitHub and GitLab give a heading). A `runbook_base` key in the monitor section (an
+# absolute URL) replaces it, as `<runbook_base>/<AlertName>`.
+RUNBOOK_BASE = "README.md#"
+
+# What to look at first when an alert fires: the generated README's runbook.
+RUNBOOK = {
+    "MlopsMonitorStale": "The monitor stage has not run on schedule. Check the scheduler (CronJob, CI schedule) and the last run's output; run python -m mlops_runtime monitor by hand.",
+    "MlopsMonitorFailing": "The last monitor report has an alert-severity violation. Open reports/monitor/latest.json (or dashboard.html): its violations say which check failed.",
+    "MlopsPredictionLogDropping": "The server drops prediction-log lines (queue full or disk error): monitoring sees less than was served. Check free disk space and serving.prediction_log.",
+    "MlopsDatasetDrift": "At least drift_share of the features drifted. Compare the reference and current distributions in dashboard.html; if the new population is the real one, retrain on fresh data.",
+    "MlopsFeatureDrift": "One feature's distribution moved. Check the upstream source of that column (a schema or unit change) before retraining.",
+    "MlopsPredictionDrift": "The distribution of predictions moved. Look for input drift first; if inputs are stable, the model is seeing a different mix of cases.",
+    "MlopsModelMetricLow": "The live metric on labelled predictions passed its bound. Compare with the baseline in the report; roll back to the previous model or retrain.",
+    "MlopsModelMetricHigh": "The live error metric passed its bound. Compare with the baseline in the report; roll back to the previous model or retrain.",
+    "MlopsLatencyP99High": "p99 latency of the serving app is over its bound. Check CPU saturation, batch sizes and serving.workers; scale out if load grew.",
+    "MlopsErrorRateHigh": "The serving app answers 5xx. Its log carries each failed request id with a traceback.",
+    "MlopsKpiOutOfBounds": "A business KPI left its bounds. The report's kpis hold the value and bounds; check whether the model or the business changed.",
+}
 # Grafana reads the dashboard JSON from here (the provisioning file's provider path).
 DASHBOARDS_DIR = "/etc/grafana/dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
@@ -472,7 +488,20 @@ def _alerts(name: str, monitor: Mapping[str, Any]) -> list[_Alert]:
 
 
 def _runbook(monitor: Mapping[str, Any]) -> str:
-    return str(monitor.get("runbook_base") or RUNBOOK_BASE).rstrip("/")
+    base = monitor.get("runbook_base")
+    return str(base).rstrip("/") + "/" if base else RUNBOOK_BASE
+
+
+def runbook_url(base: str, alert: str) -> str:
+    return f"{base}{alert.lower()}" if base == RUNBOOK_BASE else f"{base}{alert}"
+
+
+def runbook_entries(name: str, monitor: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(alert, severity, what to check) for each alert the rules file holds, once per name."""
+    seen: dict[str, tuple[str, str, str]] = {}
+    for a in _alerts(name, monitor):
+        seen.setdefault(a.name, (a.name, a.severity, RUNBOOK.get(a.name, "")))
+    return list(seen.values())
 
 
 def _rule_labels(name: str, alert: _Alert) -> dict[str, str]:
@@ -483,7 +512,7 @@ def _annotations(alert: _Alert, runbook: str) -> dict[str, list[_Part]]:
     return {
         "summary": list(alert.summary),
         "description": list(alert.description),
-        "runbook_url": [f"{runbook}/{alert.name}"],
+        "runbook_url": [runbook_url(runbook, alert.name)],
     }
 
 
@@ -875,6 +904,7 @@ def alerting_context(name: str, monitor: Mapping[str, Any]) -> dict[str, Any]:
         "rule_tests": rule_tests(name, monitor),
         "dashboard": grafana_dashboard(name, monitor),
         "provisioning": grafana_provisioning(name),
+        "runbook": runbook_entries(name, monitor),
     }
 
 

@@ -236,8 +236,10 @@ def test_every_alert_has_for_severity_and_annotations() -> None:
             notes = rule["annotations"]
             assert set(notes) == {"summary", "description", "runbook_url"}
             assert notes["summary"] and "{{ $value" in notes["description"]
-            expected_base = base.rstrip("/") if "runbook_base" in monitor else RUNBOOK_BASE
-            assert notes["runbook_url"] == f"{expected_base}/{rule['alert']}"
+            if "runbook_base" in monitor:
+                assert notes["runbook_url"] == f"{base}{rule['alert']}"
+            else:
+                assert notes["runbook_url"] == f"{RUNBOOK_BASE}{rule['alert'].lower()}"
     by_name = {r["alert"]: r for r in rules_of(RICH)}
     assert by_name["MlopsMonitorFailing"]["labels"]["severity"] == "critical"
     assert by_name["MlopsModelMetricLow"]["labels"]["severity"] == "critical"
