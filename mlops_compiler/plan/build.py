@@ -192,6 +192,7 @@ def _config(
         "alerts": (
             [a.model_dump(mode="json") for a in spec.alerts] if "alerts" in consumed else []
         ),
+        "alerting": {"cooldown_s": parse_duration(spec.monitors.alert_cooldown)},
     }
 
 

@@ -160,7 +160,7 @@ COMPONENTS: tuple[Component, ...] = (
             ),
         ),
         settings=(("monitor.alerting", True),),
-        consumes=("alerts",),
+        consumes=("alerts", "monitors.alert_cooldown"),
     ),
     Component(
         "retraining",

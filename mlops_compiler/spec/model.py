@@ -282,12 +282,18 @@ class Monitors(Strict):
     latency: Latency | None = None
     error_rate: ErrorRate | None = None
     kpis: list[KPI] = []
+    alert_cooldown: Duration = Field(
+        "1h", description="The same alert is not sent again sooner (level 3 webhooks)."
+    )
 
 
 class Alert(Strict):
     kind: Literal["webhook", "slack"]
     url_env: EnvName
     name: FreeText = ""
+    min_severity: Literal["warning", "alert"] = Field(
+        "alert", description="Send alert reports only, or warnings too."
+    )
 
 
 class Rollback(Strict):
