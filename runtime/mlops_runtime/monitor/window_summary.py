@@ -137,9 +137,9 @@ class WindowSummary:
             counts.nulls += int(nulls.sum())
             allowed = rule.get("values")
             if allowed is not None:
-                present = pd.Series(values[~nulls]).map(sketches.category_text)
-                unseen = present[~present.isin({str(v) for v in allowed})]
-                counts.unseen.update(unseen.value_counts().to_dict())
+                known = {str(v) for v in allowed}
+                seen = _text_counts(values[~nulls])  # distinct values, not rows, go through Python
+                counts.unseen.update({k: c for k, c in seen.items() if k not in known})
         else:
             numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype="float64")
             nulls = ~np.isfinite(numbers)
