@@ -24,7 +24,10 @@ from tests.runtime.serving_fixtures import (
 )
 
 pytestmark = pytest.mark.slow
-CLEAN, SHIFTED, INVALID = 300, 200, 12
+# A batch first (big batches are logged as Parquet), then single records: clean, shifted,
+# and invalid ones the door refuses.
+BATCH, CLEAN, SHIFTED, INVALID = 300, 300, 200, 12
+SERVED = BATCH + CLEAN + SHIFTED
 
 
 def monitor(project: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -53,9 +56,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, lis
     with (SPECS / "data" / "breast_cancer.csv").open(newline="") as handle:
         truth = [row["malignant"] for row in csv.DictReader(handle)]
     ids: list[str] = []
-    labels: list[tuple[str, str]] = []
+    labels: list[tuple[str, int, str]] = []
     try:
         with server.client() as client:
+            reply = client.post("/predict", json=rows[:BATCH])
+            assert reply.status_code == 200, reply.text
+            batch_id = reply.headers["x-request-id"]
+            labels += [(batch_id, i, truth[i]) for i in range(BATCH)]
             for i, record in enumerate(rows[: CLEAN + SHIFTED]):
                 if i >= CLEAN:  # the last requests come from a shifted population
                     record = {**record, "mean_radius": record["mean_radius"] * 1.8,
@@ -63,7 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, lis
                 reply = client.post("/predict", json=record)
                 assert reply.status_code == 200, reply.text
                 ids.append(reply.headers["x-request-id"])
-                labels.append((ids[-1], truth[i]))
+                labels.append((ids[-1], 0, truth[i]))
             for _ in range(INVALID):
                 assert client.post("/predict", json={"mean_radius": -1}).status_code == 422
     finally:
@@ -71,7 +78,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, lis
     # The spec names the labels file relative to itself: specs/data/breast_cancer_labels.csv.
     with (root / "specs/data/breast_cancer_labels.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["request_id", "malignant"])
+        writer.writerow(["request_id", "row", "malignant"])
         writer.writerows(labels)
     yield project, ids
     shutil.rmtree(root, ignore_errors=True)
@@ -83,9 +90,11 @@ def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[st
     assert len(ids) == CLEAN + SHIFTED
     assert report["schema"] == "mlops-monitor-report" and report["version"] == 1
     traffic = report["traffic"]
-    assert traffic["rows"] == CLEAN + SHIFTED
-    assert traffic["errors"] == INVALID and traffic["requests"] == CLEAN + SHIFTED + INVALID
-    assert traffic["error_rate"] == pytest.approx(INVALID / (CLEAN + SHIFTED + INVALID))
+    assert list((project / "prediction_log").glob("*.parquet")), "the batch is logged as Parquet"
+    assert traffic["rows"] == SERVED
+    requests = 1 + CLEAN + SHIFTED + INVALID
+    assert traffic["errors"] == INVALID and traffic["requests"] == requests
+    assert traffic["error_rate"] == pytest.approx(INVALID / requests)
     assert 0 < traffic["latency_ms"]["p50"] <= traffic["latency_ms"]["p99"]
     shares = report["predictions"]["class_shares"]
     assert set(shares) <= {"0", "1"} and sum(shares.values()) == pytest.approx(1.0)
@@ -94,7 +103,7 @@ def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[st
     # The same contract at every stage: training passed, the door refused the invalid ones.
     assert report["gates"]["training"]["ok"] is True
     assert report["gates"]["serving"]["rejected_requests"] == INVALID
-    # 12 failed of 512 requests is 2.3 %, under the spec's 5 %: no error-rate violation.
+    # 12 failed of 513 requests is 2.3 %, under the spec's 5 %: no error-rate violation.
     assert "error_rate" not in {v["check"] for v in report["violations"]}
     assert report["exit_code"] == code
 
@@ -124,7 +133,7 @@ def test_concept_metric_from_late_labels(served: tuple[Path, list[str]]) -> None
     project, _ = served
     _, report = monitor(project, "--window", "1h")
     performance = report["performance"]
-    assert performance["status"] == "ok" and performance["labelled"] == CLEAN + SHIFTED
+    assert performance["status"] == "ok" and performance["labelled"] == SERVED
     assert performance["metric"] == "roc_auc" and 0.5 < performance["value"] <= 1.0
     assert performance["baseline"] > 0.9
 

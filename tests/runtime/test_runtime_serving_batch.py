@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops_runtime.data import load_table
-from mlops_runtime.serve.model_source import feature_split
+from mlops_runtime.features.columns import feature_split
 from mlops_runtime.serve.prediction_log import Entry, PredictionLog
 from mlops_runtime.serve.request_validation import (
     MAX_REPORTED_ERRORS,

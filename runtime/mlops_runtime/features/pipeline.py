@@ -23,21 +23,13 @@ from sklearn.preprocessing import (
 )
 
 from mlops_runtime.data import is_null
+from mlops_runtime.features.columns import feature_columns
 
 SCALERS: dict[str, type[BaseEstimator]] = {
     "standard": StandardScaler,
     "minmax": MinMaxScaler,
     "robust": RobustScaler,
 }
-
-
-def feature_columns(config: Mapping[str, Any]) -> list[str]:
-    features = config["features"]
-    return [
-        *features.get("numeric", {}).get("columns", []),
-        *features.get("categorical", {}).get("columns", []),
-        *features.get("passthrough", []),
-    ]
 
 
 def model_frame(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:

@@ -38,7 +38,9 @@ class Partition:
 
     path: Path
     rows: int
-    columns: dict[str, np.ndarray]  # BASE_COLUMNS, "status", "prediction", "input.<name>"
+    # BASE_COLUMNS, "status", "prediction", "input.<name>": numpy arrays, and pandas
+    # Categoricals for the repeated identifiers
+    columns: dict[str, Any]
     probabilities: np.ndarray | None  # (rows, classes) or None
 
 
@@ -149,58 +151,96 @@ def choose_window(
         scan.files = [p for p in files if p.stat().st_mtime >= start]
         scan.start, scan.end = start, end
         return start, end
+    # A file's rows are never newer than its mtime (JSON lines are appended, a Parquet file is
+    # renamed into place when complete), but a Parquet file of old rows can be completed late:
+    # files are read newest mtime first until no unread file can hold a row newer than the
+    # N-th newest row seen so far.
     newest: list[np.ndarray] = []
     kept: list[Path] = []
-    total = 0
-    for path in reversed(files):  # newest first, until enough rows are seen
+    start = -np.inf
+    for path in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True):
+        if path.stat().st_mtime < start:
+            break
         ts = _timestamps(path, scan)
         if ts is None:
             continue
-        ts = ts[ts <= end]
         kept.append(path)
-        newest.append(ts)
-        total += len(ts)
-        if total >= records:
-            break
-    stamps = np.concatenate(newest) if newest else np.empty(0)
-    if len(stamps) > records:
-        start = float(np.partition(stamps, len(stamps) - records)[len(stamps) - records])
-    else:
+        newest.append(ts[ts <= end])
+        stamps = np.concatenate(newest)
+        if len(stamps) >= records:
+            start = float(np.partition(stamps, len(stamps) - records)[len(stamps) - records])
+    if start == -np.inf:  # fewer rows than asked for: all of them
+        stamps = np.concatenate(newest) if newest else np.empty(0)
         start = float(stamps.min()) if len(stamps) else end
     scan.files = sorted(kept, key=files.index)
     scan.start, scan.end = start, end
     return start, end
 
 
-def partitions(scan: WindowScan, start: float, end: float) -> Iterator[Partition]:
-    """Each file's rows with start <= ts <= end."""
-    for path in scan.files:
+# What the monitor reads of a log line (the model's name, the arm and the endpoint it does not
+# need), and how many rows at a time: memory follows a batch, not a file or the window.
+READ_COLUMNS = ("request_id", "row", "ts", "model_version", "run_id", "latency_ms", "status",
+                "inputs", "output")  # fmt: skip
+BATCH_ROWS = 65_536
+# Identifiers repeat across rows (a version, a run, a batch request's id): as categoricals they
+# cost a code per row instead of a Python string per row.
+_REPEATED = ("request_id", "model_version", "run_id")
+
+
+def _tables(path: Path, scan: WindowScan) -> Iterator[pa.Table]:
+    if path.suffix != ".parquet":
         table = _read(path, scan)
-        if table is None or "ts" not in table.column_names:
-            continue
-        ts = _epoch_seconds(table.column("ts"))
-        keep = (ts >= start) & (ts <= end)
-        if not keep.any():
-            continue
+        if table is not None:
+            yield table
+        return
+    try:
+        handle = pq.ParquetFile(path)
+        names = [n for n in READ_COLUMNS if n in handle.schema_arrow.names]
+        for batch in handle.iter_batches(batch_size=BATCH_ROWS, columns=names):
+            yield pa.Table.from_batches([batch]).flatten()
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        scan.corrupt_files.append(f"{path.name}: {type(exc).__name__}: {exc}"[:300])
+
+
+def _column(table: pa.Table, name: str) -> Any:
+    column = table.column(name)
+    if name in _REPEATED and (
+        pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    ):
+        return column.to_pandas(strings_to_categorical=True).array
+    return column.to_numpy(zero_copy_only=False)
+
+
+def partitions(scan: WindowScan, start: float, end: float) -> Iterator[Partition]:
+    """Each file's rows with start <= ts <= end, a Parquet file a batch of rows at a time."""
+    for path in scan.files:
+        for table in _tables(path, scan):
+            part = _partition(path, table, start, end)
+            if part is not None:
+                yield part
+
+
+def _partition(path: Path, table: pa.Table, start: float, end: float) -> Partition | None:
+    if "ts" not in table.column_names:
+        return None
+    ts = _epoch_seconds(table.column("ts"))
+    keep = (ts >= start) & (ts <= end)
+    if not keep.any():
+        return None
+    if not keep.all():
         table = table.filter(pa.array(keep))
-        columns: dict[str, np.ndarray] = {"ts": ts[keep]}
-        for name in table.column_names:
-            if name == "ts" or name == "output.probabilities":
-                continue
-            key = name.replace("inputs.", "input.", 1).replace("output.", "", 1)
-            columns[key] = table.column(name).to_numpy(zero_copy_only=False)
-        if "status" not in columns:
-            columns["status"] = np.full(table.num_rows, 200, dtype="int64")
-        else:
-            status = columns["status"]
-            columns["status"] = np.where(
-                np.asarray([s is None for s in status])
-                if status.dtype == object
-                else np.isnan(status.astype("float64")),
-                200,
-                status,
-            ).astype("int64")
-        yield Partition(path, table.num_rows, columns, _probabilities(table))
+    columns: dict[str, Any] = {"ts": ts[keep]}
+    for name in table.column_names:
+        if name == "ts" or name == "output.probabilities":
+            continue
+        key = name.replace("inputs.", "input.", 1).replace("output.", "", 1)
+        columns[key] = _column(table, name)
+    if "status" not in columns:
+        columns["status"] = np.full(table.num_rows, 200, dtype="int64")
+    else:
+        status = table.column("status").fill_null(200)
+        columns["status"] = status.to_numpy(zero_copy_only=False).astype("int64")
+    return Partition(path, table.num_rows, columns, _probabilities(table))
 
 
 def _probabilities(table: pa.Table) -> np.ndarray | None:

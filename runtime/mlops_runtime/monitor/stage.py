@@ -98,7 +98,7 @@ def run_monitor(
     now: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    from mlops_runtime.features.pipeline import feature_columns
+    from mlops_runtime.features.columns import feature_columns, feature_split
     from mlops_runtime.monitor import labels as late_labels
     from mlops_runtime.monitor.checks import Violations, build_report
     from mlops_runtime.monitor.prediction_window import (
@@ -108,7 +108,6 @@ def run_monitor(
         partitions,
     )
     from mlops_runtime.monitor.window_summary import WindowSummary
-    from mlops_runtime.serve.model_source import feature_split
 
     env = os.environ if environ is None else environ
     now = time.time() if now is None else now
@@ -267,7 +266,9 @@ def _newest_run(scan: Any) -> str | None:
     for path in reversed(scan.files):
         try:
             if path.suffix == ".parquet":
-                column = pq.read_table(path, columns=["run_id"]).column("run_id").to_pylist()
+                handle = pq.ParquetFile(path)
+                last = handle.read_row_group(handle.num_row_groups - 1, columns=["run_id"])
+                column = last.column("run_id").to_pylist()
             else:
                 column = [
                     json.loads(line).get("run_id")

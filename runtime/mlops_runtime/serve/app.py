@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from mlops_runtime.features.columns import feature_split
 from mlops_runtime.serve.ab import CHALLENGER, CHAMPION, ab_config, choose_arm, sticky_key
 from mlops_runtime.serve.batching import MicroBatcher, ModelInputError
 from mlops_runtime.serve.fast_predict import Prediction
@@ -40,7 +41,6 @@ from mlops_runtime.serve.model_source import (
     LoadedModel,
     LocalSource,
     RegistrySource,
-    feature_split,
     make_source,
     prepare,
 )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mlops_runtime.features.pipeline import feature_columns
+from mlops_runtime.features.columns import feature_columns, feature_split
 from mlops_runtime.serve.fast_predict import CompiledPredictor, PipelinePredictor, build_predictor
 from mlops_runtime.tracking.store import PICKLE, ModelLoadRefused
 
@@ -64,22 +64,6 @@ class ModelSource(Protocol):
     def lookup(self, alias: str) -> ModelRef | None: ...
 
     def load(self, ref: ModelRef) -> Any: ...
-
-
-def feature_split(
-    config: Mapping[str, Any], contract: Mapping[str, Any]
-) -> tuple[list[str], list[str]]:
-    """Numeric and categorical model inputs, decided as `features.model_frame` decides them."""
-    categorical = set(config["features"].get("categorical", {}).get("columns", []))
-    columns = contract.get("columns", {})
-    numeric_out, categorical_out = [], []
-    for name in feature_columns(config):
-        kind = columns.get(name, {}).get("type", "float")
-        if name in categorical or kind in ("category", "str"):
-            categorical_out.append(name)
-        else:
-            numeric_out.append(name)
-    return numeric_out, categorical_out
 
 
 def known_categories(pipeline: Any) -> dict[str, frozenset[str]]:

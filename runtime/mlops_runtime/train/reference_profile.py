@@ -195,7 +195,7 @@ def build_profile(
     `rows` are the positions of the training split in `frame` (default: every row); taking
     them column by column avoids copying the whole split first.
     """
-    from mlops_runtime.features.pipeline import feature_columns
+    from mlops_runtime.features.columns import feature_columns
 
     settings = config.get("profile", {})
     bins = int(settings.get("bins", 20))
