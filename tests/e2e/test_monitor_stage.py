@@ -7,7 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ def monitor(project: Path, *args: str) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str]]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str], float]]:
     """Breast cancer served for real: clean traffic, then shifted traffic, then bad requests;
     labels for the clean and shifted requests arrive afterwards."""
     root = tmp_path_factory.mktemp("monitor")
@@ -63,6 +65,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, lis
             assert reply.status_code == 200, reply.text
             batch_id = reply.headers["x-request-id"]
             labels += [(batch_id, i, truth[i]) for i in range(BATCH)]
+            time.sleep(1.0)  # a window that ends here holds the batch alone
+            batch_end = time.time()
+            time.sleep(1.0)
             for i, record in enumerate(rows[: CLEAN + SHIFTED]):
                 if i >= CLEAN:  # the last requests come from a shifted population
                     record = {**record, "mean_radius": record["mean_radius"] * 1.8,
@@ -80,12 +85,40 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, lis
         writer = csv.writer(handle)
         writer.writerow(["request_id", "row", "malignant"])
         writer.writerows(labels)
-    yield project, ids
+    # Late labels where P(y|x) changed and P(x) did not: the batch's rows are the training
+    # population, but the label flips for the larger tumours.
+    median = sorted(r["mean_radius"] for r in rows[:BATCH])[BATCH // 2]
+    with (root / "concept_labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["request_id", "row", "malignant"])
+        for i in range(BATCH):
+            flip = rows[i]["mean_radius"] > median
+            writer.writerow([batch_id, i, str(1 - int(truth[i])) if flip else truth[i]])
+    yield project, ids, batch_end
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[str]]) -> None:
-    project, ids = served
+def test_concept_drift_is_caught_through_labels_alone(
+    served: tuple[Path, list[str], float],
+) -> None:
+    project, _, batch_end = served
+    end = datetime.fromtimestamp(batch_end, UTC).isoformat()
+    window = ("--window", "1h", "--end", end)
+    _, honest = monitor(project, *window)
+    assert honest["window"]["rows"] == BATCH
+    assert honest["performance"]["status"] == "ok" and honest["performance"]["value"] >= 0.9
+    assert not honest["drift"]["dataset"]["drifted"], "P(x) is the training population"
+    code, changed = monitor(
+        project, *window, "--labels", str(project.parents[1] / "concept_labels.csv")
+    )
+    assert not changed["drift"]["dataset"]["drifted"]
+    assert changed["performance"]["value"] < 0.9 <= changed["performance"]["baseline"]
+    (violation,) = [v for v in changed["violations"] if v["check"] == "performance"]
+    assert violation["severity"] == "alert" and code == 3
+
+
+def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[str], float]) -> None:
+    project, ids, _ = served
     code, report = monitor(project, "--window", "1h")
     assert len(ids) == CLEAN + SHIFTED
     assert report["schema"] == "mlops-monitor-report" and report["version"] == 1
@@ -108,8 +141,8 @@ def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[st
     assert report["exit_code"] == code
 
 
-def test_drift_against_the_reference_profile(served: tuple[Path, list[str]]) -> None:
-    project, _ = served
+def test_drift_against_the_reference_profile(served: tuple[Path, list[str], float]) -> None:
+    project, *_ = served
     code, report = monitor(project, "--window", "1h")
     assert code == report["exit_code"] and report["status"] in ("warning", "alert")
     features = report["drift"]["features"]
@@ -129,8 +162,8 @@ def test_drift_against_the_reference_profile(served: tuple[Path, list[str]]) -> 
     )
 
 
-def test_concept_metric_from_late_labels(served: tuple[Path, list[str]]) -> None:
-    project, _ = served
+def test_concept_metric_from_late_labels(served: tuple[Path, list[str], float]) -> None:
+    project, *_ = served
     _, report = monitor(project, "--window", "1h")
     performance = report["performance"]
     assert performance["status"] == "ok" and performance["labelled"] == SERVED
@@ -138,8 +171,8 @@ def test_concept_metric_from_late_labels(served: tuple[Path, list[str]]) -> None
     assert performance["baseline"] > 0.9
 
 
-def test_outputs_reports_dashboard_and_gauges(served: tuple[Path, list[str]]) -> None:
-    project, _ = served
+def test_outputs_reports_dashboard_and_gauges(served: tuple[Path, list[str], float]) -> None:
+    project, *_ = served
     code, report = monitor(project, "--window", "1h")
     folder = project / "reports/monitor"
     latest = json.loads((folder / "latest.json").read_text())
