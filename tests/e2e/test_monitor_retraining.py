@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from mlops_runtime.monitor.retraining import triggers
 from tests.e2e.monitor_logs import log_lines
-from tests.runtime.serving_fixtures import SPECS, records, stage_env, train
+from tests.runtime.serving_fixtures import SPECS, build_project, records, stage_env, train
 
 pytestmark = pytest.mark.slow
 REPO = SPECS.parent
@@ -21,20 +20,9 @@ REPO = SPECS.parent
 
 def build(root: Path, retrain: str) -> Path:
     """breast-cancer with its `retrain` section replaced, built by the real compiler."""
-    shutil.copytree(SPECS, root / "specs")
-    spec = root / "specs/breast-cancer.mlops.yaml"
-    lines = [ln for ln in spec.read_text().splitlines() if not ln.startswith("retrain:")]
-    spec.write_text("\n".join([*lines, f"retrain: {retrain}", ""]))
-    built = subprocess.run(
-        [sys.executable, "-m", "mlops_compiler", "build", "specs/breast-cancer.mlops.yaml"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=stage_env(PYTHONPATH=str(REPO)),
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    return root / "generated/breast-cancer"
+    spec = (SPECS / "breast-cancer.mlops.yaml").read_text()
+    lines = [ln for ln in spec.splitlines() if not ln.startswith("retrain:")]
+    return build_project(root, "breast-cancer", "\n".join([*lines, f"retrain: {retrain}", ""]))
 
 
 def drifted_rows(n: int = 200) -> list[dict[str, Any]]:

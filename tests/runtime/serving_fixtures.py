@@ -34,9 +34,12 @@ def stage_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def build_project(root: Path, spec: str) -> Path:
-    """`mlops build` of specs/<spec>.mlops.yaml into root/generated/<name>/."""
+def build_project(root: Path, spec: str, text: str | None = None) -> Path:
+    """`mlops build` of specs/<spec>.mlops.yaml into root/generated/<name>/, beside a copy of
+    specs/ (whose data the spec reads); `text` replaces the spec's own text."""
     shutil.copytree(SPECS, root / "specs")
+    if text is not None:
+        (root / "specs" / f"{spec}.mlops.yaml").write_text(text, encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "mlops_compiler", "build", f"specs/{spec}.mlops.yaml"],
         cwd=root,

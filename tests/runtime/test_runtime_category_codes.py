@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ import orjson
 import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
-from serving_fixtures import SPECS, stage_env, start_server
+from serving_fixtures import build_project, start_server
 from serving_fixtures import train as train_stage
 
 from mlops_runtime.contract.record_check import check_record
@@ -363,18 +360,7 @@ model:
 
 def build_codes_project(root: Path) -> Path:
     """`mlops build` of CODES_SPEC beside a copy of specs/ (it reads specs/data/)."""
-    shutil.copytree(SPECS, root / "specs")
-    (root / "specs" / "diabetes-codes.mlops.yaml").write_text(CODES_SPEC, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_compiler", "build", "specs/diabetes-codes.mlops.yaml"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=stage_env(PYTHONPATH=str(REPO)),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    project = root / "generated" / "diabetes-codes"
+    project = build_project(root, "diabetes-codes", CODES_SPEC)
     assert orjson.loads((project / "contract.json").read_bytes())["columns"]["sex"] == {
         "type": "category",
         "values": ["1", "2"],

@@ -70,11 +70,8 @@ def _drift(
             continue
         current = summary.sketches.get(name)
         if current is None:
-            status = (
-                "missing_column"
-                if summary.quality.get(name, None) is None or summary.quality[name].missing
-                else "empty"
-            )
+            quality = summary.quality.get(name)
+            status = "missing_column" if quality is None or quality.missing else "empty"
             features[name] = {"status": status, "drifted": False, "kind": ref.get("kind")}
             continue
         override = per_column.get(name) or {}
