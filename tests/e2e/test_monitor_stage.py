@@ -150,6 +150,9 @@ def test_drift_against_the_reference_profile(served: tuple[Path, list[str], floa
     # The reference holds 455 training rows: the small-reference default tests with KS.
     assert {f["method"] for f in features.values()} == {"ks"}
     assert features["mean_radius"]["drifted"] and features["worst_area"]["drifted"]
+    # Prediction drift: the predicted classes against the test split's, on their sketches.
+    assert report["predictions"]["drift"]["method"] == "jensenshannon"
+    assert report["predictions"]["drift"]["status"] == "ok"
     drifted = {v["feature"] for v in report["violations"] if v["check"] == "data_drift"}
     assert {"mean_radius", "worst_area"} <= drifted
     # The newest rows alone (the shifted requests and the failures) drift further still.

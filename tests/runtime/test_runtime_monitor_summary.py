@@ -108,3 +108,60 @@ def test_partitions_merge_to_the_sketch_of_the_whole_window() -> None:
     # `distinct` merges as a lower bound once per-value counts were dropped (> 20 values).
     assert merged["distinct"] is None or merged["distinct"] <= 3000
     assert parts.rows == whole.rows == 3000 and parts.partitions == 5
+
+
+def test_kpis_of_predictions_and_of_outcomes_joined_by_request_id() -> None:
+    import pandas as pd
+
+    from mlops_runtime.monitor.checks import kpi_verdicts
+
+    s = summary(None)
+    s.add(partition(["Biscoe"] * 4, [40.0] * 4))  # four "Adelie" predictions
+    outcomes = pd.DataFrame({"request_id": ["r0", "r1", "r2"], "revenue": [10.0, 5.0, None]})
+    kpis = [
+        {"name": "adelie_share", "kind": "prediction_share", "class": "Adelie", "min": 0.5},
+        {"name": "gentoo_share", "kind": "prediction_share", "class": "Gentoo", "min": 0.1},
+        {"name": "revenue", "kind": "outcome_sum", "column": "revenue", "min": 20.0},
+        {"name": "basket", "kind": "outcome_mean", "column": "revenue", "max": 10.0},
+        {"name": "margin", "kind": "outcome_mean", "column": "margin", "max": 1.0},
+    ]
+    violations = Violations()
+    got = {k["name"]: k for k in kpi_verdicts(kpis, s, outcomes, violations)}
+    assert got["adelie_share"]["value"] == 1.0 and got["adelie_share"]["status"] == "ok"
+    assert got["gentoo_share"]["value"] == 0.0 and got["gentoo_share"]["status"] == "violated"
+    assert got["revenue"]["value"] == 15.0 and got["revenue"]["status"] == "violated"
+    assert got["basket"]["value"] == 7.5 and got["basket"]["status"] == "ok"
+    assert got["margin"]["status"] == "no_data"
+    assert sorted(v["description"].split()[1] for v in violations) == ["gentoo_share", "revenue"]
+
+
+def test_per_column_drift_methods_override_the_default() -> None:
+    rng = np.random.default_rng(5)
+    reference = reference_profile(rng)
+    s = summary(reference)
+    s.add(partition(list(rng.choice(["Biscoe", "Dream"], 2000)), list(rng.normal(50, 5, 2000))))
+    settings = {
+        "method": "auto",
+        "drift_share": 0.5,
+        "columns": {"island": {"method": "psi", "threshold": 0.2}},
+    }
+    report = build_report(
+        {
+            "name": "p",
+            "model": {"task": "classification"},
+            "monitor": {"min_rows": 1, "reference": True, "drift": settings},
+        },
+        s,
+        window={},
+        reference_status={"status": "ok"},
+        performance=None,
+        outcomes=None,
+        problems=[],
+        violations=Violations(),
+        now=0.0,
+    )
+    features = report["drift"]["features"]
+    assert (features["island"]["method"], features["island"]["threshold"]) == ("psi", 0.2)
+    # 5000 reference rows: the default for a numeric column is the normalised Wasserstein.
+    assert features["bill"]["method"] == "wasserstein" and features["bill"]["drifted"]
+    assert features["island"]["drifted"]  # Torgersen vanished from the window
