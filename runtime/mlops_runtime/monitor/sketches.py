@@ -158,11 +158,28 @@ def _binned(edges: FloatArray, finite: FloatArray) -> dict[str, Any]:
     }
 
 
+def _binned_sorted(edges: FloatArray, ordered: FloatArray) -> dict[str, Any]:
+    """_binned of ascending values: a binary search per edge and prefix sums, no pass per value
+    beyond the one cumulative sum."""
+    if not len(edges):
+        return _binned(edges, ordered)
+    bounds = np.searchsorted(ordered, edges, side="left")
+    bounds[-1] = np.searchsorted(ordered, edges[-1], side="right")  # the last bin is closed
+    cuts = np.concatenate(([0], bounds, [len(ordered)]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        prefix = np.concatenate(([0.0], np.cumsum(ordered)))
+        sums = prefix[cuts[1:]] - prefix[cuts[:-1]]
+    return {
+        "counts": [int(c) for c in np.diff(cuts)],
+        "sums": [float(v) for v in sums] if np.isfinite(sums).all() else None,
+    }
+
+
 def _numeric(edges: FloatArray, data: FloatArray, finite: FloatArray, ordered: bool) -> Sketch:
     distinct, value_counts = _sorted_distinct(finite) if ordered else _hashed_distinct(finite)
     sketch: Sketch = {"kind": "numeric", "version": SKETCH_VERSION}
     sketch["edges"] = [float(e) for e in edges]
-    sketch.update(_binned(edges, finite))
+    sketch.update(_binned_sorted(edges, finite) if ordered else _binned(edges, finite))
     sketch.update(count=len(finite), nulls=len(data) - len(finite))
     sketch.update(_moments(finite), distinct=distinct, values=value_counts)
     return sketch
@@ -174,10 +191,16 @@ def reference_numeric(values: Any, bins: int = DEFAULT_BINS) -> Sketch:
     Equal quantiles collapse (np.unique), so a discrete column gets fewer bins, none of them
     empty-width; a constant column gets the one bin [v - 0.5, v + 0.5].
     """
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1, got {bins}")
     data = _floats(values)
     ordered = np.sort(data[np.isfinite(data)])
+    return reference_numeric_sorted(ordered, len(data) - len(ordered), bins)
+
+
+def reference_numeric_sorted(ordered: FloatArray, nulls: int, bins: int = DEFAULT_BINS) -> Sketch:
+    """reference_numeric of a column whose finite values are already sorted (the training
+    profile sorts each column once for its quantiles and histogram)."""
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
     edges = np.empty(0, dtype=np.float64)
     if len(ordered):
         # Empirical quantiles are reference values, so no inner bin is empty: each holds its
@@ -187,7 +210,9 @@ def reference_numeric(values: Any, bins: int = DEFAULT_BINS) -> Sketch:
         edges = np.unique(np.quantile(ordered, levels, method="inverted_cdf"))
         if len(edges) == 1:
             edges = _constant_edges(float(edges[0]))
-    return _numeric(edges, data, ordered, ordered=True)
+    sketch = _numeric(edges, ordered, ordered, ordered=True)
+    sketch["nulls"] = nulls
+    return sketch
 
 
 def numeric_against(reference: Sketch, values: Any) -> Sketch:
@@ -287,6 +312,13 @@ def _categorical(counts: dict[str, int], nulls: int) -> Sketch:
         "nulls": nulls,
         "count": sum(counts.values()),
     }
+
+
+def reference_categorical_counts(uniques: Any, tally: IntArray, nulls: int) -> Sketch:
+    """reference_categorical from a factorisation already made (the training profile's): the
+    distinct values and their counts."""
+    texts, counts = _texts(uniques, np.asarray(tally, dtype=np.int64))
+    return _categorical(_fold(texts, counts, MAX_REFERENCE_CATEGORIES), nulls)
 
 
 def reference_categorical(values: Any) -> Sketch:

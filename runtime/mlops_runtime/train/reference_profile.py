@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_runtime.contract.report import jsonable
+from mlops_runtime.monitor import sketches
 
 PROFILE_VERSION = 2  # 2 added mergeable sketches (monitor/sketches.py) and baseline metrics
 PROFILE_PATH = Path("reports") / "reference_profile.json"
@@ -77,6 +78,8 @@ def numeric_profile(series: pd.Series, bins: int, rows: np.ndarray | None = None
     else:
         stats.update(mean=None, std=None, min=None, max=None, quantiles={})
     stats["histogram"] = histogram(finite, bins, presorted=True)
+    # The monitor's mergeable sketch, from the same sorted values.
+    stats["sketch"] = sketches.reference_numeric_sorted(finite, len(values) - len(finite))
     return stats
 
 
@@ -85,9 +88,11 @@ def categorical_profile(series: pd.Series, rows: np.ndarray | None = None) -> di
     if rows is not None:
         codes = codes[rows]
     present = codes[codes >= 0]
+    tally = np.bincount(present, minlength=len(uniques))
+    first_seen = pd.unique(present)
     counts: dict[str, int] = {}
     # Values with the same text (1 and "1") are one category, as they are once serialised.
-    for value, count in zip(uniques, np.bincount(present, minlength=len(uniques)), strict=True):
+    for value, count in zip(uniques, tally, strict=True):
         if count:
             key = str(value)
             counts[key] = counts.get(key, 0) + int(count)
@@ -100,6 +105,11 @@ def categorical_profile(series: pd.Series, rows: np.ndarray | None = None) -> di
         "distinct": len(ranked),
         "frequencies": {k: c / total for k, c in ranked[:MAX_CATEGORIES]},
         "other": sum(c for _, c in ranked[MAX_CATEGORIES:]) / total,
+        # The monitor's mergeable sketch, from the same factorisation, its categories in the
+        # order the rows first show them (ties at the category cap fold by that order).
+        "sketch": sketches.reference_categorical_counts(
+            np.asarray(uniques, dtype=object)[first_seen], tally[first_seen], int((codes < 0).sum())
+        ),
     }
 
 
@@ -111,17 +121,9 @@ def _is_numeric(series: pd.Series) -> bool:
 def column_profile(
     series: pd.Series, bins: int, categorical: bool, rows: np.ndarray | None = None
 ) -> dict[str, Any]:
-    from mlops_runtime.monitor import sketches
-
     if categorical or not _is_numeric(series):
-        out = categorical_profile(series, rows)
-        values = series.to_numpy() if rows is None else series.to_numpy()[rows]
-        out["sketch"] = sketches.reference_categorical(values)
-        return out
-    out = numeric_profile(series, bins, rows)
-    values = series.to_numpy(dtype="float64", na_value=np.nan)
-    out["sketch"] = sketches.reference_numeric(values if rows is None else values[rows])
-    return out
+        return categorical_profile(series, rows)
+    return numeric_profile(series, bins, rows)
 
 
 def sample_rows(
@@ -153,8 +155,6 @@ def prediction_profile(
     classes: Sequence[Any] | None,
     bins: int,
 ) -> dict[str, Any]:
-    from mlops_runtime.monitor import sketches
-
     out: dict[str, Any] = {"task": task, "split": "test", "count": len(predictions)}
     if task == "regression":
         out.update(numeric_profile(pd.Series(predictions), bins))
