@@ -180,3 +180,20 @@ def test_profile_of_positions_equals_profile_of_the_rows_taken():
         data.iloc[rows].reset_index(drop=True), config(), CONTRACT, predictions=predictions
     )
     assert by_position == by_copy
+
+
+def test_profile_sketches_are_the_monitors_sketches_of_the_training_rows():
+    from mlops_runtime.monitor import sketches
+
+    data = frame(2000, seed=7)
+    rows = np.random.default_rng(8).permutation(2000)[:1500]
+    predictions = np.array(["p", "q"] * 10, dtype=object)
+    profile = build_profile(data, config(), CONTRACT, rows=rows, predictions=predictions)
+    for name, column in profile["features"].items():
+        values = data[name].to_numpy()[rows]
+        expected = (
+            sketches.reference_numeric(values)
+            if column["kind"] == "numeric"
+            else sketches.reference_categorical(values)
+        )
+        assert column["sketch"] == expected, name
