@@ -2,15 +2,13 @@
 reads (`--collector.textfile.directory` pointed at the project's reports/monitor/).
 
 A textfile rather than a push: the monitor is a batch job, the collector keeps the last
-values between runs, and no Pushgateway has to run. The file is replaced atomically, so the
-collector never reads half of it.
+values between runs, and no Pushgateway has to run. The monitor stage replaces the file
+atomically, so the collector never reads half of it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 STATUS_VALUES = {"ok": 0, "warning": 1, "alert": 2}
@@ -97,11 +95,3 @@ def render(report: Mapping[str, Any], now: float) -> str:
         text = ",".join(f'{k}="{_label(v)}"' for k, v in {"model": model, **labels}.items())
         lines.append(f"{name}{{{text}}} {value!r}")
     return "\n".join(lines) + "\n"
-
-
-def write(report: Mapping[str, Any], path: Path, now: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(report, now), encoding="utf-8")
-    tmp.replace(path)
-    return path

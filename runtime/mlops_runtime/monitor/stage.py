@@ -307,9 +307,10 @@ def write_outputs(project: Project, report: Mapping[str, Any], now: float, dashb
     path = folder / f"report-{stamp}.json"
     _atomic(path, data)
     _atomic(folder / "latest.json", data)
-    prometheus_textfile.write(
-        report, project.root / monitor.get("textfile", "reports/monitor/mlops_monitor.prom"), now
-    )
+    # Replaced atomically, so node-exporter's textfile collector never reads half of it.
+    textfile = project.root / str(monitor.get("textfile", "reports/monitor/mlops_monitor.prom"))
+    textfile.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(textfile, prometheus_textfile.render(report, now))
     if dashboard:
         from mlops_runtime.monitor.dashboard import render_dashboard
 
