@@ -44,6 +44,18 @@ def _monitor(argv: list[str], project: Project) -> int:
     return stage.main(argv, project)
 
 
+def _rollback(argv: list[str], project: Project) -> int:
+    from mlops_runtime.rollback import stage
+
+    return stage.rollback_main(argv, project)
+
+
+def _history(argv: list[str], project: Project) -> int:
+    from mlops_runtime.rollback import stage
+
+    return stage.history_main(argv, project)
+
+
 def _image(argv: list[str], project: Project) -> int:
     from mlops_runtime.container import image
 
@@ -55,10 +67,12 @@ STAGES: dict[str, Callable[[list[str], Project], int]] = {
     "lineage": _lineage,
     "serve": _serve,
     "monitor": _monitor,
+    "rollback": _rollback,
+    "history": _history,
     "image": _image,
 }
 
-USAGE = "usage: python -m mlops_runtime {train,lineage,serve,monitor,image} [ARGS...]"
+USAGE = f"usage: python -m mlops_runtime {{{','.join(STAGES)}}} [ARGS...]"
 
 
 def main(argv: list[str]) -> int:

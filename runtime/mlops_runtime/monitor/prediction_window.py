@@ -257,3 +257,18 @@ def _probabilities(table: pa.Table) -> np.ndarray | None:
     out = np.full((len(column), width), np.nan)
     out[valid] = flat.reshape(len(present), width)
     return out
+
+
+def restrict(part: Partition, version: str) -> Partition | None:
+    """The rows one model version served (for judging each A/B arm or a new champion alone)."""
+    column = part.columns.get("model_version")
+    if column is None:
+        return None
+    mask = np.asarray(column.astype(str) == version, dtype=bool)
+    if not mask.any():
+        return None
+    if mask.all():
+        return part
+    columns = {name: values[mask] for name, values in part.columns.items()}
+    probabilities = None if part.probabilities is None else part.probabilities[mask]
+    return Partition(part.path, int(mask.sum()), columns, probabilities)

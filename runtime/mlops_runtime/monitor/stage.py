@@ -97,7 +97,12 @@ def run_monitor(
     *,
     now: float | None = None,
     environ: Mapping[str, str] | None = None,
+    version: str | None = None,
+    since: float | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
+    """The report of the window; with `version`, of the rows that version served there since
+    `since`, judged against the reference of its own training run `run_id`."""
     from mlops_runtime.features.columns import feature_columns, feature_split
     from mlops_runtime.monitor import labels as late_labels
     from mlops_runtime.monitor.checks import Violations, build_report
@@ -106,6 +111,7 @@ def run_monitor(
         choose_window,
         log_files,
         partitions,
+        restrict,
     )
     from mlops_runtime.monitor.window_summary import WindowSummary
 
@@ -129,9 +135,12 @@ def run_monitor(
     start, end = choose_window(
         files, scan, duration_s=duration, records=records, end=_end(args.end) or now
     )
+    if since is not None:
+        start = max(start, since)
     reference, reference_status = (None, {"status": "not_used"})
     if monitor.get("reference"):
-        reference, reference_status = load_reference(root, _newest_run(scan))
+        served_run = run_id if version is not None else _newest_run(scan)
+        reference, reference_status = load_reference(root, served_run)
         if reference is None:
             problems.append(
                 {
@@ -157,7 +166,9 @@ def run_monitor(
         keep_pairs=bool(wants_labels),
     )
     for part in partitions(scan, start, end):
-        summary.add(part)
+        mine = part if version is None else restrict(part, version)
+        if mine is not None:
+            summary.add(mine)
     for bad in scan.corrupt_files:
         problems.append({"status": "corrupt_log_file", "message": bad})
     if scan.corrupt_lines:
@@ -362,9 +373,11 @@ def main(argv: list[str], project: Project) -> int:
         return EXIT_USAGE
     now = time.time()
     report = run_monitor(project, args, now=now)
+    earlier = read_history(reports_dir(project))
+    _roll_back_if_needed(project, report, earlier, args, now)
     from mlops_runtime.monitor.retraining import maybe_retrain
 
-    retrained = maybe_retrain(project, report, [*read_history(reports_dir(project)), report])
+    retrained = maybe_retrain(project, report, [*earlier, report])
     if retrained is not None:
         report["retraining"] = retrained
         if "outcome" in retrained:
@@ -382,6 +395,33 @@ def main(argv: list[str], project: Project) -> int:
     return int(report["exit_code"])
 
 
+def _roll_back_if_needed(
+    project: Project,
+    report: dict[str, Any],
+    earlier: list[dict[str, Any]],
+    args: argparse.Namespace,
+    now: float,
+) -> None:
+    """Automatic rollback (level 2+), before retraining: serving the previous good model again
+    is the urgent part. A registry that cannot be reached is a problem in the report, not a
+    crash of the monitor."""
+    from mlops_runtime.rollback.automatic import evaluate
+
+    try:
+        section = evaluate(project, report, earlier, args, now=now)
+    except Exception as exc:  # noqa: BLE001 - reported, and the next run tries again
+        from mlops_runtime.monitor.checks import EXIT_CODES, status_of
+
+        report["problems"].append(
+            {"status": "rollback_not_evaluated", "message": f"{type(exc).__name__}: {exc}"[:500]}
+        )
+        report["status"] = status_of(report["violations"], report["problems"])
+        report["exit_code"] = EXIT_CODES[report["status"]]
+        return
+    if section is not None:
+        report["rollback"] = section
+
+
 def _summary(report: Mapping[str, Any], path: Path) -> str:
     window = report["window"]
     lines = [
@@ -393,6 +433,13 @@ def _summary(report: Mapping[str, Any], path: Path) -> str:
         lines.append(f"  {v['severity']}: {v['check']}{where}: {v['description']}")
     for p in report["problems"]:
         lines.append(f"  note: {p['status']}: {p['message']}")
+    for arm, judged in ((report.get("rollback") or {}).get("arms") or {}).items():
+        fired = [j["trigger"] for j in judged["judged"] if j["fired"]]
+        lines.append(
+            f"  rollback: {arm} version {judged['version']}: "
+            f"{'fired: ' + ', '.join(fired) if fired else 'no trigger fired'}"
+            f"{'' if judged['grace']['over'] else ' (grace period: ' + str(judged['grace']['samples']) + ' of ' + str(judged['grace']['needed']) + ' samples)'}"
+        )
     retrained = report.get("retraining")
     if retrained is not None:
         detail = retrained.get("reason") or retrained.get("outcome")

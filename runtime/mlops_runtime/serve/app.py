@@ -142,7 +142,7 @@ class ServingApp:
         self.ab = ab_config(config)
         self.max_body = int(serving.get("max_body_bytes", 1_000_000))
         self.reload_interval = float(
-            env.get("MLOPS_RELOAD_INTERVAL_S") or serving.get("reload_interval_s", 10)
+            env.get("MLOPS_RELOAD_INTERVAL_S") or serving.get("reload_interval_s", 2)
         )
         self.numeric, self.categorical = feature_split(config, contract)
         self.base_door = Door(config, contract, self.numeric, self.categorical)

@@ -6,7 +6,7 @@ endpoints.
 
 Environment:
     HOST, PORT                  where to listen (default CONFIG["serving"]["host"] / ["port"])
-    MLOPS_RELOAD_INTERVAL_S     seconds between registry polls (default serving.reload_interval_s)
+    MLOPS_RELOAD_INTERVAL_S     seconds between alias polls (default serving.reload_interval_s)
     MLOPS_PREDICTION_LOG_DIR    prediction log folder (default serving.prediction_log.dir)
     MLOPS_MODEL_PATH            the local model file (default model/model.joblib)
     MLFLOW_TRACKING_URI         the tracking/registry store (default tracking.uri)
@@ -71,11 +71,39 @@ def worker_count(
     return count
 
 
+def record_ab_weight(project: Project) -> bool:
+    """A changed A/B weight changes who serves: the serving history records it once, when
+    the first server starts with it. Returns whether a record was written."""
+    from mlops_runtime.rollback import history
+    from mlops_runtime.serve.ab import CHALLENGER, ab_config
+
+    ab = ab_config(project.config)
+    weight = float(ab["challenger_weight"]) if ab is not None else 0.0
+    path = history.history_path(project.root, project.config)
+    with history.serving_lock(path):
+        changes = [e for e in history.read(path) if e.get("event") == history.AB_WEIGHT]
+        before = float(changes[-1]["weight"]) if changes else 0.0
+        if weight == before:
+            return False
+        entry = history.record(
+            history.AB_WEIGHT,
+            alias=CHALLENGER,
+            from_version=f"{before:g}",
+            to_version=f"{weight:g}",
+            why={"trigger": "config", "reason": "serving.ab_test.challenger_weight"},
+            by="serve",
+            weight=weight,
+        )
+        history.append(path, entry)
+        return True
+
+
 def main(argv: list[str], project: Project) -> int:
     del argv  # everything comes from the project and the environment
     import uvicorn
 
     CONFIG, CONTRACT = project.config, project.contract  # noqa: N806
+    record_ab_weight(project)
 
     try:
         host, port = listen_address(CONFIG)

@@ -122,13 +122,15 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
     """Metrics, reports, gate, model and registry; the run ends FINISHED either way."""
     import mlflow
 
+    from mlops_runtime.project import project_dir
+    from mlops_runtime.rollback.history import actor, history_path
+    from mlops_runtime.rollback.registry_versions import promote
     from mlops_runtime.tracking.registry import (
         CHAMPION,
         alias_version,
         choose_alias,
         metric_tags,
         register,
-        set_alias,
         version_metrics,
     )
     from mlops_runtime.tracking.store import log_model, serialization_of
@@ -163,11 +165,20 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
     version_tags = {
         **lineage_tags(session),
         "mlops.run_id": session.run_id,
+        "mlops.gate": "passed",
         **metric_tags(metrics),
         **artifact_tags(session, info.model_id),
     }
     version = str(register(info.model_uri, session.model_name, version_tags).version)
-    set_alias(session.client, session.model_name, alias, version)
+    promote(
+        session.client,
+        session.model_name,
+        history_path(project_dir(), config),
+        alias=alias,
+        version=version,
+        why={"trained": session.run_id, "gate": checks, "vs_champion": vs_checks},
+        by=actor(),
+    )
     mlflow.set_tags({"mlops.registered_version": version, "mlops.alias": alias})
     mlflow.end_run()
     return {"run_id": session.run_id, "version": version, "alias": alias, "vs_checks": vs_checks}

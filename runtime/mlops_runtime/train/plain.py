@@ -1,8 +1,10 @@
 """Training script of a level-0 project: python -m mlops_runtime.train.stage
 
 Fits the pipeline, prints test metrics and saves it to model/model.joblib, with its sha256 in
-model/model.joblib.sha256 (`sha256sum` format) that the server checks before loading it. No
-tracking, no registry, no contract gate: imports neither MLflow nor pandera.
+model/model.joblib.sha256 (`sha256sum` format) that the server checks before loading it. The
+trained file is also kept in model/versions/ for `rollback` (rollback/local_versions.py), and
+the change of model is a line of the serving history. No tracking, no registry, no contract
+gate: imports neither MLflow nor pandera.
 
 Exit codes: 0 trained and saved; 2 configuration error; 3 the data file cannot be read or is
 empty (reports/contract_report.json says why).
@@ -65,14 +67,21 @@ def write_digest(model_path: Path) -> Path:
 
 def main(argv: list[str], project: Project) -> int:
     del argv
+    from mlops_runtime.rollback import history, local_versions
+
+    fresh = project.root / local_versions.VERSIONS_DIR / f".training-{os.getpid()}.joblib"
     try:
-        metrics, path = train(project.config, project.contract)
+        metrics, fresh = train(project.config, project.contract, model_path=fresh)
     except ContractViolation as violation:
         print(violation, file=sys.stderr)
         return EXIT_DATA
     except (ImportError, ValueError, KeyError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{project.config.get('name')}: saved {path}")
+    change = local_versions.keep_trained(
+        project.root, project.config, fresh, why={"trained": metrics}, by=history.actor()
+    )
+    path = project.root / local_versions.MODEL_FILE
+    print(f"{project.config.get('name')}: saved {path} ({change.entry['to']})")
     print("  metrics: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     return EXIT_OK

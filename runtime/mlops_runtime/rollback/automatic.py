@@ -1,0 +1,189 @@
+"""Automatic rollback (level 2 and above), run by the monitor after its report.
+
+For the champion, and with an A/B test the challenger, the monitor builds the report of the
+rows that version served since it took its alias, judges the rollback triggers on it
+(rollback/triggers.py) and, when one decides after the grace period, acts: a failing champion
+is rolled back to the previous good version (rollback/registry_versions.py), a failing
+challenger leaves the split. The servers follow by themselves: they poll the aliases.
+
+What was judged and done is the report's `rollback` section; an action, or a rollback refused
+because no version is good, is also an alert-severity violation, so level 3 sends it to the
+webhooks and the monitor exits 3. Never rolls back to nothing: with no good version the
+champion keeps serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlops_runtime.project import Project
+from mlops_runtime.rollback import history
+from mlops_runtime.rollback.triggers import grace, judge
+
+MONITOR = "monitor"
+
+
+def _arms(client: Any, name: str, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    from mlops_runtime.serve.ab import ab_config
+    from mlops_runtime.tracking.registry import CHALLENGER, CHAMPION, alias_version
+
+    arms = [(CHAMPION, alias_version(client, name, CHAMPION))]
+    if ab_config(config) is not None:
+        arms.append((CHALLENGER, alias_version(client, name, CHALLENGER)))
+    return [(arm, version) for arm, version in arms if version is not None]
+
+
+def _judging_project(project: Project) -> Project:
+    """The project as the per-version reports need it: the live metric computed from the
+    first labelled sample (each trigger applies its own min_samples), no webhooks."""
+    config = dict(project.config)
+    monitor = dict(config.get("monitor") or {})
+    if monitor.get("performance"):
+        monitor["performance"] = {**monitor["performance"], "min_samples": 1}
+    config["monitor"] = monitor
+    return dataclasses.replace(project, config=config)
+
+
+def _earlier(
+    reports: Sequence[Mapping[str, Any]], arm: str, version: str, since: float
+) -> list[list[dict[str, Any]]]:
+    out = []
+    for report in reports:
+        past = ((report.get("rollback") or {}).get("arms") or {}).get(arm) or {}
+        if past.get("version") == version and past.get("since_epoch") == since:
+            out.append(list(past.get("judged") or []))
+    return out
+
+
+def evaluate(
+    project: Project,
+    report: dict[str, Any],
+    earlier_reports: Sequence[Mapping[str, Any]],
+    args: argparse.Namespace,
+    *,
+    now: float | None = None,
+) -> dict[str, Any] | None:
+    """Judge and act; returns the report's `rollback` section (None when not automatic)."""
+    config = project.config
+    policy = config.get("rollback") or {}
+    triggers = list(policy.get("triggers") or [])
+    if not policy.get("automatic") or not triggers:
+        return None
+    from mlops_runtime.monitor.stage import run_monitor
+    from mlops_runtime.rollback import registry_versions
+    from mlops_runtime.rollback.stage import model_name
+    from mlops_runtime.tracking.registry import CHAMPION
+    from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
+
+    now = time.time() if now is None else now
+    client = connect(config, uri=absolute_uri(resolve_tracking_uri(config), project.root))
+    name = model_name(config)
+    labelled = bool((config.get("monitor") or {}).get("labels"))
+    judging = _judging_project(project)
+    section: dict[str, Any] = {"arms": {}, "actions": []}
+    for arm, version in _arms(client, name, config):
+        ident = str(version.version)
+        since = (
+            registry_versions.champion_since(version)
+            if arm == CHAMPION
+            else registry_versions.challenger_since(version)
+        )
+        window = run_monitor(
+            judging, args, now=now, version=ident, since=since or None, run_id=version.run_id
+        )
+        judged = judge(window, triggers, _earlier(earlier_reports, arm, ident, since))
+        over = grace(window, int(policy.get("grace_samples", 200)), labelled)
+        section["arms"][arm] = {
+            "version": ident,
+            "since": history.iso(since) if since else None,
+            "since_epoch": since,
+            "rows": window["window"]["rows"],
+            "grace": over,
+            "judged": judged,
+        }
+        deciding = [j for j in judged if j["decides"]]
+        if not deciding or not over["over"]:
+            continue
+        why = {
+            "trigger": ", ".join(j["trigger"] for j in deciding),
+            "observed": {
+                j["trigger"]: {
+                    "value": j["value"],
+                    "samples": j["samples"],
+                    "fired_in": j["fired_in"],
+                    "of": j["n"],
+                }
+                for j in deciding
+            },
+            "report": report.get("generated_at"),
+            "window": {"since": section["arms"][arm]["since"], "rows": window["window"]["rows"]},
+        }
+        section["actions"].append(_act(project, client, name, arm, ident, why))
+    _violations(report, section)
+    return section
+
+
+def _act(
+    project: Project, client: Any, name: str, arm: str, version: str, why: Mapping[str, Any]
+) -> dict[str, Any]:
+    from mlops_runtime.rollback import registry_versions
+    from mlops_runtime.rollback.stage import roll_back
+    from mlops_runtime.tracking.registry import CHAMPION
+
+    if arm != CHAMPION:
+        change = registry_versions.remove_challenger(
+            client,
+            name,
+            history.history_path(project.root, project.config),
+            expect=version,
+            why=why,
+            by=MONITOR,
+        )
+        return {"arm": arm, "changed": change.changed, **change.entry}
+    try:
+        change = roll_back(project, why=why, by=MONITOR, expect_from=version)
+    except registry_versions.RollbackRefused as refused:
+        return {
+            "arm": arm,
+            "changed": False,
+            "event": history.ROLLBACK_REFUSED,
+            "from": version,
+            "to": None,
+            "why": {**why, "refused": str(refused)},
+        }
+    return {"arm": arm, "changed": change.changed, **change.entry}
+
+
+def _violations(report: dict[str, Any], section: Mapping[str, Any]) -> None:
+    from mlops_runtime.monitor.checks import EXIT_CODES, status_of
+
+    for action in section["actions"]:
+        event = action.get("event")
+        trigger = (action.get("why") or {}).get("trigger")
+        if event == history.ROLLED_BACK:
+            text = f"rolled the champion back from version {action['from']} to {action['to']}: {trigger}"
+        elif event == history.CHALLENGER_REMOVED:
+            text = f"removed challenger version {action['from']} from the A/B split: {trigger}"
+        elif event == history.ROLLBACK_REFUSED:
+            text = (
+                f"champion version {action['from']} failed {trigger} but stays: "
+                f"{(action.get('why') or {}).get('refused')}"
+            )
+        else:
+            continue  # already done by another monitor: nothing new to tell
+        report["violations"].append(
+            {
+                "check": "rollback_refused" if event == history.ROLLBACK_REFUSED else "rollback",
+                "feature": None,
+                "observed": action.get("from"),
+                "threshold": action.get("to"),
+                "severity": "alert",
+                "description": text,
+            }
+        )
+    report["status"] = status_of(report["violations"], report["problems"])
+    report["exit_code"] = EXIT_CODES[report["status"]]

@@ -1,0 +1,138 @@
+"""The serving history: an append-only log of every change of who serves, and its lock.
+
+One JSON object per line in `reports/serving-history.jsonl` (config.json's rollback.history):
+what happened (`event`), to which alias, `from` and `to` version, `why` (the trigger and the
+values it observed, the gate checks of a promotion, a user's reason), `when`, and `by` whom
+or what (`user:<name>`, `monitor`, `ci`, `serve`). Lines are appended in one write each and
+synced before the writer goes on, so a crash never leaves half a record or loses one that was
+reported as written.
+
+Every change of an alias and its history line happen under one exclusive lock (`serving.lock`
+beside the history), so concurrent promotions and rollbacks on this machine are serialised:
+the aliases always match the last record, and no record is lost. A registry shared by several
+machines needs the same discipline from whoever else moves its aliases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = "reports/serving-history.jsonl"
+LOCK_TIMEOUT_S = 120.0
+
+# Who serves changed: a version became champion or challenger, or left.
+PROMOTED = "promoted"
+CHALLENGER_SET = "challenger_set"
+ROLLED_BACK = "rolled_back"
+CHALLENGER_REMOVED = "challenger_removed"
+AB_WEIGHT = "ab_weight_changed"
+# Nothing changed, and someone should know: no eligible version to roll back to.
+ROLLBACK_REFUSED = "rollback_refused"
+
+
+def history_path(root: Path, config: Mapping[str, Any]) -> Path:
+    return root / str((config.get("rollback") or {}).get("history") or DEFAULT_PATH)
+
+
+def actor(environ: Mapping[str, str] | None = None) -> str:
+    """`ci` inside a CI job (every major CI sets CI=true), else the user running the command."""
+    env = os.environ if environ is None else environ
+    if (
+        env.get("CI", "").lower() in ("true", "1")
+        or env.get("GITHUB_ACTIONS")
+        or env.get("GITLAB_CI")
+    ):
+        return "ci"
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "user:unknown"
+
+
+def iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+
+
+def record(
+    event: str,
+    *,
+    alias: str,
+    from_version: str | None,
+    to_version: str | None,
+    why: Mapping[str, Any],
+    by: str,
+    now: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    return {
+        "event": event,
+        "alias": alias,
+        "from": from_version,
+        "to": to_version,
+        "why": dict(why),
+        "by": by,
+        "when": iso(now),
+        "ts_epoch": now,
+        **extra,
+    }
+
+
+def append(path: Path, entry: Mapping[str, Any]) -> None:
+    """One line in a single O_APPEND write, synced: durable once this returns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(entry, sort_keys=True, default=str, allow_nan=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """Every record, oldest first; a line that is not a JSON object (an editor's leftover) is
+    skipped rather than hiding the rest."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            value = json.loads(line)
+            if isinstance(value, dict):
+                out.append(value)
+    return out
+
+
+@contextlib.contextmanager
+def serving_lock(history: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the exclusive lock that every change of who serves takes (blocking, bounded)."""
+    lock = history.with_name("serving.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with lock.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{lock} is held by another promotion or rollback for over "
+                        f"{timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

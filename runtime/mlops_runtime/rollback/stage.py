@@ -1,0 +1,128 @@
+"""`python -m mlops_runtime rollback [--to VERSION] [--reason TEXT]` and
+`python -m mlops_runtime history [--json]`.
+
+rollback: the previous good model serves again (rollback/registry_versions.py at level 1 and
+above, rollback/local_versions.py at level 0). Exit codes: 0 rolled back; 5 refused, nothing
+changed (no good version to go back to, or --to names one that is not good: the message says
+why); 2 usage or configuration error.
+
+history: the serving history, oldest first, as a table (or JSON lines with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlops_runtime.project import Project
+from mlops_runtime.rollback import history
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_REFUSED = 5
+
+
+def _rollback_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlops_runtime rollback")
+    parser.add_argument("--to", help="the version to serve again (default: the previous good one)")
+    parser.add_argument("--reason", default="", help="why, recorded in the serving history")
+    return parser
+
+
+def is_registry(config: Mapping[str, Any]) -> bool:
+    return bool((config.get("serving") or {}).get("model_source", "registry") == "registry")
+
+
+def model_name(config: Mapping[str, Any]) -> str:
+    return str((config.get("tracking") or {}).get("registered_model") or config["name"])
+
+
+def roll_back(
+    project: Project,
+    *,
+    why: Mapping[str, Any],
+    by: str,
+    to: str | None = None,
+    expect_from: str | None = None,
+) -> Any:
+    """The project's rollback, wherever its model lives; raises RollbackRefused."""
+    config = project.config
+    if not is_registry(config):
+        from mlops_runtime.rollback import local_versions
+
+        return local_versions.rollback(project.root, config, why=why, by=by, to=to)
+    from mlops_runtime.rollback import registry_versions
+    from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
+
+    uri = absolute_uri(resolve_tracking_uri(config), project.root)
+    return registry_versions.rollback(
+        connect(config, uri=uri),
+        model_name(config),
+        history.history_path(project.root, config),
+        keep=int((config.get("rollback") or {}).get("keep_versions", 5)),
+        why=why,
+        by=by,
+        to=to,
+        expect_from=expect_from,
+    )
+
+
+def rollback_main(argv: list[str], project: Project) -> int:
+    from mlops_runtime.rollback.registry_versions import RollbackRefused
+
+    args = _rollback_parser().parse_args(argv)
+    why = {"trigger": "manual", "reason": args.reason} if args.reason else {"trigger": "manual"}
+    try:
+        change = roll_back(project, why=why, by=history.actor(), to=args.to)
+    except RollbackRefused as refused:
+        print(f"{project.config.get('name')}: rollback refused: {refused}", file=sys.stderr)
+        return EXIT_REFUSED
+    entry = change.entry
+    print(f"{project.config.get('name')}: rolled back from {entry['from']} to {entry['to']}")
+    return EXIT_OK
+
+
+def history_main(argv: list[str], project: Project) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlops_runtime history")
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    args = parser.parse_args(argv)
+    entries = history.read(history.history_path(project.root, project.config))
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry, sort_keys=True))
+        return EXIT_OK
+    print(table(entries) if entries else "no change of the serving model recorded yet")
+    return EXIT_OK
+
+
+def describe_why(why: Mapping[str, Any]) -> str:
+    parts = []
+    for key in ("trigger", "reason", "observed", "refused", "trained"):
+        if key in why and why[key] not in ("", None):
+            value = why[key]
+            parts.append(f"{key}: {value if isinstance(value, str) else json.dumps(value)}")
+    return "; ".join(parts)[:160]
+
+
+def table(entries: Sequence[Mapping[str, Any]]) -> str:
+    rows = [("when", "event", "alias", "from", "to", "by", "why")]
+    for e in entries:
+        rows.append(
+            (
+                str(e.get("when", "")),
+                str(e.get("event", "")),
+                str(e.get("alias", "")),
+                str(e.get("from") or "-"),
+                str(e.get("to") or "-"),
+                str(e.get("by", "")),
+                describe_why(e.get("why") or {}),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
+    )

@@ -1,0 +1,112 @@
+"""The rollback policy's triggers, judged on the window of one serving version.
+
+Each trigger of config.json's rollback.triggers reads one value of that version's monitor
+report (the live metric from late labels, the error rate, the p99 latency, the share of
+drifted features, a KPI) with the number of samples behind it. It *fires* in a window when
+the value is past its bound on at least `min_samples` samples, and *decides* when it fired in
+`k` of the last `n` windows judged for that version (Argo Rollouts' failureLimit, Flagger's
+threshold). Before a new champion has served `grace_samples` labelled predictions (served
+predictions when the spec has no labels), triggers are judged and reported but decide
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def label(trigger: Mapping[str, Any]) -> str:
+    """How a trigger reads in reports and the history: `performance < 0.9`, `kpi share > 0.6`."""
+    on = str(trigger["on"])
+    name = trigger.get("metric") if on == "performance" else trigger.get("kpi")
+    head = f"{on} {name}" if name else on
+    bounds = []
+    if trigger.get("min") is not None:
+        bounds.append(f"< {trigger['min']:g}")
+    if trigger.get("max") is not None:
+        bounds.append(f"{'>=' if on == 'drift' else '>'} {trigger['max']:g}")
+    return f"{head} {' or '.join(bounds)}".strip()
+
+
+def observe(report: Mapping[str, Any], trigger: Mapping[str, Any]) -> tuple[float | None, int]:
+    """(value, samples) of the trigger's quantity in one version's report."""
+    on = trigger["on"]
+    traffic = report.get("traffic") or {}
+    rows = int((report.get("window") or {}).get("rows") or 0)
+    if on == "performance":
+        perf = report.get("performance") or {}
+        return perf.get("value"), int(perf.get("labelled") or 0)
+    if on == "error_rate":
+        return traffic.get("error_rate"), int(traffic.get("requests") or 0)
+    if on == "latency":
+        latency = traffic.get("latency_ms") or {}
+        served = int(traffic.get("requests") or 0) - int(traffic.get("errors") or 0)
+        return latency.get("p99"), served
+    if on == "drift":
+        drift = report.get("drift") or {}
+        share = (drift.get("dataset") or {}).get("share") if drift.get("status") == "ok" else None
+        return share, rows
+    if on == "kpi":
+        for kpi in report.get("kpis") or []:
+            if kpi.get("name") == trigger.get("kpi"):
+                return kpi.get("value"), rows
+        return None, 0
+    raise ValueError(f"unknown rollback trigger {on!r}")
+
+
+def past_bound(value: float, trigger: Mapping[str, Any]) -> bool:
+    low, high = trigger.get("min"), trigger.get("max")
+    if low is not None and value < float(low):
+        return True
+    if high is None:
+        return False
+    # The dataset drifts when the drifted share reaches its bound, as the monitor's own check.
+    return value >= float(high) if trigger["on"] == "drift" else value > float(high)
+
+
+def grace(report: Mapping[str, Any], needed: int, labelled: bool) -> dict[str, Any]:
+    if labelled:
+        have = int((report.get("performance") or {}).get("labelled") or 0)
+    else:
+        have = int((report.get("window") or {}).get("rows") or 0)
+    return {
+        "counted": "labelled" if labelled else "served",
+        "samples": have,
+        "needed": needed,
+        "over": have >= needed,
+    }
+
+
+def judge(
+    report: Mapping[str, Any],
+    triggers: Sequence[Mapping[str, Any]],
+    earlier: Sequence[Sequence[Mapping[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Every trigger on this window; `earlier`: the same version's past judgements, oldest
+    first (each a list like the one returned here)."""
+    out = []
+    for trigger in triggers:
+        value, samples = observe(report, trigger)
+        needed = int(trigger.get("min_samples", 100))
+        fired = value is not None and samples >= needed and past_bound(float(value), trigger)
+        k, n = int(trigger.get("k", 1)), int(trigger.get("n", 1))
+        name = label(trigger)
+        recent = list(earlier)[-(n - 1) :] if n > 1 else []
+        count = sum(1 for past in recent if any(j["trigger"] == name and j["fired"] for j in past))
+        count += 1 if fired else 0
+        out.append(
+            {
+                "trigger": name,
+                "on": trigger["on"],
+                "value": value,
+                "samples": samples,
+                "min_samples": needed,
+                "fired": fired,
+                "fired_in": count,
+                "k": k,
+                "n": n,
+                "decides": fired and count >= k,
+            }
+        )
+    return out
