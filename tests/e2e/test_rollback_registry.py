@@ -1,0 +1,226 @@
+"""Rollback on a real MLflow registry: what "good" means, refusals, concurrency, the A/B
+challenger leaving the split."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.serving_fixtures import SPECS, build_project, records, stage_env, train
+
+pytestmark = pytest.mark.slow
+
+DIABETES_AUTO = (
+    (SPECS / "diabetes.mlops.yaml")
+    .read_text()
+    .replace("level: 1", "level: 2")
+    .replace('vs_champion: {rmse: "<= 2.0"}', 'vs_champion: {rmse: "<= 2.0"}\n    promote: auto')
+)
+PROMOTE = """
+import sys
+from pathlib import Path
+from mlops_runtime.project import load_project
+from mlops_runtime.rollback.history import history_path
+from mlops_runtime.rollback.registry_versions import promote
+from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
+
+project = load_project()
+client = connect(project.config, uri=absolute_uri(resolve_tracking_uri(project.config)))
+promote(client, "diabetes", history_path(project.root, project.config), alias="champion",
+        version=sys.argv[1], why={"trigger": "test"}, by="test")
+"""
+
+
+def stage(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_runtime", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=stage_env(),
+        check=False,
+        timeout=300,
+    )
+
+
+def trained(tmp_path: Path, versions: int) -> Path:
+    project = build_project(tmp_path, "diabetes", DIABETES_AUTO)
+    for n in range(1, versions + 1):
+        assert f"registered version {n} as champion" in train(project)
+    return project
+
+
+def client(project: Path) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{project / 'mlruns.db'}"
+    return MlflowClient(tracking_uri=store, registry_uri=store)
+
+
+def champion(project: Path) -> str:
+    return str(client(project).get_model_version_by_alias("diabetes", "champion").version)
+
+
+def entries(project: Path) -> list[dict[str, Any]]:
+    path = project / "reports/serving-history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_only_good_versions_serve_again(tmp_path: Path) -> None:
+    project = trained(tmp_path, 3)
+    registry = client(project)
+    unknown = stage(project, "rollback", "--to", "7")
+    assert unknown.returncode == 5 and "not one of the last 5 past champions" in unknown.stderr
+    assert stage(project, "rollback", "--to", "3").returncode == 5, "the champion itself"
+
+    # Version 2's model file changes after registration: it must never serve again.
+    root = registry.get_model_version_download_uri("diabetes", "2").removeprefix("file://")
+    (model_file,) = [p for p in Path(root).iterdir() if p.suffix in (".skops", ".pkl")]
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    tampered = stage(project, "rollback", "--to", "2")
+    assert tampered.returncode == 5 and "hashes to" in tampered.stderr, tampered.stderr
+    assert champion(project) == "3", "a refusal changes nothing"
+
+    done = stage(project, "rollback", "--reason", "bad batch of predictions")
+    assert done.returncode == 0 and "from 3 to 1" in done.stdout, done.stdout + done.stderr
+    last = entries(project)[-1]
+    assert (last["event"], last["from"], last["to"]) == ("rolled_back", "3", "1")
+    assert last["why"]["reason"] == "bad batch of predictions"
+    assert last["why"]["skipped"][0]["version"] == "2" and last["by"].startswith("user:")
+
+    # Never roll back to nothing: 3 was rolled back from, 2 is altered.
+    nothing = stage(project, "rollback")
+    assert nothing.returncode == 5 and "no good version" in nothing.stderr
+    assert champion(project) == "1"
+    assert entries(project)[-1]["event"] == "rollback_refused"
+    again = stage(project, "rollback", "--to", "3")
+    assert again.returncode == 5 and "was rolled back from" in again.stderr
+
+    history = stage(project, "history")
+    assert history.returncode == 0
+    assert [line.split()[1] for line in history.stdout.splitlines()[1:]] == [
+        "promoted",
+        "promoted",
+        "promoted",
+        "rollback_refused",
+        "rollback_refused",
+        "rollback_refused",
+        "rolled_back",
+        "rollback_refused",
+        "rollback_refused",
+    ]
+    # Tags tell the same story in the MLflow UI, and no version was deleted.
+    tags = registry.get_model_version("diabetes", "3").tags
+    assert (
+        tags["mlops.serving.replaced_by"] == "1"
+        and "bad batch" in tags["mlops.serving.rolled_back_why"]
+    )
+    assert len(registry.search_model_versions("name = 'diabetes'")) == 3
+
+
+def test_keep_versions_bounds_the_eligible_champions(tmp_path: Path) -> None:
+    project = trained(tmp_path, 3)
+    config = json.loads((project / "config.json").read_text())
+    config["rollback"]["keep_versions"] = 1
+    (project / "config.json").write_text(json.dumps(config))
+    old = stage(project, "rollback", "--to", "1")
+    assert old.returncode == 5 and "last 1 past champions (2" in old.stderr, old.stderr
+    assert stage(project, "rollback").returncode == 0 and champion(project) == "2"
+
+
+def test_concurrent_rollbacks_and_promotions_keep_one_consistent_story(tmp_path: Path) -> None:
+    project = trained(tmp_path, 3)
+    env = stage_env()
+    commands = [[sys.executable, "-m", "mlops_runtime", "rollback"] for _ in range(3)]
+    commands += [[sys.executable, "-c", PROMOTE, str(v)] for v in (1, 2, 3)]
+    procs = [
+        subprocess.Popen(c, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for c in commands
+    ]
+    codes = [p.wait(300) for p in procs]
+    assert all(code in (0, 5) for code in codes), [p.stderr.read() for p in procs if p.stderr]
+    history = entries(project)
+    assert len(history) == 3 + len(commands), "every operation left exactly one record"
+    changes = [e for e in history if e["event"] in ("promoted", "rolled_back")]
+    for before, after in itertools.pairwise(changes):
+        assert after["from"] == before["to"], (before, after)
+    assert champion(project) == changes[-1]["to"], "the alias is what the last record says"
+
+
+def _penguin_lines(version: str, run_id: str, n: int, failures: int, arm: str) -> list[str]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    lines = []
+    for i, record in enumerate(records("penguins", n)):
+        lines.append(
+            {
+                "request_id": f"{arm}-{i}",
+                "row": 0,
+                "ts": stamp,
+                "model": "penguins",
+                "model_version": version,
+                "run_id": run_id,
+                "arm": arm,
+                "endpoint": "/predict",
+                "inputs": record,
+                "output": {"prediction": "Adelie", "probabilities": [0.8, 0.1, 0.1]},
+                "latency_ms": 1.5,
+            }
+        )
+    for i in range(failures):
+        lines.append(
+            {
+                "request_id": f"{arm}-failed-{i}",
+                "row": 0,
+                "ts": stamp,
+                "model": "penguins",
+                "model_version": version,
+                "run_id": run_id,
+                "arm": arm,
+                "endpoint": "/predict",
+                "inputs": None,
+                "output": None,
+                "latency_ms": 2.0,
+                "status": 500,
+                "error": "internal error",
+            }
+        )
+    return [json.dumps(line) for line in lines]
+
+
+def test_a_failing_challenger_leaves_the_split_and_the_champion_stays(tmp_path: Path) -> None:
+    project = build_project(tmp_path, "penguins")  # level 2, promote: manual, A/B configured
+    assert "as champion" in train(project)
+    assert "registered version 2 as challenger" in train(project)
+    registry = client(project)
+    runs = {v: registry.get_model_version("penguins", v).run_id for v in ("1", "2")}
+    log = project / "prediction_log"
+    log.mkdir()
+    lines = _penguin_lines("1", runs["1"], 300, 0, "champion")
+    lines += _penguin_lines("2", runs["2"], 300, 60, "challenger")
+    (log / "predictions-1.jsonl").write_text("\n".join(lines) + "\n")
+
+    first = stage(project, "monitor", "--no-dashboard", "--json")
+    report = json.loads(first.stdout)
+    arms = report["rollback"]["arms"]
+    assert arms["champion"]["version"] == "1" and not any(
+        j["fired"] for j in arms["champion"]["judged"]
+    )
+    fired = [j for j in arms["challenger"]["judged"] if j["fired"]]
+    assert [j["on"] for j in fired] == ["error_rate"] and fired[0]["value"] > 0.05
+    (action,) = report["rollback"]["actions"]
+    assert (action["event"], action["from"], action["by"]) == ("challenger_removed", "2", "monitor")
+    assert first.returncode == 3 and "removed challenger version 2" in first.stdout
+
+    assert str(registry.get_model_version_by_alias("penguins", "champion").version) == "1"
+    assert "challenger" not in registry.get_registered_model("penguins").aliases
+    assert "mlops.serving.rolled_back_at" in registry.get_model_version("penguins", "2").tags
+    second = json.loads(stage(project, "monitor", "--no-dashboard", "--json").stdout)
+    assert second["rollback"]["actions"] == [] and "challenger" not in second["rollback"]["arms"]
+    assert [e["event"] for e in entries(project)].count("challenger_removed") == 1
