@@ -4,8 +4,9 @@ Writes reports/monitor/report-<time>.json (and latest.json), dashboard.html, the
 textfile, and at level 3 sends the webhook alerts. Exit codes (docs/runtime-exit-codes.md):
 0 ok, 1 warning, 3 alert, 2 configuration or usage error. Bad input (an empty window, a
 corrupt log file, a missing or older reference, labels matching nothing) is a status in the
-report, never a traceback; the monitor only reads the registry and the model, never changes
-them.
+report, never a traceback. The monitor never changes a model; from level 2 it moves the
+registry's aliases when a rollback trigger decides (rollback/automatic.py), and at level 3 it
+may retrain (retraining.py).
 """
 
 from __future__ import annotations
