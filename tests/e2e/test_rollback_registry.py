@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.serving_fixtures import SPECS, build_project, records, stage_env, train
+from mlops_runtime.serve.ab import choose_arm
+from tests.runtime.serving_fixtures import (
+    SPECS,
+    build_project,
+    records,
+    stage_env,
+    start_server,
+    train,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -206,7 +214,25 @@ def test_a_failing_challenger_leaves_the_split_and_the_champion_stays(tmp_path: 
     lines += _penguin_lines("2", runs["2"], 300, 60, "challenger")
     (log / "predictions-1.jsonl").write_text("\n".join(lines) + "\n")
 
-    first = stage(project, "monitor", "--no-dashboard", "--json")
+    server = start_server(project)
+    try:
+        with server.client() as http:
+            served = {(m["arm"], m["model_version"]) for m in http.get("/health").json()["models"]}
+            assert served == {("champion", "1"), ("challenger", "2")}
+            first = stage(project, "monitor", "--no-dashboard", "--json")
+            deadline = time.monotonic() + 10
+            while len(http.get("/health").json()["models"]) > 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            keys = [k for k in (f"k{i}" for i in range(300)) if choose_arm(k, 0.1) == "challenger"]
+            row = records("penguins", 1)[0]
+            answers = [
+                http.post("/predict", json=row, headers={"X-Request-ID": key}) for key in keys
+            ]
+    finally:
+        server.stop()
+    assert {(a.status_code, a.headers["x-model-version"]) for a in answers} == {(200, "1")}, (
+        "the challenger's share of the split goes to the champion"
+    )
     report = json.loads(first.stdout)
     arms = report["rollback"]["arms"]
     assert arms["champion"]["version"] == "1" and not any(
