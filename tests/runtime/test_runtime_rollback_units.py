@@ -200,3 +200,22 @@ def test_ci_and_users_are_told_apart() -> None:
     assert history.actor({"CI": "true"}) == "ci"
     assert history.actor({"GITLAB_CI": "1"}) == "ci"
     assert history.actor({}).startswith("user:")
+
+
+def test_the_window_report_is_reused_only_when_it_is_the_versions_own() -> None:
+    from mlops_runtime.rollback.automatic import reusable
+
+    began = "2026-12-01T10:00:00Z"
+    alone = {
+        "model": {"versions": {"2": 500}},
+        "window": {"start": began},
+        "performance": {"status": "ok"},
+    }
+    epoch = 1796119200.0  # 2026-12-01T10:00:00Z
+    assert reusable(alone, "2", epoch - 60)
+    assert not reusable(alone, "2", epoch + 60), "it took its alias inside the window"
+    assert not reusable(alone, "1", epoch - 60)
+    shared = {**alone, "model": {"versions": {"1": 20, "2": 480}}}
+    assert not reusable(shared, "2", epoch - 60), "another version served part of the window"
+    few = {**alone, "performance": {"status": "insufficient_samples"}}
+    assert not reusable(few, "2", epoch - 60), "the trigger's own min_samples may be lower"

@@ -48,6 +48,23 @@ def _judging_project(project: Project) -> Project:
     return dataclasses.replace(project, config=config)
 
 
+def reusable(report: Mapping[str, Any], version: str, since: float) -> bool:
+    """Whether the window's own report already is this version's: it alone served the whole
+    window, which began after it took its alias, and the live metric has a value wherever
+    there were labels. The steady state (one champion serving for long) then costs no second
+    pass over the log."""
+    from datetime import datetime
+
+    if set((report.get("model") or {}).get("versions") or {}) != {version}:
+        return False
+    start = (report.get("window") or {}).get("start")
+    if not start:
+        return False
+    began = datetime.fromisoformat(str(start).replace("Z", "+00:00")).timestamp()
+    performance = report.get("performance") or {}
+    return since <= began and performance.get("status") != "insufficient_samples"
+
+
 def _earlier(
     reports: Sequence[Mapping[str, Any]], arm: str, version: str, since: float
 ) -> list[list[dict[str, Any]]]:
@@ -92,8 +109,12 @@ def evaluate(
             if arm == CHAMPION
             else registry_versions.challenger_since(version)
         )
-        window = run_monitor(
-            judging, args, now=now, version=ident, since=since or None, run_id=version.run_id
+        window = (
+            report
+            if reusable(report, ident, since)
+            else run_monitor(
+                judging, args, now=now, version=ident, since=since or None, run_id=version.run_id
+            )
         )
         judged = judge(window, triggers, _earlier(earlier_reports, arm, ident, since))
         over = grace(window, int(policy.get("grace_samples", 200)), labelled)
