@@ -27,6 +27,10 @@ OUT = click.option(
 LEVEL = click.option(
     "--level", type=click.IntRange(0, 3), default=None, help="Override the spec's level."
 )
+SPEC = click.argument("spec", type=click.Path(path_type=Path, exists=True))
+PYTHON = click.option(
+    "--python", "python", default=None, help="Interpreter of the generated project."
+)
 
 
 def reports_errors(func: F) -> F:
@@ -141,17 +145,54 @@ def build(specs: tuple[Path, ...], out: Path, level: int | None, check: bool, fo
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("spec", type=click.Path(path_type=Path, exists=True))
+@SPEC
 @click.argument("stage")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @OUT
-@click.option("--python", "python", default=None, help="Interpreter of the generated project.")
+@PYTHON
 @reports_errors
 def run(spec: Path, stage: str, args: tuple[str, ...], out: Path, python: str | None) -> None:
     """Run a stage of the generated project (building first if stale); returns its exit code."""
     from mlops_compiler.cli.stages import run_stage
 
     sys.exit(run_stage(spec, stage, list(args), out, python))
+
+
+@cli.command()
+@SPEC
+@OUT
+@click.option(
+    "--to",
+    "to",
+    metavar="VERSION",
+    default=None,
+    help="Version to serve (default: the previous good one).",
+)
+@click.option("--reason", default=None, help="Why, for the serving history.")
+@PYTHON
+@reports_errors
+def rollback(spec: Path, out: Path, to: str | None, reason: str | None, python: str | None) -> None:
+    """Serve the previous good model again, or VERSION (building first if stale)."""
+    from mlops_compiler.cli.stages import run_stage
+
+    args = [
+        *(("--to", to) if to is not None else ()),
+        *(("--reason", reason) if reason is not None else ()),
+    ]
+    sys.exit(run_stage(spec, "rollback", args, out, python))
+
+
+@cli.command()
+@SPEC
+@OUT
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of a table.")
+@PYTHON
+@reports_errors
+def history(spec: Path, out: Path, as_json: bool, python: str | None) -> None:
+    """Who served when, and why it changed: the project's serving history."""
+    from mlops_compiler.cli.stages import run_stage
+
+    sys.exit(run_stage(spec, "history", ["--json"] if as_json else [], out, python))
 
 
 @cli.command()

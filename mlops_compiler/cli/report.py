@@ -35,9 +35,10 @@ def print_plan(item: Compiled, changes: list[Change]) -> None:
     plan = item.plan
     click.echo(f"{plan.name}: level {plan.level} -> {display_path(plan.out_dir)}/")
     click.echo("  components (level range: emitted?):")
+    width = max(len(c.name) for c in COMPONENTS)
     for c in COMPONENTS:
         mark = "yes" if c.emitted_at(plan.level) else "no "
-        click.echo(f"    {mark} {c.name:<16} L{c.min_level}-L{c.max_level}  {c.summary}")
+        click.echo(f"    {mark} {c.name:<{width}} L{c.min_level}-L{c.max_level}  {c.summary}")
     by_path = {a.path: a for a in plan.artifacts}
     click.echo("  files:")
     for change in changes:

@@ -23,6 +23,7 @@ from mlops_compiler.plan.levels import (
     Component,
     stage_command,
 )
+from mlops_compiler.plan.rollback import rollback_config
 from mlops_compiler.spec.model import Features, Spec
 from mlops_compiler.spec.rules import CATEGORICAL_TYPES, task_of
 from mlops_compiler.spec.scalars import parse_duration, parse_threshold
@@ -188,6 +189,7 @@ def _config(
         "serving": _serving(spec, consumed),
         "monitor": _monitor(spec, loaded, out_dir, consumed),
         "retrain": _retrain(spec, loaded, out_dir),
+        "rollback": rollback_config(spec, automatic="rollback.when" in consumed),
         # Receivers by the name of the variable holding their URL, never the URL itself.
         "alerts": (
             [a.model_dump(mode="json") for a in spec.alerts] if "alerts" in consumed else []

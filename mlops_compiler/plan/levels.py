@@ -43,7 +43,7 @@ class Component:
 
 RUNTIME = "mlops-runtime"
 # The order stages are run in, which is the order the README and `mlops plan` list them.
-STAGE_ORDER = ("train", "lineage", "serve", "monitor", "image")
+STAGE_ORDER = ("train", "lineage", "serve", "monitor", "rollback", "history", "image")
 
 
 def stage_command(stage: str) -> tuple[str, ...]:
@@ -140,6 +140,30 @@ COMPONENTS: tuple[Component, ...] = (
         consumes=("monitors.drift", "monitors.performance"),
     ),
     Component(
+        "rollback",
+        0,
+        3,
+        "manual rollback to the previous good model and the serving history (every change of "
+        "who serves: from, to, why, by whom)",
+        stages=("rollback", "history"),
+        settings=(("rollback.automatic", False),),
+        consumes=("rollback.keep_versions",),
+    ),
+    Component(
+        "automatic-rollback",
+        2,
+        3,
+        "the monitor rolls the champion back (and drops a failing A/B challenger) on declared "
+        "triggers, k of the last n windows, after a grace period of labelled samples",
+        settings=(("rollback.automatic", True),),
+        consumes=(
+            "rollback.when",
+            "rollback.grace_samples",
+            "rollback.min_samples",
+            "rollback.windows",
+        ),
+    ),
+    Component(
         "alerting",
         3,
         3,
@@ -197,4 +221,4 @@ COMPONENTS: tuple[Component, ...] = (
 
 # Top-level spec sections no component consumes yet: declaring one draws a warning until a
 # component that emits it lands in the table above.
-PENDING_SECTIONS = ("ci", "deploy", "rollback")
+PENDING_SECTIONS = ("ci", "deploy")

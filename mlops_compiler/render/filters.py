@@ -76,6 +76,14 @@ def _json_flat(value: Any) -> str:
     return _FLAT.encode(value)
 
 
+def _is_record(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and not any(isinstance(v, dict | list | tuple) for v in value.values())
+    )
+
+
 def _json_layout(value: Any, indent: int, width: int) -> str:
     # The one-line form first: most containers fit, and only those that do not are laid out
     # item by item (a monorepo build prints thousands of these).
@@ -88,6 +96,11 @@ def _json_layout(value: Any, indent: int, width: int) -> str:
             for k, v in value.items()
         ]
         opening, closing = "{", "}"
+    elif all(_is_record(v) for v in value):
+        # A table (gate thresholds, KPIs, rollback triggers): a row a line, however long, so
+        # a changed row is a one-line diff.
+        parts = [_json_flat(v) for v in value]
+        opening, closing = "[", "]"
     else:
         parts = [_json_layout(v, indent + 2, width) for v in value]
         opening, closing = "[", "]"
@@ -97,7 +110,8 @@ def _json_layout(value: Any, indent: int, width: int) -> str:
 
 def json_text(value: Any) -> str:
     """A JSON document laid out for review: a container that fits in 100 columns stays on
-    one line (a contract column, a gate threshold), a longer one takes a line per item."""
+    one line (a contract column, a gate threshold), a longer one takes a line per item, and
+    a list of flat mappings keeps each on a line of its own, like the rows of a table."""
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises here, naming the missing variable
     try:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+)
 
 from mlops_compiler.spec import scalars
 from mlops_compiler.spec.metrics import HIGHER_IS_BETTER
@@ -176,7 +184,13 @@ class PredictionLog(Strict):
 class Serving(Strict):
     batching: Batching = Batching()
     ab_test: ABTest | None = None
-    reload_interval: Duration = "10s"
+    reload_interval: Duration = Field(
+        "2s",
+        description=(
+            "How often the server looks up the registry alias it serves; a rollback reaches "
+            "the first response within about this long after the alias moves."
+        ),
+    )
     max_body_bytes: int = Field(
         1_000_000,
         ge=1_000,
@@ -296,14 +310,101 @@ class Alert(Strict):
     )
 
 
-class Rollback(Strict):
-    when: list[Annotated[str, StringConstraints(min_length=1)]] = ["performance", "latency"]
-    keep_versions: int = Field(5, ge=1, le=100)
-
-
 class Windows(Strict):
     k: int = Field(1, ge=1, le=100, description="Windows out of the last n a trigger must fire in.")
     n: int = Field(1, ge=1, le=100)
+
+
+class RollbackTrigger(Strict):
+    on: Literal["performance", "error_rate", "latency", "drift", "kpi"] = Field(
+        description=(
+            "performance: the live metric of monitors.performance on late labels; error_rate: "
+            "the share of failed requests; latency: p99 in ms; drift: the share of drifted "
+            "features; kpi: a business KPI of monitors.kpis."
+        )
+    )
+    min: float | None = Field(
+        None,
+        description=(
+            "Fire below this bound: a higher-is-better performance metric, or a KPI. "
+            "Default: the bound of the monitor it refers to."
+        ),
+    )
+    max: float | None = Field(
+        None,
+        description=(
+            "Fire above this bound: a lower-is-better performance metric (rmse, ...), "
+            "error_rate (a share), latency (p99 ms), drift (a share), or a KPI. "
+            "Default: the bound of the monitor it refers to."
+        ),
+    )
+    kpi: Annotated[str, StringConstraints(min_length=1, max_length=63)] | None = Field(
+        None, description="The name of a monitors.kpis entry (on: kpi only)."
+    )
+    min_samples: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Samples the window needs before the trigger may fire. Default: rollback.min_samples."
+        ),
+    )
+    windows: Windows | None = Field(
+        None, description="Fire in k of the last n monitor windows. Default: rollback.windows."
+    )
+
+
+TriggerText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Field(
+        description=(
+            "performance, error_rate, latency (p99 ms) or drift, each with an optional bound "
+            "('performance < 0.85', '>' for a lower-is-better metric; 'error_rate > 0.05'), "
+            "or 'kpi NAME'. Without a bound, the one of the monitor it refers to."
+        ),
+        examples=["performance", "error_rate > 0.05", "latency > 80", "kpi malignant_share"],
+    ),
+]
+
+
+def _trigger_form(value: object) -> str:
+    return "text" if isinstance(value, str) else "mapping"
+
+
+# The tag keeps a mapping's errors to the mapping: without it a bad mapping would also be
+# reported as "not a valid string".
+Trigger = Annotated[
+    Annotated[TriggerText, Tag("text")] | Annotated[RollbackTrigger, Tag("mapping")],
+    Discriminator(_trigger_form),
+]
+
+
+class Rollback(Strict):
+    when: list[Trigger] = Field(
+        [],
+        description=(
+            "Triggers of the automatic rollback (level >= 2): the monitor serves the previous "
+            "good champion again when one fires. Below level 2 rollback is by hand only."
+        ),
+    )
+    keep_versions: int = Field(
+        5, ge=1, le=100, description="Past champions that stay eligible for a rollback."
+    )
+    grace_samples: int = Field(
+        200,
+        ge=0,
+        le=10_000_000,
+        description=(
+            "Labelled predictions (served ones when there are no labels) a new champion must "
+            "have answered before its triggers may roll it back."
+        ),
+    )
+    min_samples: int = Field(
+        100, ge=1, le=10_000_000, description="Default minimum sample count of every trigger."
+    )
+    windows: Windows = Field(
+        Windows(), description="Default: fire in k of the last n monitor windows."
+    )
 
 
 class Retrain(Strict):

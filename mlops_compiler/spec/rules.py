@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from mlops_compiler.spec.estimator_params import ESTIMATOR_PARAMS
 from mlops_compiler.spec.estimators import KNOWN_ESTIMATORS
 from mlops_compiler.spec.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK, UNIT_INTERVAL
-from mlops_compiler.spec.model import Spec
+from mlops_compiler.spec.model import RollbackTrigger, Spec
 from mlops_compiler.spec.scalars import parse_threshold
+from mlops_compiler.spec.triggers import as_trigger
 
 Finding = tuple[tuple[str | int, ...], str]
 
 NUMERIC_TYPES = {"int", "float", "bool"}
 CATEGORICAL_TYPES = {"category", "str", "bool"}
-_ROLLBACK_WHEN = re.compile(r"^(performance|latency|drift|error_rate\s*>\s*(0(\.\d+)?|1(\.0+)?))$")
 
 
 def close_match(word: str, options: list[str]) -> str | None:
@@ -43,6 +42,7 @@ def check(spec: Spec) -> list[Finding]:
         *_estimator(spec),
         *_gate(spec),
         *_operations(spec),
+        *_rollback(spec),
         *_monitors(spec),
         *(_retrain(spec) if "retrain" in spec.model_fields_set else ()),
     ]
@@ -179,15 +179,112 @@ def _gate(spec: Spec) -> Iterator[Finding]:
 
 
 def _operations(spec: Spec) -> Iterator[Finding]:
-    for i, when in enumerate(spec.rollback.when):
-        if not _ROLLBACK_WHEN.match(when.strip()):
-            yield (
-                ("rollback", "when", i),
-                f"unknown trigger {when!r}; use performance, latency, drift or 'error_rate > 0.05'",
-            )
     auto = spec.deploy.autoscale
     if auto is not None and auto.min > auto.max:
         yield ("deploy", "autoscale", "min"), f"min {auto.min} is greater than max {auto.max}"
+
+
+def _rollback(spec: Spec) -> Iterator[Finding]:
+    windows = spec.rollback.windows
+    if windows.k > windows.n:
+        yield ("rollback", "windows", "k"), f"k {windows.k} is greater than n {windows.n}"
+    for i, item in enumerate(spec.rollback.when):
+        loc: tuple[str | int, ...] = ("rollback", "when", i)
+        try:
+            trigger = as_trigger(item)
+        except ValueError as exc:
+            yield loc, str(exc)
+            continue
+        yield from _trigger(spec, trigger, loc, mapping=not isinstance(item, str))
+
+
+def _trigger(
+    spec: Spec, trigger: RollbackTrigger, loc: tuple[str | int, ...], *, mapping: bool
+) -> Iterator[Finding]:
+    """One trigger, in either form; a mapping's findings point at the field at fault."""
+
+    def at(field: str) -> tuple[str | int, ...]:
+        return (*loc, field) if mapping and field in trigger.model_fields_set else loc
+
+    monitors = spec.monitors
+    on = trigger.on
+    if trigger.windows is not None and trigger.windows.k > trigger.windows.n:
+        w = trigger.windows
+        yield (*loc, "windows", "k"), f"k {w.k} is greater than n {w.n}"
+    if on != "kpi" and trigger.kpi is not None:
+        yield at("kpi"), "kpi names the KPI of an `on: kpi` trigger only"
+    if on in {"error_rate", "latency", "drift"} and trigger.min is not None:
+        yield at("min"), f"{on} fires above a bound: give max ('{on} > X'), not min"
+    if on == "performance":
+        yield from _performance_trigger(spec, trigger, loc, at)
+    elif on == "error_rate":
+        bound = trigger.max
+        if bound is None and trigger.min is None and monitors.error_rate is None:
+            yield loc, "error_rate needs a bound: 'error_rate > 0.05' or monitors.error_rate.max"
+        elif bound is not None and not 0 < bound <= 1:
+            yield at("max"), f"error_rate is a share of requests: {bound} is not in (0, 1]"
+    elif on == "latency":
+        if trigger.max is None and trigger.min is None and monitors.latency is None:
+            yield loc, "latency needs a bound: 'latency > 80' (p99 ms) or monitors.latency"
+        elif trigger.max is not None and trigger.max <= 0:
+            yield at("max"), f"the p99 bound must be positive, not {trigger.max}"
+    elif on == "drift":
+        if trigger.max is not None and not 0 < trigger.max <= 1:
+            yield at("max"), f"drift is a share of features: {trigger.max} is not in (0, 1]"
+    elif trigger.kpi is None:
+        yield loc, "an `on: kpi` trigger needs kpi: the name of a monitors.kpis entry"
+    else:
+        kpis = {k.name: k for k in monitors.kpis}
+        kpi = kpis.get(trigger.kpi)
+        if kpi is None:
+            yield (
+                at("kpi"),
+                f"{trigger.kpi!r} is not a KPI of monitors.kpis{suggest(trigger.kpi, list(kpis))}",
+            )
+            return
+        # The trigger's own bounds replace the KPI's one by one.
+        low = kpi.min if trigger.min is None else trigger.min
+        high = kpi.max if trigger.max is None else trigger.max
+        if low is not None and high is not None and low > high:
+            field = "min" if trigger.min is not None else "max"
+            yield at(field), f"min {low} is greater than max {high}"
+
+
+def _performance_trigger(
+    spec: Spec,
+    trigger: RollbackTrigger,
+    loc: tuple[str | int, ...],
+    at: Callable[[str], tuple[str | int, ...]],
+) -> Iterator[Finding]:
+    perf = spec.monitors.performance
+    missing = [
+        name
+        for name, value in (
+            ("monitors.performance", perf),
+            ("monitors.labels", spec.monitors.labels),
+        )
+        if value is None
+    ]
+    if missing:
+        yield (
+            loc,
+            f"a performance trigger needs {' and '.join(missing)}: the live metric is computed "
+            "from late labels",
+        )
+    if perf is None:
+        return
+    metric = perf.metric
+    higher = HIGHER_IS_BETTER[metric]
+    want, other = ("min", "max") if higher else ("max", "min")
+    if getattr(trigger, other) is not None:
+        better, op = ("higher", "<") if higher else ("lower", ">")
+        yield (
+            at(other),
+            f"{metric} is {better}-is-better: bound it with {want} ('performance {op} X')",
+        )
+    bound = getattr(trigger, want)
+    if bound is not None and metric in UNIT_INTERVAL and not 0 <= bound <= 1:
+        yield at(want), f"{metric} lies in [0, 1], not {bound}"
 
 
 def _monitors(spec: Spec) -> Iterator[Finding]:

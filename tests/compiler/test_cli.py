@@ -1,4 +1,5 @@
-"""The command line as users meet it: plan, run, schema, version, and a light import path."""
+"""The command line as users meet it: plan, run, rollback, history, schema, version, and a
+light import path."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def test_plan_marks_every_file_and_prints_the_level_table(minimal_spec: Path) ->
     first = run_mlops("plan", "mlops.yaml", cwd=cwd)
     assert first.returncode == 0, first.stderr
     assert "yes training-plain" not in first.stdout and "yes training " in first.stdout
-    assert "no  training-plain   L0-L0" in first.stdout
+    assert "no  training-plain     L0-L0" in first.stdout
+    assert "no  automatic-rollback L2-L3" in first.stdout
     assert "+ added     config.json" in first.stdout
     assert not (cwd / "generated").exists(), "plan writes nothing"
     assert run_mlops("build", "mlops.yaml", "--level", "2", cwd=cwd).returncode == 0
@@ -85,8 +87,59 @@ def test_run_builds_when_stale_and_returns_the_stage_exit_code(minimal_spec: Pat
     assert unknown.returncode == 2
     assert (
         "no stage 'serve-forever'" in unknown.stderr
-        and "lineage, monitor, serve, train" in unknown.stderr
+        and "history, lineage, monitor, rollback, serve, train" in unknown.stderr
     )
+
+
+def fake_interpreter(tmp_path: Path, exit_code: int) -> Path:
+    """Stands in for the project's Python: prints the argv and folder it was given."""
+    script = tmp_path / "fake-python"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "print(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd()}))\n"
+        f"sys.exit({exit_code})\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_help_lists_the_rollback_and_history_commands() -> None:
+    result = run_mlops("--help", cwd=REPO)
+    assert result.returncode == 0
+    commands = {ln.split()[0] for ln in result.stdout.split("Commands:")[1].splitlines() if ln}
+    assert {"rollback", "history", "run", "build"} <= commands
+
+
+def test_rollback_forwards_its_options_to_the_stage_and_returns_its_exit_code(
+    minimal_spec: Path,
+) -> None:
+    cwd = minimal_spec.parent
+    python = str(fake_interpreter(cwd, exit_code=4))
+    plain = run_mlops("rollback", "mlops.yaml", "--python", python, cwd=cwd)
+    assert plain.returncode == 4, plain.stderr
+    said = json.loads(plain.stdout)
+    assert said["argv"] == ["-m", "mlops_runtime", "rollback"]
+    assert Path(said["cwd"]) == (cwd / "generated/churn").resolve(), "runs in the project"
+    chosen = run_mlops(
+        "rollback", "mlops.yaml", "--to", "3", "--reason", "bad p99 after deploy",
+        "--python", python, cwd=cwd,
+    )  # fmt: skip
+    assert json.loads(chosen.stdout)["argv"] == [
+        "-m", "mlops_runtime", "rollback", "--to", "3", "--reason", "bad p99 after deploy",
+    ]  # fmt: skip
+
+
+def test_history_forwards_json_to_the_stage(minimal_spec: Path) -> None:
+    cwd = minimal_spec.parent
+    python = str(fake_interpreter(cwd, exit_code=0))
+    table = run_mlops("history", "mlops.yaml", "--python", python, cwd=cwd)
+    assert table.returncode == 0, table.stderr
+    assert json.loads(table.stdout)["argv"] == ["-m", "mlops_runtime", "history"]
+    as_json = run_mlops("history", "mlops.yaml", "--json", "--out", "elsewhere", "--python", python, cwd=cwd)  # fmt: skip
+    said = json.loads(as_json.stdout)
+    assert said["argv"] == ["-m", "mlops_runtime", "history", "--json"]
+    assert Path(said["cwd"]) == (cwd / "elsewhere/churn").resolve()
 
 
 def test_folder_argument_finds_every_spec(tmp_path: Path, minimal_spec: Path) -> None:

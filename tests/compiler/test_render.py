@@ -159,3 +159,17 @@ def test_markdown_text_reads_as_written_and_cannot_open_markup() -> None:
 )
 def test_json_documents_read_back_unchanged(value: object) -> None:
     assert json.loads(json_document(value)) == value
+
+
+def test_json_tables_keep_a_row_a_line() -> None:
+    rows = [{"on": "latency", "metric": None, "max": 50.0, "note": "x" * 90}, {"on": "drift"}]
+    document = {"triggers": rows, "nested": [{"a": [1]}, {"b": "y" * 120}]}
+    lines = str(json_document(document)).splitlines()
+    assert (
+        lines[2]
+        == '    {"on": "latency", "metric": null, "max": 50.0, "note": "' + "x" * 90 + '"},'
+    )
+    assert lines[3] == '    {"on": "drift"}'
+    # A list holding anything but flat mappings is laid out item by item, as before.
+    assert '    {"a": [1]},' in lines and '      "b": "' + "y" * 120 + '"' in lines
+    assert json.loads(json_document(document)) == document

@@ -121,10 +121,12 @@ def test_level_decides_model_source_tracking_and_ab(tmp_path: Path) -> None:
 def test_declared_sections_a_level_does_not_emit_are_warned_about(tmp_path: Path) -> None:
     spec = yaml.safe_load(MINIMAL)
     spec["serving"] = {"ab_test": {"challenger_weight": 0.2}}
-    spec["rollback"] = {"keep_versions": 3}
+    # Manual rollback works at every level; its triggers act from level 2.
+    spec["rollback"] = {"keep_versions": 3, "when": ["error_rate > 0.05"]}
+    spec["ci"] = {"provider": "github"}
     (tmp_path / "mlops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     text = (tmp_path / "mlops.yaml").read_text().splitlines()
-    at = {key: n + 1 for n, ln in enumerate(text) for key in ("serving:", "rollback:", "  ab_test:") if ln.startswith(key)}  # fmt: skip
+    at = {key: n + 1 for n, ln in enumerate(text) for key in ("ci:", "  when:", "  ab_test:") if ln.startswith(key)}  # fmt: skip
     for command in ("plan", "build"):
         result = run_mlops(command, "mlops.yaml", "--level", "1", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
@@ -132,11 +134,14 @@ def test_declared_sections_a_level_does_not_emit_are_warned_about(tmp_path: Path
         assert warnings == [
             f"mlops.yaml:{at['  ab_test:']}:3: serving.ab_test: warning: declared, but level 1 "
             "does not emit it (ab-test: levels 2-3)",
-            f"mlops.yaml:{at['rollback:']}:1: rollback: warning: declared, but no level of "
+            f"mlops.yaml:{at['  when:']}:3: rollback.when: warning: declared, but level 1 "
+            "does not emit it (automatic-rollback: levels 2-3)",
+            f"mlops.yaml:{at['ci:']}:1: ci: warning: declared, but no level of "
             f"mlops-compiler {__version__} emits it yet",
         ]
     at_two = run_mlops("build", "mlops.yaml", "--level", "2", cwd=tmp_path)
-    assert "ab_test" not in at_two.stderr and "rollback: warning" in at_two.stderr
+    assert "ab_test" not in at_two.stderr and "rollback" not in at_two.stderr
+    assert "ci: warning" in at_two.stderr
     # Monitoring runs at every level; comparing with a reference needs level 1.
     spec["monitors"] = {"latency": {"p99_ms": 50}, "drift": {"drift_share": 0.3}}
     (tmp_path / "mlops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
