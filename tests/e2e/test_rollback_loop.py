@@ -147,6 +147,19 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
         assert perf["fired"] and perf["value"] < 0.9 and perf["samples"] >= 200, perf
         (action,) = report["rollback"]["actions"]
         assert (action["event"], action["from"], action["to"]) == ("rolled_back", "2", "1")
+        prom = (project / "reports/monitor/mlops_monitor.prom").read_text()
+        assert (
+            'mlops_monitor_rollback_trigger_fired{model="breast-cancer",arm="champion",version="2",trigger="performance roc_auc < 0.9"} 1.0'
+            in prom
+        )
+        lint = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=prom,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
 
         # The running server follows within seconds; no request fails meanwhile.
         count_before = len(traffic.answers)

@@ -219,3 +219,40 @@ def test_the_window_report_is_reused_only_when_it_is_the_versions_own() -> None:
     assert not reusable(shared, "2", epoch - 60), "another version served part of the window"
     few = {**alone, "performance": {"status": "insufficient_samples"}}
     assert not reusable(few, "2", epoch - 60), "the trigger's own min_samples may be lower"
+
+
+def test_the_dashboard_shows_what_was_judged_and_done() -> None:
+    from mlops_runtime.monitor.dashboard import render_dashboard
+
+    (judged,) = judge(report(value=0.8), [PERFORMANCE], [])
+    page = render_dashboard(
+        {
+            "name": "m",
+            "status": "alert",
+            "violations": [],
+            "problems": [],
+            "rollback": {
+                "arms": {
+                    "champion": {
+                        "version": "2",
+                        "grace": {"samples": 300, "needed": 200, "over": True},
+                        "judged": [judged],
+                    }
+                },
+                "actions": [
+                    {
+                        "arm": "champion",
+                        "event": "rolled_back",
+                        "from": "2",
+                        "to": "1",
+                        "why": {"trigger": "performance roc_auc < 0.9"},
+                    }
+                ],
+            },
+        },
+        [],
+    )
+    section = page[page.index('<section id="rollback">') :]
+    assert "champion v2" in section and "performance roc_auc &lt; 0.9" in section
+    assert "decides" in section and "2 &rarr; 1" in section
+    assert '<section id="rollback">' not in render_dashboard({"name": "m"}, [])

@@ -31,6 +31,7 @@ HELP = {
     "mlops_monitor_error_rate": "Share of failed prediction requests in the window.",
     "mlops_monitor_null_rate": "Share of nulls per feature in the window.",
     "mlops_monitor_violations": "Violations in the last report, by check.",
+    "mlops_monitor_rollback_trigger_fired": "1 when the rollback trigger fired for the version.",
 }
 
 
@@ -82,6 +83,10 @@ def _series(report: Mapping[str, Any], now: float) -> Iterator[tuple[str, dict[s
         checks[violation["check"]] = checks.get(violation["check"], 0) + 1
     for check, count in sorted(checks.items()):
         yield "mlops_monitor_violations", {"check": check}, float(count)
+    for arm, judged in sorted(((report.get("rollback") or {}).get("arms") or {}).items()):
+        for trigger in judged.get("judged") or []:
+            labels = {"arm": arm, "version": str(judged["version"]), "trigger": trigger["trigger"]}
+            yield "mlops_monitor_rollback_trigger_fired", labels, float(trigger["fired"])
 
 
 def render(report: Mapping[str, Any], now: float) -> str:

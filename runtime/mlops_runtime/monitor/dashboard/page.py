@@ -597,6 +597,52 @@ def _quality(report: Mapping[str, Any]) -> str:
     return "".join(out) + "</section>"
 
 
+def _rollback(report: Mapping[str, Any]) -> str:
+    """The rollback triggers judged for each serving version, and what was done (level 2+)."""
+    section = report.get("rollback")
+    if not isinstance(section, Mapping):
+        return ""
+    out = ['<section id="rollback"><h2>Rollback triggers</h2>']
+    rows = []
+    for arm, raw in _map(section.get("arms")).items():
+        judged = _map(raw)
+        grace = _map(judged.get("grace"))
+        waiting = (
+            ""
+            if grace.get("over")
+            else f" (grace: {_fmt(grace.get('samples'))} of {_fmt(grace.get('needed'))})"
+        )
+        for trigger in _list(judged.get("judged")):
+            t = _map(trigger)
+            rows.append(
+                [
+                    (_esc(f"{arm} v{judged.get('version')}{waiting}"), ""),
+                    (_esc(t.get("trigger")), ""),
+                    (_fmt(t.get("value")), "n bad" if t.get("fired") else "n"),
+                    (f"{_fmt(t.get('samples'))} / {_fmt(t.get('min_samples'))}", "n"),
+                    (
+                        f"{_fmt(t.get('fired_in'))} of {_fmt(t.get('n'))} (k={_fmt(t.get('k'))})",
+                        "n",
+                    ),
+                    (_badge("alert", "decides") if t.get("decides") else _badge("ok", "no"), ""),
+                ]
+            )
+    if rows:
+        columns = [("serving", False), ("trigger", False), ("value", True), ("samples / min", True),
+                   ("fired in", True), ("decides", False)]  # fmt: skip
+        out.append(_table(columns, rows))
+    else:
+        out.append(_note("No version was judged in this window."))
+    for raw in _list(section.get("actions")):
+        action = _map(raw)
+        out.append(
+            f"<p>{_badge('alert', str(action.get('event')))} {_esc(action.get('arm'))}: "
+            f"{_esc(action.get('from'))} &rarr; {_esc(action.get('to') or '—')} "
+            f"({_esc(_map(action.get('why')).get('trigger'))})</p>"
+        )
+    return "".join(out) + "</section>"
+
+
 def _footer(report: Mapping[str, Any]) -> str:
     parts = [
         f"{_esc(report.get('schema') or 'mlops-monitor-report')} v{_esc(report.get('version') or 1)}"
@@ -619,6 +665,7 @@ def render_dashboard(report: Mapping[str, Any], history: Sequence[Mapping[str, A
             _traffic(report),
             _performance(report, history),
             _quality(report),
+            _rollback(report),
             _footer(report),
         ]
     )
