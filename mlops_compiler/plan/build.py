@@ -15,12 +15,15 @@ from mlops_compiler.errors import Diagnostic
 from mlops_compiler.load.yaml_positions import LoadedSpec
 from mlops_compiler.plan.alerting import alerting_context
 from mlops_compiler.plan.artifacts import Artifact, Plan
+from mlops_compiler.plan.deploy import deploy_context
 from mlops_compiler.plan.levels import (
     COMPONENTS,
+    DECLARED,
     PENDING_SECTIONS,
     RUNTIME,
     STAGE_ORDER,
     Component,
+    Condition,
     stage_command,
 )
 from mlops_compiler.plan.rollback import rollback_config
@@ -38,11 +41,12 @@ def relative(target: Path, start: Path) -> str:
 def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None = None) -> Plan:
     level = spec.level if level is None else level
     out_dir = out_root / spec.name
-    components = [c for c in COMPONENTS if c.emitted_at(level)]
+    components = [c for c in COMPONENTS if c.emitted_at(level) and _matches(spec, c.when)]
     artifacts = [
         Artifact(emit.path, emit.template, c.name, c.min_level)
         for c in components
         for emit in c.files
+        if _matches(spec, emit.when)
     ]
     stages = sorted({s for c in components for s in c.stages}, key=STAGE_ORDER.index)
     commands = {stage: stage_command(stage) for stage in stages}
@@ -69,6 +73,7 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         "alerting": (
             alerting_context(spec.name, config["monitor"]) if "alerts" in consumed else None
         ),
+        "deploy": deploy_context(spec, config, commands) if "deploy" in consumed else None,
     }
     return Plan(
         name=spec.name,
@@ -109,12 +114,36 @@ def _declared(spec: BaseModel, dotted: str) -> bool:
     return node is not None and node != []
 
 
+def _value(spec: BaseModel, dotted: str) -> Any:
+    node: Any = spec
+    for part in dotted.split("."):
+        node = getattr(node, part, None)
+    return node
+
+
+def _matches(spec: Spec, conditions: tuple[Condition, ...]) -> bool:
+    return all(
+        _declared(spec, dotted) if expected == DECLARED else _value(spec, dotted) == expected
+        for dotted, expected in conditions
+    )
+
+
 def _unemitted(spec: Spec, loaded: LoadedSpec, level: int, consumed: set[str]) -> list[Diagnostic]:
     """A warning for each declared section the chosen level does not turn into output."""
     out = []
+    warned: set[str] = set()
     for component in COMPONENTS:
         for section in component.consumes:
-            if section not in consumed and _declared(spec, section):
+            if section in warned:
+                continue  # several components consume it (kubernetes or compose): say it once
+            # In its level range a component left out by its own conditions (kserve: false)
+            # was the spec's choice, not the level's.
+            if (
+                section not in consumed
+                and not component.emitted_at(level)
+                and _declared(spec, section)
+            ):
+                warned.add(section)
                 out.append(
                     (
                         section,

@@ -12,11 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# A condition's expected value meaning "the user wrote this section", whatever its value.
+DECLARED = "<declared>"
+# (dotted spec path, expected value): a component or file is emitted only where its spec
+# matches, e.g. ("deploy.target", "kubernetes"), ("deploy.autoscale", DECLARED).
+Condition = tuple[str, Any]
+
 
 @dataclass(frozen=True)
 class Emit:
     path: str  # relative to the output root
     template: str  # relative to templates/; "*.jinja" is rendered, anything else copied
+    when: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class Component:
     # Spec sections (dotted) this component turns into output; a section the user declared
     # that no emitted component consumes draws a warning.
     consumes: tuple[str, ...] = ()
+    # What the spec must say for this component to be emitted at all (see Condition).
+    when: tuple[Condition, ...] = ()
 
     def emitted_at(self, level: int) -> bool:
         return self.min_level <= level <= self.max_level
@@ -219,6 +228,89 @@ COMPONENTS: tuple[Component, ...] = (
     ),
 )
 
+_DEPLOY_ON_KUBERNETES: tuple[Condition, ...] = (
+    ("deploy", DECLARED),
+    ("deploy.target", "kubernetes"),
+)
+
+
+def _kubernetes_file(name: str, *when: Condition) -> Emit:
+    return Emit(f"deploy/kubernetes/{name}", f"project/deploy/kubernetes/{name}.jinja", when)
+
+
+DELIVERY: tuple[Component, ...] = (
+    Component(
+        "kubernetes",
+        2,
+        3,
+        "Kubernetes manifests under deploy/kubernetes/ (Deployment with Pod Security "
+        "restricted, Service, HorizontalPodAutoscaler, PodDisruptionBudget, ConfigMap, a Job "
+        "for training, a CronJob for the monitor), applied with kustomize",
+        (
+            _kubernetes_file("kustomization.yaml"),
+            _kubernetes_file("configmap.yaml"),
+            _kubernetes_file("deployment.yaml"),
+            _kubernetes_file("service.yaml"),
+            _kubernetes_file("hpa.yaml", ("deploy.autoscale", DECLARED)),
+            _kubernetes_file("pdb.yaml"),
+            _kubernetes_file("train-job.yaml"),
+            _kubernetes_file("monitor-cronjob.yaml"),
+        ),
+        consumes=("deploy",),
+        when=_DEPLOY_ON_KUBERNETES,
+    ),
+    Component(
+        "kserve",
+        2,
+        3,
+        "a KServe InferenceService of the serving image (deploy/kserve/), the A/B split as "
+        "canary traffic",
+        (
+            Emit(
+                "deploy/kserve/kustomization.yaml",
+                "project/deploy/kserve/kustomization.yaml.jinja",
+            ),
+            Emit(
+                "deploy/kserve/inferenceservice.yaml",
+                "project/deploy/kserve/inferenceservice.yaml.jinja",
+            ),
+        ),
+        consumes=("deploy.kserve",),
+        when=(*_DEPLOY_ON_KUBERNETES, ("deploy.kserve", True)),
+    ),
+    Component(
+        "compose",
+        2,
+        3,
+        "a compose stack on one machine (deploy/compose/): the serving app, Prometheus "
+        "scraping it (with the alert rules at level 3) and Grafana (with the dashboard at "
+        "level 3)",
+        (
+            Emit("deploy/compose/compose.yaml", "project/deploy/compose/compose.yaml.jinja"),
+            Emit("deploy/compose/prometheus.yml", "project/deploy/compose/prometheus.yml.jinja"),
+        ),
+        consumes=("deploy",),
+        when=(("deploy", DECLARED), ("deploy.target", "compose")),
+    ),
+    Component(
+        "kubeflow",
+        2,
+        3,
+        "the training pipeline as a Kubeflow Pipelines v2 definition "
+        "(pipelines/kubeflow-pipeline.yaml): train, gate, register (and monitor at level 3) "
+        "in the project's image",
+        (
+            Emit(
+                "pipelines/kubeflow-pipeline.yaml",
+                "project/pipelines/kubeflow-pipeline.yaml.jinja",
+            ),
+        ),
+        consumes=("deploy.pipeline",),
+        when=(*_DEPLOY_ON_KUBERNETES, ("deploy.pipeline", "kubeflow")),
+    ),
+)
+COMPONENTS = COMPONENTS + DELIVERY
+
 # Top-level spec sections no component consumes yet: declaring one draws a warning until a
 # component that emits it lands in the table above.
-PENDING_SECTIONS = ("ci", "deploy")
+PENDING_SECTIONS = ("ci",)

@@ -91,8 +91,11 @@ def _json_layout(value: Any, indent: int, width: int) -> str:
     if len(flat) + indent <= width or not isinstance(value, dict | list | tuple) or not value:
         return flat
     if isinstance(value, dict):
+        # A mapping of records (the manifest's files, a contract's columns) is a table too.
+        table = all(_is_record(v) for v in value.values())
         parts = [
-            f"{encode_basestring_ascii(str(k))}: {_json_layout(v, indent + 2, width)}"
+            f"{encode_basestring_ascii(str(k))}: "
+            + (_json_flat(v) if table else _json_layout(v, indent + 2, width))
             for k, v in value.items()
         ]
         opening, closing = "{", "}"
@@ -111,7 +114,8 @@ def _json_layout(value: Any, indent: int, width: int) -> str:
 def json_text(value: Any) -> str:
     """A JSON document laid out for review: a container that fits in 100 columns stays on
     one line (a contract column, a gate threshold), a longer one takes a line per item, and
-    a list of flat mappings keeps each on a line of its own, like the rows of a table."""
+    a list or mapping of flat mappings keeps each on a line of its own, like the rows of a
+    table."""
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises here, naming the missing variable
     try:

@@ -424,7 +424,23 @@ class Retrain(Strict):
 
 
 class CI(Strict):
-    provider: Literal["github"] = "github"
+    provider: Literal["github", "gitlab"] = Field(
+        "github",
+        description=(
+            "github: workflows in the repository's .github/workflows/; gitlab: a file in "
+            ".gitlab/ that the repository's .gitlab-ci.yml includes."
+        ),
+    )
+    python: Annotated[str, StringConstraints(pattern=r"^3\.(1[1-9])$")] = Field(
+        "3.11", description="Python version the jobs run on."
+    )
+    secrets: list[EnvName] = Field(
+        [],
+        description=(
+            "Names of CI secrets the jobs receive as environment variables of the same name "
+            "(e.g. MLFLOW_TRACKING_URI of a shared registry); never their values."
+        ),
+    )
 
 
 class Autoscale(Strict):
@@ -433,10 +449,62 @@ class Autoscale(Strict):
     cpu_percent: int = Field(70, ge=1, le=100)
 
 
+Quantity = Annotated[
+    str,
+    StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"),
+    Field(examples=["250m", "1", "512Mi"]),
+]
+ImageRepository = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$",
+        max_length=255,
+    ),
+    Field(examples=["ghcr.io/acme/churn", "registry.example.com:5000/ml/churn"]),
+]
+K8sName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+
+
+class Resources(Strict):
+    cpu: Quantity = Field("250m", description="CPU request of the serving container.")
+    memory: Quantity = Field("512Mi", description="Memory request of the serving container.")
+    cpu_limit: Quantity = "1"
+    memory_limit: Quantity = "1Gi"
+
+
 class Deploy(Strict):
-    target: Literal["kubernetes", "compose"] = "kubernetes"
+    target: Literal["kubernetes", "compose"] = Field(
+        "kubernetes",
+        description="kubernetes: manifests under deploy/kubernetes/; compose: one machine.",
+    )
     replicas: int = Field(2, ge=1, le=1000)
     autoscale: Autoscale | None = None
+    image: ImageRepository | None = Field(
+        None,
+        description=(
+            "Repository of the serving image, without a tag (CI tags it with the model "
+            "version). Default: localhost:5000/<name>."
+        ),
+    )
+    namespace: K8sName | None = Field(None, description="Kubernetes namespace. Default: <name>.")
+    resources: Resources = Resources()
+    kserve: bool = Field(
+        False,
+        description=(
+            "Also emit a KServe InferenceService (deploy/kserve/) with the A/B split as "
+            "canary traffic."
+        ),
+    )
+    pipeline: Literal["kubeflow"] | None = Field(
+        None, description="kubeflow: the training pipeline as a Kubeflow Pipelines v2 definition."
+    )
+    secrets: list[EnvName] = Field(
+        [],
+        description=(
+            "Environment variables the serving and batch containers take from the Kubernetes "
+            "Secret <name>-secrets (or the compose environment), by name only."
+        ),
+    )
 
 
 class Spec(Strict):

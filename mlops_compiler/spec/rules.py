@@ -179,9 +179,25 @@ def _gate(spec: Spec) -> Iterator[Finding]:
 
 
 def _operations(spec: Spec) -> Iterator[Finding]:
-    auto = spec.deploy.autoscale
+    deploy = spec.deploy
+    auto = deploy.autoscale
     if auto is not None and auto.min > auto.max:
         yield ("deploy", "autoscale", "min"), f"min {auto.min} is greater than max {auto.max}"
+    if deploy.target != "kubernetes":
+        # These run on a cluster; one machine has no autoscaler, KServe or pipeline engine.
+        for field, value in (
+            ("autoscale", auto is not None),
+            ("kserve", deploy.kserve),
+            ("pipeline", deploy.pipeline is not None),
+        ):
+            if value:
+                yield ("deploy", field), f"needs target: kubernetes (target is {deploy.target})"
+    for section, names in (("ci", spec.ci.secrets), ("deploy", deploy.secrets)):
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                yield (section, "secrets", i), f"{name} is listed twice"
+            seen.add(name)
 
 
 def _rollback(spec: Spec) -> Iterator[Finding]:
