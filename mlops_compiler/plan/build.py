@@ -15,7 +15,7 @@ from mlops_compiler.errors import Diagnostic
 from mlops_compiler.load.yaml_positions import LoadedSpec
 from mlops_compiler.plan.alerting import alerting_context
 from mlops_compiler.plan.artifacts import Artifact, Plan
-from mlops_compiler.plan.deploy import deploy_context
+from mlops_compiler.plan.deploy import deploy_context, image_repository
 from mlops_compiler.plan.levels import (
     COMPONENTS,
     DECLARED,
@@ -54,6 +54,10 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
     spec_sha = hashlib.sha256(loaded.raw).hexdigest()
     config = _config(spec, loaded, out_dir, level, spec_sha, consumed)
     config["stages"] = stages
+    if "image" in stages:
+        # The image stage tags `<repository>:<model version>` (CI passes the version it
+        # registered), so the image a deployment runs names the model it serves.
+        config["image"] = {"repository": image_repository(spec)}
     for component in components:
         for dotted, value in component.settings:
             _set(config, dotted, value)

@@ -21,6 +21,10 @@ APP_DIR = "/app"
 RUN_AS_USER = 10001  # the Dockerfile's `app` user
 
 
+def image_repository(spec: Spec) -> str:
+    return spec.deploy.image or f"{LOCAL_REGISTRY}/{spec.name}"
+
+
 def deploy_context(
     spec: Spec, config: dict[str, Any], commands: dict[str, tuple[str, ...]]
 ) -> dict[str, Any]:
@@ -28,7 +32,7 @@ def deploy_context(
     ab = spec.serving.ab_test
     return {
         "target": d.target,
-        "image": d.image or f"{LOCAL_REGISTRY}/{spec.name}",
+        "image": image_repository(spec),
         # The committed manifests name a moving tag; CI pins the version it deployed with
         # `kustomize edit set image` (docs in the generated README).
         "tag": "latest",

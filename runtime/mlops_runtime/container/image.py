@@ -1,4 +1,9 @@
-"""`python -m mlops_runtime image [TAG]`: build the serving container through a Docker engine.
+"""`python -m mlops_runtime image [--version V] [TAG]`: build the serving container through a
+Docker engine.
+
+The tag is TAG if given, else `<image.repository>:v<V>` with the model version V the image is
+released for (CI passes the version its train step registered), else the repository tagged
+with the spec's digest.
 
 Exit codes: 0 built; 2 the Docker SDK is not installed; 3 no Docker engine is reachable;
 4 the build itself failed. The engine is found the way the docker CLI finds it (DOCKER_HOST,
@@ -20,8 +25,9 @@ EXIT_NO_ENGINE = 3
 EXIT_BUILD_FAILED = 4
 
 
-def default_tag(config: Mapping[str, Any]) -> str:
-    return f"{config['name']}:{config['spec_sha256'][:12]}"
+def default_tag(config: Mapping[str, Any], version: str | None = None) -> str:
+    repository = (config.get("image") or {}).get("repository") or str(config["name"])
+    return f"{repository}:v{version}" if version else f"{repository}:{config['spec_sha256'][:12]}"
 
 
 def build_image(tag: str, context: Path) -> int:
@@ -54,5 +60,10 @@ def build_image(tag: str, context: Path) -> int:
 
 
 def main(argv: list[str], project: Project) -> int:
-    tag = argv[0] if argv else default_tag(project.config)
-    return build_image(tag, project.root)
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlops_runtime image")
+    parser.add_argument("tag", nargs="?", help="the full image tag (default: see above)")
+    parser.add_argument("--version", help="the model version the image is released for")
+    args = parser.parse_args(argv)
+    return build_image(args.tag or default_tag(project.config, args.version), project.root)
