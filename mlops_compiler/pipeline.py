@@ -10,6 +10,7 @@ from mlops_compiler.errors import Diagnostic, SpecError, WriteConflict, display_
 from mlops_compiler.load.discover import discover
 from mlops_compiler.load.yaml_positions import load_spec
 from mlops_compiler.plan import Plan, make_plan
+from mlops_compiler.plan.levels import REPOSITORY_DIRS
 from mlops_compiler.render.render import render_plan
 from mlops_compiler.spec.validate import validate
 from mlops_compiler.write.changes import Change, compare
@@ -56,11 +57,19 @@ def _compile_one(spec_path: Path, out_root: Path, level: int | None, render: boo
     try:
         # Every path is checked against the output folder (symlinks included) here, so a
         # build that would write outside it fails as a spec problem before anything is written.
-        changes = tuple(compare(plan.out_dir, files))
+        changes = tuple(compare(plan.out_dir, files, repository_dirs(plan)))
     except ValueError as exc:
         problem = replace(at_name, message=str(exc))
         return _Outcome(loaded.display, spec.name, at_name, (problem,), None)
     return _Outcome(loaded.display, spec.name, at_name, (), Compiled(plan, files, changes))
+
+
+def repository_dirs(plan: Plan) -> tuple[Path, ...]:
+    """The repository folders a plan may write to, and remove its old files from when the
+    spec stops declaring CI."""
+    if plan.repository_root is None:
+        return ()
+    return tuple(plan.repository_root / d for d in REPOSITORY_DIRS)
 
 
 def _compile_all(

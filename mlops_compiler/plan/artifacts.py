@@ -38,6 +38,8 @@ class Plan:
     context: MappingProxyType[str, Any]
     # Declared spec sections this level does not emit: reported, never fatal.
     warnings: tuple[Diagnostic, ...] = ()
+    # The top of the repository, where repository files (CI workflows) go.
+    repository_root: Path | None = None
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Read-only mappings do not pickle; a monorepo build sends plans between processes.

@@ -15,15 +15,18 @@ from mlops_compiler.errors import Diagnostic
 from mlops_compiler.load.yaml_positions import LoadedSpec
 from mlops_compiler.plan.alerting import alerting_context
 from mlops_compiler.plan.artifacts import Artifact, Plan
+from mlops_compiler.plan.ci import ci_context
 from mlops_compiler.plan.deploy import deploy_context, image_repository
 from mlops_compiler.plan.levels import (
     COMPONENTS,
     DECLARED,
     PENDING_SECTIONS,
+    REPOSITORY,
     RUNTIME,
     STAGE_ORDER,
     Component,
     Condition,
+    Emit,
     stage_command,
 )
 from mlops_compiler.plan.rollback import rollback_config
@@ -42,8 +45,11 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
     level = spec.level if level is None else level
     out_dir = out_root / spec.name
     components = [c for c in COMPONENTS if c.emitted_at(level) and _matches(spec, c.when)]
+    repo_root = repository_root(out_root)
     artifacts = [
-        Artifact(emit.path, emit.template, c.name, c.min_level)
+        Artifact(
+            _artifact_path(emit, spec.name, out_dir, repo_root), emit.template, c.name, c.min_level
+        )
         for c in components
         for emit in c.files
         if _matches(spec, emit.when)
@@ -78,6 +84,11 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
             alerting_context(spec.name, config["monitor"]) if "alerts" in consumed else None
         ),
         "deploy": deploy_context(spec, config, commands) if "deploy" in consumed else None,
+        "ci": (
+            ci_context(spec, loaded, out_dir, repo_root, config, commands)
+            if "ci" in consumed
+            else None
+        ),
     }
     return Plan(
         name=spec.name,
@@ -90,7 +101,26 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         commands=MappingProxyType(commands),
         context=MappingProxyType(context),
         warnings=tuple(_unemitted(spec, loaded, level, consumed)),
+        repository_root=repo_root,
     )
+
+
+def repository_root(out_root: Path) -> Path:
+    """Where repository files go: the nearest folder holding `.git` above the output root,
+    else the folder the output root is in (the folder `mlops build` runs from)."""
+    start = out_root.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start.parent
+
+
+def _artifact_path(emit: Emit, name: str, out_dir: Path, repo_root: Path) -> str:
+    """Relative to the project folder; a repository file climbs out of it with `..`."""
+    if emit.scope != REPOSITORY:
+        return emit.path
+    target = repo_root / emit.path.format(name=name)
+    return Path(os.path.relpath(target, out_dir.resolve())).as_posix()
 
 
 def _runtime_requirement(components: list[Component]) -> str:

@@ -19,11 +19,20 @@ DECLARED = "<declared>"
 Condition = tuple[str, Any]
 
 
+PROJECT = "project"
+# Files a host reads only at the top of the repository (CI workflows), written there rather
+# than into the project folder; their paths may contain {name}, the spec's name.
+REPOSITORY = "repository"
+# Where repository files may go: nothing else outside a project folder is ever written.
+REPOSITORY_DIRS = (".github/workflows", ".gitlab")
+
+
 @dataclass(frozen=True)
 class Emit:
-    path: str  # relative to the output root
+    path: str  # relative to the project folder (or the repository root: scope REPOSITORY)
     template: str  # relative to templates/; "*.jinja" is rendered, anything else copied
     when: tuple[Condition, ...] = ()
+    scope: str = PROJECT
 
 
 @dataclass(frozen=True)
@@ -238,7 +247,54 @@ def _kubernetes_file(name: str, *when: Condition) -> Emit:
     return Emit(f"deploy/kubernetes/{name}", f"project/deploy/kubernetes/{name}.jinja", when)
 
 
+_CI_ON = (("ci", DECLARED),)
+
+
+def _workflow(purpose: str) -> Emit:
+    return Emit(
+        f".github/workflows/mlops-{{name}}-{purpose}.yml",
+        f"ci/github/{purpose}.yml.jinja",
+        scope=REPOSITORY,
+    )
+
+
 DELIVERY: tuple[Component, ...] = (
+    Component(
+        "github-ci",
+        2,
+        3,
+        "GitHub Actions workflows at the repository's top: on pull request the spec, the "
+        "build, the data contract and the tests; on main train, gate, register, build and "
+        "push the image, deploy to staging, then production",
+        (_workflow("ci"), _workflow("cd")),
+        consumes=("ci",),
+        when=(*_CI_ON, ("ci.provider", "github")),
+    ),
+    Component(
+        "github-operations",
+        3,
+        3,
+        "a scheduled GitHub Actions monitor (which may retrain and roll back) and a manual "
+        "rollback workflow",
+        (_workflow("monitor"), _workflow("rollback")),
+        when=(*_CI_ON, ("ci.provider", "github")),
+    ),
+    Component(
+        "gitlab-ci",
+        2,
+        3,
+        "a GitLab CI file (.gitlab/, included by the repository's .gitlab-ci.yml): the same "
+        "jobs, production behind a manual, protected environment",
+        (
+            Emit(
+                ".gitlab/mlops-{name}.gitlab-ci.yml",
+                "ci/gitlab/pipeline.gitlab-ci.yml.jinja",
+                scope=REPOSITORY,
+            ),
+        ),
+        consumes=("ci",),
+        when=(*_CI_ON, ("ci.provider", "gitlab")),
+    ),
     Component(
         "kubernetes",
         2,
@@ -313,4 +369,4 @@ COMPONENTS = COMPONENTS + DELIVERY
 
 # Top-level spec sections no component consumes yet: declaring one draws a warning until a
 # component that emits it lands in the table above.
-PENDING_SECTIONS = ("ci",)
+PENDING_SECTIONS: tuple[str, ...] = ()

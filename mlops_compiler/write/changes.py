@@ -23,18 +23,22 @@ class Change:
 class Guard:
     """Maps paths relative to an output root to real paths, refusing any that escape it.
 
+    The only exception is a path climbing out with `..` into one of the `outside` folders
+    (the repository's .github/workflows/ and .gitlab/, where CI hosts read their files).
     Each folder is resolved once (symlinks included) and then reused, which matters when a
     monorepo build checks thousands of files.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, outside: tuple[Path, ...] = ()) -> None:
         self.root = root
         self.base = root.resolve()
+        self.outside = tuple(o.resolve() for o in outside)
         self._folders: dict[PurePosixPath, Path] = {}
 
     def __call__(self, relative: str) -> Path:
         rel = PurePosixPath(relative)
-        if rel.is_absolute() or not rel.parts or ".." in rel.parts:
+        climbs = ".." in rel.parts
+        if rel.is_absolute() or not rel.parts or (climbs and not self.outside):
             raise ValueError(f"{relative!r} resolves outside {self.root}")
         folder = self._folders.get(rel.parent)
         if folder is None:
@@ -42,6 +46,10 @@ class Guard:
         target = folder / rel.name
         if target.is_symlink():
             target = target.resolve()
+        if climbs:
+            if not any(target.is_relative_to(o) and target != o for o in self.outside):
+                raise ValueError(f"{relative!r} resolves outside {self.root}")
+            return target
         if target == self.base or not target.is_relative_to(self.base):
             raise ValueError(f"{relative!r} resolves outside {self.root}")
         return target
@@ -55,9 +63,11 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def compare(out_dir: Path, rendered: dict[str, bytes]) -> list[Change]:
+def compare(
+    out_dir: Path, rendered: dict[str, bytes], outside: tuple[Path, ...] = ()
+) -> list[Change]:
     previous = recorded_hashes(read_manifest(out_dir))
-    inside = Guard(out_dir)
+    inside = Guard(out_dir, outside)
     changes: list[Change] = []
     for path, data in sorted(rendered.items()):
         current = _read(inside(path))

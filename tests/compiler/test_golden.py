@@ -27,10 +27,18 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def repository_files(root: Path) -> dict[str, bytes]:
+    """The CI files the examples put at the repository's top."""
+    found = [*root.glob(".github/workflows/mlops-*"), *root.glob(".gitlab/mlops-*")]
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(found)}
+
+
 def test_generated_matches_specs(workspace: Path) -> None:
     result = run_mlops("build", "specs", "--out", "generated", cwd=workspace)
     assert result.returncode == 0, result.stderr
-    expected, actual = tree(REPO / "generated"), tree(workspace / "generated")
+    expected = {**tree(REPO / "generated"), **repository_files(REPO)}
+    actual = {**tree(workspace / "generated"), **repository_files(workspace)}
+    assert any(path.startswith(".github/") for path in actual)
     problems = []
     for path in sorted(set(expected) | set(actual)):
         if expected.get(path) != actual.get(path):
@@ -88,6 +96,12 @@ def test_manifest_lists_every_file_with_its_hash(workspace: Path) -> None:
         root = manifest_path.parent
         manifest = json.loads(manifest_path.read_text())
         on_disk = set(tree(root)) - {"mlops-manifest.json"}
+        # CI files live at the repository's top (the workspace here), reached with `..`.
+        on_disk |= {
+            Path("../..", path).as_posix()
+            for path in repository_files(workspace)
+            if f"-{root.name}" in path
+        }
         assert set(manifest["files"]) == on_disk
         for path, entry in manifest["files"].items():
             assert entry["sha256"] == hashlib.sha256((root / path).read_bytes()).hexdigest()

@@ -174,12 +174,12 @@ def test_declared_sections_a_level_does_not_emit_are_warned_about(tmp_path: Path
             "does not emit it (ab-test: levels 2-3)",
             f"mlops.yaml:{at['  when:']}:3: rollback.when: warning: declared, but level 1 "
             "does not emit it (automatic-rollback: levels 2-3)",
-            f"mlops.yaml:{at['ci:']}:1: ci: warning: declared, but no level of "
-            f"mlops-compiler {__version__} emits it yet",
+            f"mlops.yaml:{at['ci:']}:1: ci: warning: declared, but level 1 does not emit it "
+            "(github-ci: levels 2-3)",
         ]
     at_two = run_mlops("build", "mlops.yaml", "--level", "2", cwd=tmp_path)
-    assert "ab_test" not in at_two.stderr and "rollback" not in at_two.stderr
-    assert "ci: warning" in at_two.stderr
+    assert at_two.returncode == 0, at_two.stderr
+    assert "warning" not in at_two.stderr
     # Monitoring runs at every level; comparing with a reference needs level 1.
     spec["monitors"] = {"latency": {"p99_ms": 50}, "drift": {"drift_share": 0.3}}
     (tmp_path / "mlops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

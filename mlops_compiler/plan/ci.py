@@ -1,0 +1,57 @@
+"""What the CI templates print (templates/ci/): where things are from the repository's top,
+what to install, which stages to run, and the names (never the values) of the secrets.
+
+Workflows run from the repository root: the spec, the output root and the project folder
+are given relative to it, and every job that runs a stage works in the project folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mlops_compiler import __version__
+from mlops_compiler.load.yaml_positions import LoadedSpec
+from mlops_compiler.plan.deploy import image_repository
+from mlops_compiler.spec.model import Spec
+
+# The tracking store CI jobs use; a CI secret of this name points them at a shared server.
+TRACKING_SECRET = "MLFLOW_TRACKING_URI"
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), root)).as_posix()
+
+
+def ci_context(
+    spec: Spec,
+    loaded: LoadedSpec,
+    out_dir: Path,
+    repo_root: Path,
+    config: dict[str, Any],
+    commands: dict[str, tuple[str, ...]],
+) -> dict[str, Any]:
+    ci = spec.ci
+    project = _relative(out_dir, repo_root)
+    secrets = sorted({*ci.secrets, *spec.deploy.secrets, *(a.url_env for a in spec.alerts)})
+    return {
+        "provider": ci.provider,
+        "python": ci.python,
+        "compiler": f"mlops-compiler=={__version__}",
+        "spec": _relative(loaded.path, repo_root),
+        "out_root": _relative(out_dir.parent, repo_root),
+        "project": project,
+        # What a change to should run the workflows: the spec (and its data folder) and the
+        # generated project.
+        "paths": [_relative(loaded.path.parent, repo_root) + "/**", project + "/**"],
+        "data_path_env": config["data"].get("path_env"),
+        "commands": {stage: list(argv) for stage, argv in commands.items()},
+        "secrets": secrets,
+        "tracking_secret": TRACKING_SECRET,
+        "image": image_repository(spec),
+        "deploy_target": spec.deploy.target,
+        "kserve": spec.deploy.kserve,
+        "monitor_schedule": spec.monitors.schedule,
+        "environments": ["staging", "production"],
+    }
