@@ -61,7 +61,7 @@ class Component:
 
 RUNTIME = "mlops-runtime"
 # The order stages are run in, which is the order the README and `mlops plan` list them.
-STAGE_ORDER = ("train", "lineage", "serve", "monitor", "rollback", "history", "image")
+STAGE_ORDER = ("check-data", "train", "lineage", "serve", "monitor", "rollback", "history", "image")
 
 
 def stage_command(stage: str) -> tuple[str, ...]:
@@ -107,7 +107,7 @@ COMPONENTS: tuple[Component, ...] = (
         "reference profile",
         requirements=("mlflow>=3.1,<4", "pandera>=0.24,<1", "skops>=0.10,<1"),
         extras=("train",),
-        stages=("lineage", "train"),
+        stages=("check-data", "lineage", "train"),
         settings=(("training.tracking", True), ("serving.model_source", "registry")),
         consumes=("model.gate", "tracking"),
     ),

@@ -26,6 +26,12 @@ def _train(argv: list[str], project: Project) -> int:
     return plain.main(argv, project)
 
 
+def _check_data(argv: list[str], project: Project) -> int:
+    from mlops_runtime.contract import check_data
+
+    return check_data.main(argv, project)
+
+
 def _lineage(argv: list[str], project: Project) -> int:
     from mlops_runtime.tracking import lineage
 
@@ -63,6 +69,7 @@ def _image(argv: list[str], project: Project) -> int:
 
 
 STAGES: dict[str, Callable[[list[str], Project], int]] = {
+    "check-data": _check_data,
     "train": _train,
     "lineage": _lineage,
     "serve": _serve,
