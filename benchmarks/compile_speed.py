@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import cpu_model, print_table
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT / "specs" / "diabetes.mlops.yaml"
 PYTHON = sys.executable
@@ -271,16 +273,6 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_lines(timer: Timer) -> list[str]:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return [
@@ -290,13 +282,6 @@ def machine_lines(timer: Timer) -> list[str]:
         f"timer: {timer.tool}",
         f"load average (1/5/15 min): {load}",
     ]
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(headers) + " |")
-    print("|" + "|".join("---" for _ in headers) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
 
 # --- the benchmarks ---------------------------------------------------------------------------

@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib.metadata
 import json
 import os
 import platform
@@ -65,6 +64,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from common import cpu_model, load_text, print_table, revision, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -614,16 +614,6 @@ def sec(value: float) -> str:
     return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def memory_gib() -> float:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -632,48 +622,6 @@ def memory_gib() -> float:
     except OSError:
         pass
     return 0.0
-
-
-def revision() -> str:
-    git = ["git", "-C", str(ROOT)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "runtime", "templates", "mlops_compiler"],
-            capture_output=True,
-            text=True,
-        )
-    except OSError:
-        return "unknown (no git)"
-    if head.returncode != 0:
-        return "unknown (not a git checkout)"
-    changed = (
-        " + local changes under runtime/, templates/ or mlops_compiler/" if dirty.stdout else ""
-    )
-    return head.stdout.strip() + changed
-
-
-def load_text() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def versions() -> str:
-    found = []
-    for name in PACKAGES:
-        try:
-            found.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            found.append(f"{name} (missing)")
-    return ", ".join(found)
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(headers) + " |")
-    print("|" + "|".join("---" for _ in headers) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
 
 def verdict(ok: bool) -> str:
@@ -1050,7 +998,7 @@ def main(argv: list[str] | None = None) -> int:
             f"nproc {os.cpu_count()}, {cpu_model()}, {memory_gib():.0f} GiB, "
             f"{platform.system()} {platform.release()}"
         ),
-        python=f"{platform.python_version()}; {versions()}",
+        python=f"{platform.python_version()}; {versions(PACKAGES)}",
         revision=revision(),
         evidently={},
         load_start=load_text(),

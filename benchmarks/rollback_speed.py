@@ -51,7 +51,6 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
-import importlib.metadata
 import json
 import os
 import platform
@@ -72,6 +71,7 @@ from typing import Any
 
 import httpx
 import yaml
+from common import cpu_model, revision, table, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -733,55 +733,8 @@ def mlflow_switch(
 # --- reporting --------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def versions() -> str:
-    found = []
-    for name in PACKAGES:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found.append(f"{name} {importlib.metadata.version(name)}")
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-        found.append((out.stdout or out.stderr).split("[")[0].strip())
-    return ", ".join(found)
-
-
-def revision() -> str:
-    git = ["git", "-C", str(ROOT)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        )
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "runtime", "templates", "mlops_compiler"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return "unknown (no git)"
-    if head.returncode != 0:
-        return "unknown (not a git checkout)"
-    changed = (
-        " + local changes under runtime/, templates/ or mlops_compiler/" if dirty.stdout else ""
-    )
-    return head.stdout.strip() + changed
-
-
 def verdict(ok: bool) -> str:
     return "pass" if ok else "**MISSED**"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def loaded(sw: Switch) -> WrkResult:
@@ -1074,7 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": cpu_model(),
             "python": platform.python_version(),
             "kernel": platform.release(),
-            "packages": versions(),
+            "packages": versions(PACKAGES, wrk=True),
         },
         load_before=os.getloadavg(),
     )

@@ -44,7 +44,6 @@ import argparse
 import contextlib
 import datetime as dt
 import http.client
-import importlib.metadata
 import json
 import os
 import platform
@@ -65,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from common import cpu_model, table, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -872,33 +872,8 @@ def profile(
 # --- reporting --------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def versions() -> str:
-    found = []
-    for name in PACKAGES:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found.append(f"{name} {importlib.metadata.version(name)}")
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-        found.append((out.stdout or out.stderr).split("[")[0].strip())
-    return ", ".join(found)
-
-
 def verdict(ok: bool) -> str:
     return "pass" if ok else "**MISSED**"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def report(r: Results, s: Settings) -> str:
@@ -1472,7 +1447,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": cpu_model(),
             "python": platform.python_version(),
             "kernel": platform.release(),
-            "packages": versions(),
+            "packages": versions(PACKAGES, wrk=True),
         },
         load_before=os.getloadavg(),
     )

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
-import importlib.metadata
 import io
 import json
 import os
@@ -60,6 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from common import cpu_model, load_text, print_table, revision, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -662,57 +662,6 @@ def sec(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def revision() -> str:
-    """The commit the runtime and templates come from, and whether they have local changes."""
-    git = ["git", "-C", str(ROOT)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "runtime", "templates"],
-            capture_output=True,
-            text=True,
-        )
-    except OSError:
-        return "unknown (no git)"
-    if head.returncode != 0:
-        return "unknown (not a git checkout)"
-    changed = " + local changes under runtime/ or templates/" if dirty.stdout else ""
-    return head.stdout.strip() + changed
-
-
-def load_text() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def versions() -> str:
-    found = []
-    for name in PACKAGES:
-        try:
-            found.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            found.append(f"{name} (missing)")
-    return ", ".join(found)
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(headers) + " |")
-    print("|" + "|".join("---" for _ in headers) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-
-
 PHASES = (
     "imports: pandas, scikit-learn, mlops_runtime",
     "imports: pandera",
@@ -849,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
             f"machine: nproc {os.cpu_count()}, {cpu_model()}, "
             f"{platform.system()} {platform.release()}"
         )
-        print(f"python: {platform.python_version()}; {versions()}")
+        print(f"python: {platform.python_version()}; {versions(PACKAGES)}")
         print(f"runtime and templates: commit {revision()}")
         print(f"load average (1/5/15 min) at start: {load_text()}")
         threads = os.environ.get("OMP_NUM_THREADS", "unset") if THREADS is None else THREADS
