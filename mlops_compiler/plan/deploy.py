@@ -6,14 +6,16 @@ namespace, the resources, the stage commands the containers run, the schedule of
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from mlops_compiler.spec.model import Spec
 
 LOCAL_REGISTRY = "localhost:5000"
-# The serving app's own endpoints (runtime serve/app.py): /ping answers while the process
-# lives, /ready once a model is loaded.
-LIVENESS_PATH = "/ping"
+# The serving app's own endpoints (runtime serve/app.py): /health answers 200 while the
+# process lives, /ready (like /ping) only once a model is loaded; a liveness probe on /ping
+# would restart a server still waiting for its first champion.
+LIVENESS_PATH = "/health"
 READINESS_PATH = "/ready"
 # What the containers write: the prediction log, reports (monitor, serving history), /tmp.
 WRITABLE_DIRS = ("prediction_log", "reports", "/tmp")
@@ -55,4 +57,25 @@ def deploy_context(
         "commands": {stage: list(argv) for stage, argv in commands.items()},
         "tracking_uri": config.get("tracking", {}).get("uri"),
         "registered_model": config.get("tracking", {}).get("registered_model") or spec.name,
+        **_pod_files(config, list(d.secrets)),
+    }
+
+
+def _pod_files(config: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
+    """Where a pod's files go: a volume per writable dir (read-only root filesystem), and the
+    training data and late labels, which the batch pods read from their `data` volume."""
+    volumes = [
+        {"name": d.strip("/").replace("_", "-"), "path": d if d[:1] == "/" else f"{APP_DIR}/{d}"}
+        for d in WRITABLE_DIRS
+    ]
+    data = f"{APP_DIR}/data"
+    labels = (config.get("monitor") or {}).get("labels")
+    return {
+        "volumes": volumes,
+        "prediction_log_dir": f"{APP_DIR}/prediction_log",
+        "data_dir": data,
+        "train_data": f"{data}/{PurePosixPath(config['data']['path']).name}",
+        "labels_file": f"{data}/{PurePosixPath(labels['path']).name}" if labels else None,
+        # The monitor sends the alerts: their URLs come from the Secret too, where present.
+        "alert_secrets": sorted({a["url_env"] for a in config.get("alerts") or []} - set(secrets)),
     }
