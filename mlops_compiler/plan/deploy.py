@@ -21,6 +21,25 @@ READINESS_PATH = "/ready"
 WRITABLE_DIRS = ("prediction_log", "reports", "/tmp")
 APP_DIR = "/app"
 RUN_AS_USER = 10001  # the Dockerfile's `app` user
+# The compose stack's own services, pinned (a compiler upgrade moves them): Prometheus,
+# node-exporter (its textfile collector serves the monitor's gauges) and Grafana.
+COMPOSE_IMAGES = {
+    "prometheus": "prom/prometheus:v3.5.0",
+    "node_exporter": "prom/node-exporter:v1.9.1",
+    "grafana": "grafana/grafana:12.1.1",
+}
+_QUANTITY_UNITS = {
+    "m": 1e-3,
+    "": 1,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def image_repository(spec: Spec) -> str:
@@ -58,6 +77,7 @@ def deploy_context(
         "tracking_uri": config.get("tracking", {}).get("uri"),
         "registered_model": config.get("tracking", {}).get("registered_model") or spec.name,
         **_pod_files(config, list(d.secrets)),
+        "compose": _compose(spec, config),
     }
 
 
@@ -78,4 +98,48 @@ def _pod_files(config: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
         "labels_file": f"{data}/{PurePosixPath(labels['path']).name}" if labels else None,
         # The monitor sends the alerts: their URLs come from the Secret too, where present.
         "alert_secrets": sorted({a["url_env"] for a in config.get("alerts") or []} - set(secrets)),
+    }
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes quantity ("250m", "512Mi", "1") as a plain number."""
+    number = text.rstrip("mkMGTi")
+    return float(number) * _QUANTITY_UNITS[text[len(number) :]]
+
+
+def _compose(spec: Spec, config: dict[str, Any]) -> dict[str, Any]:
+    """What only the compose stack needs: its images, the limits in compose's units, the
+    variables passed through by name, and the monitor's inputs: the folders holding the
+    training data and the late labels, bound read-only (a folder, not the file: labels arrive
+    after the first runs, and a file replaced by rename stays visible)."""
+    r = spec.deploy.resources
+    labels = (config.get("monitor") or {}).get("labels")
+    textfile = PurePosixPath(config["monitor"]["textfile"])
+
+    def bind(path: str, target: str) -> dict[str, str]:
+        # Sources relative to deploy/compose/, two folders below the project's.
+        source = PurePosixPath("../..", path)
+        return {"source": str(source.parent), "target": target, "file": f"{target}/{source.name}"}
+
+    secrets = list(dict.fromkeys(["MLFLOW_TRACKING_URI", *spec.deploy.secrets]))
+    return {
+        "images": dict(COMPOSE_IMAGES),
+        # A named volume per writable folder of the app (its root filesystem is read-only).
+        "volumes": [
+            {"name": d.replace("_", "-"), "path": f"{APP_DIR}/{d}"}
+            for d in WRITABLE_DIRS
+            if d[:1] != "/"
+        ],
+        # Set as MLOPS_PREDICTION_LOG_DIR, whatever serving.prediction_log.dir says.
+        "prediction_log_dir": f"{APP_DIR}/prediction_log",
+        "cpus": quantity(r.cpu_limit),
+        "mem_limit": int(quantity(r.memory_limit)),
+        "mem_reservation": int(quantity(r.memory)),
+        # Compose takes each from the environment it runs in: a name here, never a value.
+        "environment": secrets,
+        # The monitor sends the alerts: their URLs too.
+        "alert_environment": sorted({a["url_env"] for a in config["alerts"]} - set(secrets)),
+        "train_data": bind(config["data"]["path"], f"{APP_DIR}/data"),
+        "labels": bind(labels["path"], f"{APP_DIR}/labels") if labels else None,
+        "textfile_dir": f"{APP_DIR}/{textfile.parent}",
     }
