@@ -24,6 +24,14 @@ def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path.resolve(), root)).as_posix()
 
 
+def registry_host(image: str) -> str:
+    """The registry part of an image repository, the way docker reads it."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
 def ci_context(
     spec: Spec,
     loaded: LoadedSpec,
@@ -50,6 +58,11 @@ def ci_context(
         "secrets": secrets,
         "tracking_secret": TRACKING_SECRET,
         "image": image_repository(spec),
+        # The registry CI logs in to before it pushes: the image's host (Docker Hub if none).
+        "registry": registry_host(image_repository(spec)),
+        # A registry on the runner's own host (the default localhost:5000): no login.
+        "registry_local": registry_host(image_repository(spec)).split(":")[0]
+        in ("localhost", "127.0.0.1"),
         "deploy_target": spec.deploy.target,
         "kserve": spec.deploy.kserve,
         "monitor_schedule": spec.monitors.schedule,
