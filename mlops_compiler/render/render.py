@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import posixpath
 import traceback
 from pathlib import PurePosixPath
 
@@ -73,7 +74,11 @@ def render_artifact(env: jinja2.Environment, plan: Plan, artifact: Artifact) -> 
             raise RenderError(
                 f"templates/{artifact.template}: copying {artifact.path}: {exc.strerror}"
             ) from None
-    header = header_for(artifact.path, plan.spec_ref)
+    spec_ref = plan.spec_ref
+    if artifact.path.startswith("../"):
+        # A repository file names the spec from where it lies, not from the project folder.
+        spec_ref = posixpath.relpath(spec_ref, posixpath.dirname(artifact.path))
+    header = header_for(artifact.path, spec_ref)
     if header is not None:
         body = f"{header}\n{body}"
     return body.encode("utf-8")

@@ -5,13 +5,16 @@ The tag is TAG if given, else `<image.repository>:v<V>` with the model version V
 released for (CI passes the version its train step registered), else the repository tagged
 with the spec's digest.
 
-Exit codes: 0 built; 2 the Docker SDK is not installed; 3 no Docker engine is reachable;
-4 the build itself failed. The engine is found the way the docker CLI finds it (DOCKER_HOST,
+Exit codes: 0 built; 2 the Docker SDK or the docker command is not installed; 3 no Docker
+engine is reachable; 4 the build itself failed. The engine is found the way the docker CLI finds it (DOCKER_HOST,
 else the local socket).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +36,7 @@ def default_tag(config: Mapping[str, Any], version: str | None = None) -> str:
 def build_image(tag: str, context: Path) -> int:
     try:
         import docker
-        from docker.errors import BuildError, DockerException
+        from docker.errors import DockerException
     except ImportError:
         print("the Docker SDK is not installed: pip install docker", file=sys.stderr)
         return EXIT_NO_SDK
@@ -47,15 +50,21 @@ def build_image(tag: str, context: Path) -> int:
             file=sys.stderr,
         )
         return EXIT_NO_ENGINE
-    try:
-        image, logs = client.images.build(path=str(context), tag=tag, rm=True)
-    except (BuildError, DockerException) as exc:
-        print(f"docker build failed: {exc}", file=sys.stderr)
+    # The Dockerfile mounts its build context (`RUN --mount`), which only BuildKit builds; the
+    # Docker SDK drives the legacy builder, so the build itself goes through the docker CLI.
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        print("the docker command is not installed, so no image was built", file=sys.stderr)
+        return EXIT_NO_SDK
+    built = subprocess.run(
+        [docker_cli, "build", "--tag", tag, str(context)],
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        check=False,
+    )
+    if built.returncode != 0:
+        print(f"docker build failed with exit code {built.returncode}", file=sys.stderr)
         return EXIT_BUILD_FAILED
-    for entry in logs:
-        if "stream" in entry:
-            print(entry["stream"], end="")
-    print(f"built {tag} ({image.short_id})")
+    print(f"built {tag}")
     return EXIT_OK
 
 
