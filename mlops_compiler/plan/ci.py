@@ -18,6 +18,13 @@ from mlops_compiler.spec.model import Spec
 
 # The tracking store CI jobs use; a CI secret of this name points them at a shared server.
 TRACKING_SECRET = "MLFLOW_TRACKING_URI"
+# Secrets the delivery jobs read besides the spec's: registry credentials (not for ghcr.io,
+# where the job's own token pushes, nor for a registry on the runner's host), the kubeconfig
+# of each environment's cluster, and Grafana's admin password on one machine (compose).
+REGISTRY_SECRETS = ("REGISTRY_USERNAME", "REGISTRY_PASSWORD")
+KUBE_CONFIG_SECRET = "KUBE_CONFIG_{environment}"
+GRAFANA_SECRET = "GF_SECURITY_ADMIN_PASSWORD"
+ENVIRONMENTS = ("staging", "production")
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -32,6 +39,30 @@ def registry_host(image: str) -> str:
     return "docker.io"
 
 
+def _delivery(spec: Spec, image: str) -> dict[str, Any]:
+    """How the GitHub workflows log in, where their jobs run and which secrets they read."""
+    host = registry_host(image)
+    local = host.split(":")[0] in ("localhost", "127.0.0.1")
+    login = "github" if host == "ghcr.io" else "none" if local else "secrets"
+    compose = spec.deploy.target == "compose"
+    kube = (
+        {}
+        if compose
+        else {e: KUBE_CONFIG_SECRET.format(environment=e.upper()) for e in ENVIRONMENTS}
+    )
+    # What `docker-compose up` passes from its environment by name (deploy/compose/).
+    deploy_env = sorted({TRACKING_SECRET, *spec.deploy.secrets, GRAFANA_SECRET}) if compose else []
+    return {
+        "registry_login": login,
+        "registry_secrets": list(REGISTRY_SECRETS) if login == "secrets" else [],
+        "kube_secrets": kube,
+        "deploy_env": deploy_env,
+        # A registry on localhost is the runner's own host; one machine deploys on itself.
+        "image_runner": "self-hosted" if local else "ubuntu-latest",
+        "target_runner": "self-hosted" if compose else "ubuntu-latest",
+    }
+
+
 def ci_context(
     spec: Spec,
     loaded: LoadedSpec,
@@ -43,6 +74,7 @@ def ci_context(
     ci = spec.ci
     project = _relative(out_dir, repo_root)
     secrets = sorted({*ci.secrets, *spec.deploy.secrets, *(a.url_env for a in spec.alerts)})
+    delivery = _delivery(spec, image_repository(spec))
     return {
         "provider": ci.provider,
         "python": ci.python,
@@ -66,5 +98,18 @@ def ci_context(
         "deploy_target": spec.deploy.target,
         "kserve": spec.deploy.kserve,
         "monitor_schedule": spec.monitors.schedule,
-        "environments": ["staging", "production"],
+        "environments": list(ENVIRONMENTS),
+        **delivery,
+        # The stage jobs get every CI secret, and the tracking store's; `repository_secrets` is
+        # every name a workflow reads (the README lists them).
+        "stage_secrets": sorted({*secrets, TRACKING_SECRET}),
+        "repository_secrets": sorted(
+            {
+                *secrets,
+                TRACKING_SECRET,
+                *delivery["registry_secrets"],
+                *delivery["kube_secrets"].values(),
+                *delivery["deploy_env"],
+            }
+        ),
     }
