@@ -71,7 +71,9 @@ ParamValue = Scalar | None | list[Scalar | None]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # defer_build: each model's own validator is built on first use, not at import; a build
+    # validates through Spec alone, whose schema holds the nested ones.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class Split(Strict):
