@@ -207,9 +207,12 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
     # A rollback never edits or deletes a version: both are there, files and lineage intact.
     assert v2["mlops.gate"] == "passed" and "mlops.model_sha256" in v2
 
-    # Level 3 alerts; a second monitor run does nothing more (version 1 is in its grace period).
+    # Level 3 alerts; a second monitor run rolls nothing back again (version 1 is in its grace
+    # period). Its window still holds version 2's bad predictions, so at level 3 the second
+    # performance violation in a row may retrain (retrain: k 2 of n 3): that is the monitor's.
     assert any("rolled the champion back from version 2 to 1" in p["text"] for p in received)
     again = stage(project, "monitor", "--no-dashboard", "--json")
-    assert "actions" in json.loads(again.stdout)["rollback"]
     assert json.loads(again.stdout)["rollback"]["actions"] == []
-    assert len(stage(project, "history", "--json").stdout.splitlines()) == len(entries)
+    after = [json.loads(line) for line in stage(project, "history", "--json").stdout.splitlines()]
+    assert [e["event"] for e in after].count("rolled_back") == 1
+    assert all(e["by"] == "monitor" for e in after[len(entries) :]), after[len(entries) :]

@@ -200,6 +200,7 @@ def test_ci_and_users_are_told_apart() -> None:
     assert history.actor({"CI": "true"}) == "ci"
     assert history.actor({"GITLAB_CI": "1"}) == "ci"
     assert history.actor({}).startswith("user:")
+    assert history.actor({"CI": "true", "MLOPS_ACTOR": "monitor"}) == "monitor"
 
 
 def test_the_window_report_is_reused_only_when_it_is_the_versions_own() -> None:

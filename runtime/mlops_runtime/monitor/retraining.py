@@ -157,6 +157,8 @@ def _train(
     context: Mapping[str, Any],
 ) -> dict[str, Any]:
     env = dict(os.environ if environ is None else environ)
+    # A version this retraining promotes was promoted by the monitor, whoever runs it.
+    env["MLOPS_ACTOR"] = "monitor"
     data = settings.get("data")
     if data:
         env[project.config["data"].get("path_env", "MLOPS_TRAIN_DATA")] = str(project.root / data)

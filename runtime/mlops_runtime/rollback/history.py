@@ -42,9 +42,15 @@ def history_path(root: Path, config: Mapping[str, Any]) -> Path:
     return root / str((config.get("rollback") or {}).get("history") or DEFAULT_PATH)
 
 
+ACTOR_ENV = "MLOPS_ACTOR"  # set by a stage that runs another: the monitor retraining
+
+
 def actor(environ: Mapping[str, str] | None = None) -> str:
-    """`ci` inside a CI job (every major CI sets CI=true), else the user running the command."""
+    """$MLOPS_ACTOR when a stage ran this one, `ci` inside a CI job (every major CI sets
+    CI=true), else the user running the command."""
     env = os.environ if environ is None else environ
+    if env.get(ACTOR_ENV):
+        return str(env[ACTOR_ENV])
     if (
         env.get("CI", "").lower() in ("true", "1")
         or env.get("GITHUB_ACTIONS")
