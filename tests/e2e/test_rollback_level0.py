@@ -4,28 +4,20 @@ back; the running server follows."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.runtime.serving_fixtures import SPECS, build_project, records, stage_env, start_server
+from tests.runtime.serving_fixtures import (
+    SPECS,
+    build_project,
+    records,
+    run_stage,
+    start_server,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def stage(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=stage_env(**env),
-        check=False,
-        timeout=300,
-    )
 
 
 def train_on(project: Path, rows: int) -> str:
@@ -33,7 +25,7 @@ def train_on(project: Path, rows: int) -> str:
     lines = (SPECS / "data/wine.csv").read_text().splitlines()
     data = project / f"wine-{rows}.csv"
     data.write_text("\n".join(lines[: rows + 1]) + "\n")
-    result = stage(project, "train", MLOPS_TRAIN_DATA=str(data))
+    result = run_stage(project, "train", MLOPS_TRAIN_DATA=str(data))
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.split("(")[1].split(")")[0]
 
@@ -48,7 +40,7 @@ def test_rollback_swaps_the_previous_file_back_and_the_server_follows(tmp_path: 
         with server.client() as client:
             row = records("wine", 1)[0]
             assert client.post("/predict", json=row).headers["x-model-version"] == second
-            done = stage(project, "rollback", "--reason", "worse on the new batch")
+            done = run_stage(project, "rollback", "--reason", "worse on the new batch")
             assert done.returncode == 0, done.stderr
             assert f"from {second} to {first}" in done.stdout
             deadline = time.monotonic() + 10
@@ -66,9 +58,9 @@ def test_rollback_swaps_the_previous_file_back_and_the_server_follows(tmp_path: 
     served = (project / "model/model.joblib").read_bytes()
     assert served == next(p for p in kept if first.removeprefix("local-") in p.name).read_bytes()
 
-    refused = stage(project, "rollback")
+    refused = run_stage(project, "rollback")
     assert refused.returncode == 5 and "was rolled back from" in refused.stderr
-    history = [json.loads(x) for x in stage(project, "history", "--json").stdout.splitlines()]
+    history = [json.loads(x) for x in run_stage(project, "history", "--json").stdout.splitlines()]
     assert [(e["event"], e["from"], e["to"]) for e in history] == [
         ("promoted", None, first),
         ("promoted", first, second),
@@ -90,6 +82,6 @@ def test_kept_files_are_bounded_and_checked(tmp_path: Path) -> None:
 
     previous = next(p for p in kept if ids[1].removeprefix("local-") in p.name)
     previous.write_bytes(previous.read_bytes() + b"\0")
-    refused = stage(project, "rollback")
+    refused = run_stage(project, "rollback")
     assert refused.returncode == 5 and "no longer matches its sha256" in refused.stderr
     assert (project / "model/model.joblib").read_bytes() != previous.read_bytes()

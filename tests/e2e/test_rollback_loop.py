@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.runtime.serving_fixtures import SPECS, build_project, records, stage_env, start_server
+from tests.runtime.serving_fixtures import (
+    SPECS,
+    build_project,
+    records,
+    run_stage,
+    start_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -94,24 +99,12 @@ def corrupted_copy(target: Path) -> None:
         writer.writerows(rows)
 
 
-def stage(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=stage_env(**env),
-        check=False,
-        timeout=300,
-    )
-
-
 def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
     tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = receiver
     project = build_project(tmp_path, "breast-cancer")
-    first = stage(project, "train")
+    first = run_stage(project, "train")
     assert "registered version 1 as champion" in first.stdout, first.stdout + first.stderr
     config = json.loads((project / "config.json").read_text())
     assert config["serving"]["reload_interval_s"] <= 2, "the default must meet the 10 s target"
@@ -124,7 +117,7 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
         wait_for(lambda: traffic.served_by("1") >= 50, 60, "version 1 to answer")
         corrupt = tmp_path / "corrupt.csv"
         corrupted_copy(corrupt)
-        second = stage(project, "train", MLOPS_TRAIN_DATA=str(corrupt))
+        second = run_stage(project, "train", MLOPS_TRAIN_DATA=str(corrupt))
         assert "registered version 2 as champion" in second.stdout, second.stdout + second.stderr
         wait_for(lambda: traffic.served_by("2") >= 700, 120, "version 2 to serve 700 requests")
 
@@ -138,7 +131,7 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
                     writer.writerow([request_id, truth[row]])
         time.sleep(1.5)  # the prediction log's writer flushes within a second
 
-        monitor = stage(project, "monitor", "--no-dashboard", "--json", ALERT_WEBHOOK_URL=url)
+        monitor = run_stage(project, "monitor", "--no-dashboard", "--json", ALERT_WEBHOOK_URL=url)
         assert monitor.returncode == 3, monitor.stdout + monitor.stderr
         report = json.loads(monitor.stdout)
         champion = report["rollback"]["arms"]["champion"]
@@ -177,7 +170,7 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
     assert {a[2] for a in traffic.answers[switched:]} == {"1"}, "once back, version 1 serves alone"
 
     # The history and the registry say what happened, and why.
-    history = stage(project, "history", "--json")
+    history = run_stage(project, "history", "--json")
     entries = [json.loads(line) for line in history.stdout.splitlines()]
     assert [(e["event"], e["from"], e["to"], e["by"]) for e in entries][-1] == (
         "rolled_back",
@@ -211,8 +204,10 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
     # period). Its window still holds version 2's bad predictions, so at level 3 the second
     # performance violation in a row may retrain (retrain: k 2 of n 3): that is the monitor's.
     assert any("rolled the champion back from version 2 to 1" in p["text"] for p in received)
-    again = stage(project, "monitor", "--no-dashboard", "--json")
+    again = run_stage(project, "monitor", "--no-dashboard", "--json")
     assert json.loads(again.stdout)["rollback"]["actions"] == []
-    after = [json.loads(line) for line in stage(project, "history", "--json").stdout.splitlines()]
+    after = [
+        json.loads(line) for line in run_stage(project, "history", "--json").stdout.splitlines()
+    ]
     assert [e["event"] for e in after].count("rolled_back") == 1
     assert all(e["by"] == "monitor" for e in after[len(entries) :]), after[len(entries) :]

@@ -20,6 +20,7 @@ from tests.runtime.serving_fixtures import (
     SPECS,
     build_project,
     records,
+    run_stage,
     stage_env,
     start_server,
     train,
@@ -48,18 +49,6 @@ promote(client, "diabetes", history_path(project.root, project.config), alias="c
 """
 
 
-def stage(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=stage_env(),
-        check=False,
-        timeout=300,
-    )
-
-
 def trained(tmp_path: Path, versions: int) -> Path:
     project = build_project(tmp_path, "diabetes", DIABETES_AUTO)
     for n in range(1, versions + 1):
@@ -86,19 +75,19 @@ def entries(project: Path) -> list[dict[str, Any]]:
 def test_only_good_versions_serve_again(tmp_path: Path) -> None:
     project = trained(tmp_path, 3)
     registry = client(project)
-    unknown = stage(project, "rollback", "--to", "7")
+    unknown = run_stage(project, "rollback", "--to", "7")
     assert unknown.returncode == 5 and "not one of the last 5 past champions" in unknown.stderr
-    assert stage(project, "rollback", "--to", "3").returncode == 5, "the champion itself"
+    assert run_stage(project, "rollback", "--to", "3").returncode == 5, "the champion itself"
 
     # Version 2's model file changes after registration: it must never serve again.
     root = registry.get_model_version_download_uri("diabetes", "2").removeprefix("file://")
     (model_file,) = [p for p in Path(root).iterdir() if p.suffix in (".skops", ".pkl")]
     model_file.write_bytes(model_file.read_bytes() + b"\0")
-    tampered = stage(project, "rollback", "--to", "2")
+    tampered = run_stage(project, "rollback", "--to", "2")
     assert tampered.returncode == 5 and "hashes to" in tampered.stderr, tampered.stderr
     assert champion(project) == "3", "a refusal changes nothing"
 
-    done = stage(project, "rollback", "--reason", "bad batch of predictions")
+    done = run_stage(project, "rollback", "--reason", "bad batch of predictions")
     assert done.returncode == 0 and "from 3 to 1" in done.stdout, done.stdout + done.stderr
     last = entries(project)[-1]
     assert (last["event"], last["from"], last["to"]) == ("rolled_back", "3", "1")
@@ -106,14 +95,14 @@ def test_only_good_versions_serve_again(tmp_path: Path) -> None:
     assert last["why"]["skipped"][0]["version"] == "2" and last["by"] == actor()  # user or ci
 
     # Never roll back to nothing: 3 was rolled back from, 2 is altered.
-    nothing = stage(project, "rollback")
+    nothing = run_stage(project, "rollback")
     assert nothing.returncode == 5 and "no good version" in nothing.stderr
     assert champion(project) == "1"
     assert entries(project)[-1]["event"] == "rollback_refused"
-    again = stage(project, "rollback", "--to", "3")
+    again = run_stage(project, "rollback", "--to", "3")
     assert again.returncode == 5 and "was rolled back from" in again.stderr
 
-    history = stage(project, "history")
+    history = run_stage(project, "history")
     assert history.returncode == 0
     assert [line.split()[1] for line in history.stdout.splitlines()[1:]] == [
         "promoted",
@@ -140,9 +129,9 @@ def test_keep_versions_bounds_the_eligible_champions(tmp_path: Path) -> None:
     config = json.loads((project / "config.json").read_text())
     config["rollback"]["keep_versions"] = 1
     (project / "config.json").write_text(json.dumps(config))
-    old = stage(project, "rollback", "--to", "1")
+    old = run_stage(project, "rollback", "--to", "1")
     assert old.returncode == 5 and "last 1 past champions (2" in old.stderr, old.stderr
-    assert stage(project, "rollback").returncode == 0 and champion(project) == "2"
+    assert run_stage(project, "rollback").returncode == 0 and champion(project) == "2"
 
 
 def test_concurrent_rollbacks_and_promotions_keep_one_consistent_story(tmp_path: Path) -> None:
@@ -223,7 +212,7 @@ def test_a_failing_challenger_leaves_the_split_and_the_champion_stays(tmp_path: 
         with server.client() as http:
             served = {(m["arm"], m["model_version"]) for m in http.get("/health").json()["models"]}
             assert served == {("champion", "1"), ("challenger", "2")}
-            first = stage(project, "monitor", "--no-dashboard", "--json")
+            first = run_stage(project, "monitor", "--no-dashboard", "--json")
             deadline = time.monotonic() + 10
             while len(http.get("/health").json()["models"]) > 1 and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -251,6 +240,6 @@ def test_a_failing_challenger_leaves_the_split_and_the_champion_stays(tmp_path: 
     assert str(registry.get_model_version_by_alias("penguins", "champion").version) == "1"
     assert "challenger" not in registry.get_registered_model("penguins").aliases
     assert "mlops.serving.rolled_back_at" in registry.get_model_version("penguins", "2").tags
-    second = json.loads(stage(project, "monitor", "--no-dashboard", "--json").stdout)
+    second = json.loads(run_stage(project, "monitor", "--no-dashboard", "--json").stdout)
     assert second["rollback"]["actions"] == [] and "challenger" not in second["rollback"]["arms"]
     assert [e["event"] for e in entries(project)].count("challenger_removed") == 1

@@ -53,6 +53,19 @@ def build_project(root: Path, spec: str, text: str | None = None) -> Path:
     return root / "generated" / spec
 
 
+def run_stage(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m mlops_runtime ARGS...` in the project, output captured, never raising."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_runtime", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=stage_env(**env),
+        check=False,
+        timeout=300,
+    )
+
+
 def train(project: Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "mlops_runtime", "train"],

@@ -148,6 +148,26 @@ def choose_target(
     raise RollbackRefused(f"no good version to roll back to among the last {keep}: {reasons}")
 
 
+def _mark_rolled_back(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    entry: Mapping[str, Any],
+    why: Mapping[str, Any],
+    replaced_by: str | None = None,
+) -> None:
+    """The tags that make a version no longer good (see not_good_because)."""
+    tags = {
+        ROLLED_BACK_AT: str(entry["when"]),
+        ROLLED_BACK_WHY: _text(why),
+        ROLLED_BACK_BY: str(entry["by"]),
+    }
+    if replaced_by is not None:
+        tags[REPLACED_BY] = replaced_by
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 def rollback(
     client: MlflowClient,
     name: str,
@@ -207,13 +227,7 @@ def rollback(
         if challenger is not None and str(challenger.version) == to_version:
             client.delete_registered_model_alias(name, CHALLENGER)
         if now_version is not None:
-            for key, value in (
-                (ROLLED_BACK_AT, entry["when"]),
-                (ROLLED_BACK_WHY, _text(why)),
-                (ROLLED_BACK_BY, by),
-                (REPLACED_BY, to_version),
-            ):
-                client.set_model_version_tag(name, now_version, key, value)
+            _mark_rolled_back(client, name, now_version, entry, why, replaced_by=to_version)
         client.set_model_version_tag(name, to_version, CHAMPION_SINCE, stamp)
         client.set_model_version_tag(name, to_version, RESTORED_FROM, str(now_version))
         client.set_model_version_tag(
@@ -288,11 +302,6 @@ def remove_challenger(
             by=by,
         )
         client.delete_registered_model_alias(name, CHALLENGER)
-        for key, value in (
-            (ROLLED_BACK_AT, entry["when"]),
-            (ROLLED_BACK_WHY, _text(why)),
-            (ROLLED_BACK_BY, by),
-        ):
-            client.set_model_version_tag(name, str(expect), key, value)
+        _mark_rolled_back(client, name, str(expect), entry, why)
         history.append(history_file, entry)
         return Change(True, entry)
