@@ -68,18 +68,13 @@ def deploy_context(
         "port": config["serving"]["port"],
         "liveness_path": LIVENESS_PATH,
         "readiness_path": READINESS_PATH,
-        "app_dir": APP_DIR,
-        "writable_dirs": list(WRITABLE_DIRS),
         "run_as_user": RUN_AS_USER,
         "monitor_schedule": spec.monitors.schedule,
-        "challenger_weight": None if ab is None else ab.challenger_weight,
         # KServe's canaryTrafficPercent: the challenger's share in whole percent, never 0 or 100.
         "canary_traffic_percent": (
             None if ab is None else min(99, max(1, round(ab.challenger_weight * 100)))
         ),
         "commands": {stage: list(argv) for stage, argv in commands.items()},
-        "tracking_uri": config.get("tracking", {}).get("uri"),
-        "registered_model": config.get("tracking", {}).get("registered_model") or spec.name,
         **_pod_files(config, list(d.secrets)),
         "compose": _compose(spec, config),
     }
