@@ -3,7 +3,8 @@
     python scripts/make_datasets.py [--out specs/data]
 
 Sources are the copies shipped inside scikit-learn (breast_cancer, diabetes, wine) and the
-palmerpenguins package (penguins); nothing is downloaded. Output bytes are deterministic: rows
+palmerpenguins package (penguins); the churn tables (a feature store's source and its entity
+rows) are simulated from a fixed seed. Nothing is downloaded. Output bytes are deterministic: rows
 keep their source order, integral columns are written as integers, other floats with Python's
 shortest round-trip repr, missing values as empty fields, line endings are '\\n'. A test reruns
 this script and compares the result with the committed files byte for byte.
@@ -101,11 +102,95 @@ def penguins() -> pd.DataFrame:
     return frame.rename(columns=snake_case)
 
 
+CHURN_END = pd.Timestamp("2026-11-30", tz="UTC")
+
+
+def churn_tables(
+    end: pd.Timestamp = CHURN_END, customers: int = 1500, seed: int = 11
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Monthly activity snapshots per customer (a feature view's source) and labelled entity
+    rows. A label depends on the customer's latest snapshot before the label's time, so only a
+    point-in-time join recovers its signal; `end` lets tests make data that is fresh today."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1000, 1000 + customers)
+    plans = np.array(["basic", "standard", "premium"])
+    plan_of = rng.integers(0, 3, customers)
+    base_charge = np.array([30.0, 60.0, 95.0])[plan_of] + rng.normal(0, 5, customers)
+    snapshots = 11
+    rows = []
+    total = np.zeros(customers)
+    for month in range(snapshots):
+        at = end - pd.Timedelta(days=30 * (snapshots - 1 - month))
+        at = at - pd.to_timedelta(rng.integers(0, 6 * 3600, customers), unit="s")
+        charge = np.round(base_charge + rng.normal(0, 3, customers), 2)
+        total = np.round(total + charge, 2)
+        login_gap = rng.exponential(6.0, customers)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "customer_id": ids,
+                    "event_timestamp": at,
+                    "monthly_charges": charge,
+                    "total_charges": total,
+                    "support_calls": rng.poisson(1.2 + plan_of * 0.3, customers),
+                    "plan": plans[plan_of],
+                    "last_login_at": at - pd.to_timedelta(np.round(login_gap * 86400), unit="s"),
+                }
+            )
+        )
+    activity = pd.concat(rows, ignore_index=True)
+    # Two labelled moments per customer, each some days after one of its snapshots.
+    picks = activity.sample(n=2 * customers, random_state=seed).reset_index(drop=True)
+    label_at = picks["event_timestamp"] + pd.to_timedelta(rng.integers(1, 25, len(picks)), unit="D")
+    label_at = label_at.where(label_at <= end, end)
+    contract = rng.choice(["month-to-month", "one-year", "two-year"], len(picks), p=[0.5, 0.3, 0.2])
+    tenure = rng.integers(1, 72, len(picks))
+    idle_days = (picks["event_timestamp"] - picks["last_login_at"]).dt.total_seconds() / 86400
+    score = (
+        -2.0
+        + 0.9 * picks["support_calls"].to_numpy()
+        + 0.25 * idle_days.to_numpy()
+        + 1.5 * (contract == "month-to-month")
+        - 0.04 * tenure
+    )
+    churned = rng.random(len(picks)) < 1 / (1 + np.exp(-score))
+    labels = pd.DataFrame(
+        {
+            "customer_id": picks["customer_id"],
+            "event_timestamp": label_at,
+            "contract": contract,
+            "tenure_months": tenure,
+            "churned": churned,
+        }
+    ).sort_values(["event_timestamp", "customer_id"], ignore_index=True)
+    return activity, labels
+
+
+def _iso_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.DatetimeTZDtype):
+            out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+def churn_activity() -> pd.DataFrame:
+    return _iso_utc(churn_tables()[0])
+
+
+def churn_labels() -> pd.DataFrame:
+    return _iso_utc(churn_tables()[1])
+
+
 DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "breast_cancer": breast_cancer,
     "diabetes": diabetes,
     "wine": wine,
     "penguins": penguins,
+    "churn_activity": churn_activity,
+    "churn_labels": churn_labels,
 }
 
 

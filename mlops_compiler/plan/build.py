@@ -17,6 +17,7 @@ from mlops_compiler.plan.alerting import alerting_context
 from mlops_compiler.plan.artifacts import Artifact, Plan
 from mlops_compiler.plan.ci import ci_context
 from mlops_compiler.plan.deploy import deploy_context, image_repository
+from mlops_compiler.plan.feature_store import feast_context, feature_store_config
 from mlops_compiler.plan.levels import (
     COMPONENTS,
     DECLARED,
@@ -31,7 +32,7 @@ from mlops_compiler.plan.levels import (
 )
 from mlops_compiler.plan.rollback import rollback_config
 from mlops_compiler.spec.model import Features, Spec
-from mlops_compiler.spec.rules import CATEGORICAL_TYPES, task_of
+from mlops_compiler.spec.rules import CATEGORICAL_TYPES, declares_columns, task_of
 from mlops_compiler.spec.scalars import parse_duration, parse_threshold
 
 DATA_PATH_ENV = "MLOPS_TRAIN_DATA"
@@ -59,6 +60,8 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
     consumed = {section for c in components for section in c.consumes}
     spec_sha = hashlib.sha256(loaded.raw).hexdigest()
     config = _config(spec, loaded, out_dir, level, spec_sha, consumed)
+    if "features.store" in consumed:
+        config["feature_store"] = feature_store_config(spec, loaded.path.parent, out_dir)
     config["stages"] = stages
     if "image" in stages:
         # The image stage tags `<repository>:<model version>` (CI passes the version it
@@ -84,6 +87,9 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
             alerting_context(spec.name, config["monitor"]) if "alerts" in consumed else None
         ),
         "deploy": deploy_context(spec, config, commands) if "deploy" in consumed else None,
+        "feast": (
+            feast_context(spec, config["feature_store"]) if "feature_store" in config else None
+        ),
         "ci": (
             ci_context(spec, loaded, out_dir, repo_root, config, commands)
             if "ci" in consumed
@@ -213,7 +219,8 @@ def _config(
     spec: Spec, loaded: LoadedSpec, out_dir: Path, level: int, sha: str, consumed: set[str]
 ) -> dict[str, Any]:
     task = task_of(spec)
-    features = spec.features or default_features(spec)
+    features = spec.features if declares_columns(spec) else default_features(spec)
+    assert features is not None
     stratify = spec.data.split.stratify
     gate = spec.model.gate
     return {
@@ -231,7 +238,7 @@ def _config(
                 "stratify": task == "classification" if stratify is None else stratify,
             },
         },
-        "features": features.model_dump(mode="json"),
+        "features": features.model_dump(mode="json", exclude={"store"}),
         "model": {
             "task": task,
             "estimator": spec.model.estimator,

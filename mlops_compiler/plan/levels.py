@@ -61,7 +61,10 @@ class Component:
 
 RUNTIME = "mlops-runtime"
 # The order stages are run in, which is the order the README and `mlops plan` list them.
-STAGE_ORDER = ("check-data", "train", "lineage", "serve", "monitor", "rollback", "history", "image")
+STAGE_ORDER = (
+    "features-apply",
+    "features-materialize",
+    "check-data", "train", "lineage", "serve", "monitor", "rollback", "history", "image")
 
 
 def stage_command(stage: str) -> tuple[str, ...]:
@@ -234,6 +237,23 @@ COMPONENTS: tuple[Component, ...] = (
         ("docker>=7,<8",),
         extras=("container",),
         stages=("image",),
+    ),
+    Component(
+        "feature-store",
+        2,
+        3,
+        "Feast repository (local provider: SQLite online store, Parquet offline store), "
+        "stages that apply and materialise it; training joins it point-in-time, serving "
+        "looks features up by entity key",
+        (
+            Emit("feature_repo/feature_store.yaml", "project/feature_repo/feature_store.yaml.jinja"),
+            Emit("feature_repo/features.py", "project/feature_repo/features.py.jinja"),
+        ),
+        ("feast>=0.67,<0.68",),
+        extras=("features",),
+        stages=("features-apply", "features-materialize"),
+        consumes=("features.store",),
+        when=(("features.store", DECLARED),),
     ),
 )
 

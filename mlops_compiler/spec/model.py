@@ -120,10 +120,111 @@ class CategoricalFeatures(Strict):
     encode: Literal["onehot", "ordinal"] = "onehot"
 
 
+StoreName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$"),
+    Field(description="Lower-case identifier (a-z, 0-9, '_'): a Feast object name."),
+]
+SourceFile = Annotated[
+    str,
+    StringConstraints(pattern=r"(?i)\.(csv|parquet|pq)$"),
+    Field(description="CSV or Parquet file, relative to the spec."),
+]
+
+
+class Entity(Strict):
+    name: StoreName
+    join_key: ColumnName = Field(description="The key column in sources, entity rows and requests.")
+    type: Literal["int", "str"] = "int"
+
+
+class FeatureView(Strict):
+    name: StoreName
+    entity: StoreName
+    source: SourceFile
+    timestamp: ColumnName = Field(
+        "event_timestamp", description="The source column holding each value's event time."
+    )
+    ttl: Duration = Field(
+        description=(
+            "How long a value stays valid: older values are not joined to a training row "
+            "and are stale online."
+        )
+    )
+    features: list[ColumnName] = Field(
+        min_length=1, description="Source columns served by this view; each is a contract column."
+    )
+    max_age: Duration | None = Field(
+        None,
+        description=(
+            "Freshness bound: the monitor alerts when the newest materialised value is older. "
+            "Default: ttl."
+        ),
+    )
+
+
+Transform = Literal["ratio", "difference", "log1p", "bucketize", "days_since"]
+
+
+class DerivedFeature(Strict):
+    transform: Transform = Field(
+        description=(
+            "ratio: a / b (null when b is 0); difference: a - b; log1p: log(1 + a) (null below "
+            "-1); bucketize: the index of the bucket a falls in, by `boundaries`; days_since: "
+            "days from the timestamp a to the row's event time (the view's, or the request's)."
+        )
+    )
+    inputs: list[ColumnName] = Field(
+        min_length=1,
+        max_length=2,
+        description="Contract columns, view source columns or other derived features.",
+    )
+    boundaries: list[float] | None = Field(
+        None, min_length=1, description="Ascending bucket edges (bucketize only)."
+    )
+
+
+class FeatureStore(Strict):
+    entities: list[Entity] = Field(min_length=1)
+    views: list[FeatureView] = Field(min_length=1)
+    derived: dict[ColumnName, DerivedFeature] = Field(
+        {},
+        description=(
+            "Features computed by named transforms. One whose inputs all come from one view is "
+            "computed before materialisation and served by that view; any other is computed "
+            "on demand, after the lookup, in training and serving alike. Each is a contract "
+            "column."
+        ),
+    )
+    entity_timestamp: ColumnName | None = Field(
+        None,
+        description=(
+            "The column of data.train holding each row's event time. data.train is then an "
+            "entity dataframe (entity keys, event times, the target and request-time features) "
+            "and training joins the views to it point-in-time. Without it data.train holds "
+            "every feature itself."
+        ),
+    )
+    stale: Literal["reject", "serve"] = Field(
+        "reject",
+        description=(
+            "A request whose looked-up values are older than their view's ttl: reject (409 "
+            "naming the view) or serve them with the stale views named in the response and log."
+        ),
+    )
+
+
 class Features(Strict):
     numeric: NumericFeatures = NumericFeatures()
     categorical: CategoricalFeatures = CategoricalFeatures()
     passthrough: list[ColumnName] = []
+    store: FeatureStore | None = Field(
+        None,
+        description=(
+            "A Feast feature store (level >= 2): features looked up by entity key online and "
+            "joined point-in-time for training."
+        ),
+    )
 
 
 class Gate(Strict):

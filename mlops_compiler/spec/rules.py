@@ -74,8 +74,14 @@ def _columns(spec: Spec) -> Iterator[Finding]:
             yield (*loc, "max_null_fraction"), "max_null_fraction > 0 needs nullable: true"
 
 
+def declares_columns(spec: Spec) -> bool:
+    """Whether the spec groups its feature columns itself (else they come from the contract)."""
+    groups = {"numeric", "categorical", "passthrough"}
+    return spec.features is not None and bool(spec.features.model_fields_set & groups)
+
+
 def _features(spec: Spec) -> Iterator[Finding]:
-    if spec.features is None:
+    if spec.features is None or not declares_columns(spec):
         return
     columns = spec.data.contract.columns
     names = list(columns)
@@ -363,7 +369,7 @@ def _retrain(spec: Spec) -> Iterator[Finding]:
 
 
 def _feature_names(spec: Spec) -> set[str]:
-    if spec.features is None:
+    if spec.features is None or not declares_columns(spec):
         return set(spec.data.contract.columns) - {spec.data.target}
     f = spec.features
     return {*f.numeric.columns, *f.categorical.columns, *f.passthrough}

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from mlops_compiler.errors import Diagnostic, SpecError
 from mlops_compiler.load.yaml_positions import LoadedSpec
-from mlops_compiler.spec import rules
+from mlops_compiler.spec import rules, store_rules
 from mlops_compiler.spec.model import Spec
 from mlops_compiler.spec.scalars import looks_secret
 
@@ -28,7 +28,8 @@ def validate(loaded: LoadedSpec) -> Spec:
     except ValidationError as exc:
         problems.extend(_pydantic_problems(loaded, exc))
     if spec is not None:
-        problems.extend(loaded.diagnostic(loc, msg) for loc, msg in rules.check(spec))
+        findings = [*rules.check(spec), *store_rules.check(spec, loaded.path.parent)]
+        problems.extend(loaded.diagnostic(loc, msg) for loc, msg in findings)
     if problems or spec is None:
         raise SpecError(_dedupe(problems))
     return spec
