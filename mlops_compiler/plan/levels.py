@@ -247,7 +247,7 @@ COMPONENTS: tuple[Component, ...] = (
         "looks features up by entity key",
         (
             Emit("feature_repo/feature_store.yaml", "project/feature_repo/feature_store.yaml.jinja"),
-            Emit("feature_repo/features.py", "project/feature_repo/features.py.jinja"),
+            Emit("feature_repo/definitions.py", "project/feature_repo/definitions.py.jinja"),
         ),
         ("feast>=0.67,<0.68",),
         extras=("features",),

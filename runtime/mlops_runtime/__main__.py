@@ -68,7 +68,21 @@ def _image(argv: list[str], project: Project) -> int:
     return image.main(argv, project)
 
 
+def _features_apply(argv: list[str], project: Project) -> int:
+    from mlops_runtime.features.store import stage
+
+    return stage.apply_main(argv, project)
+
+
+def _features_materialize(argv: list[str], project: Project) -> int:
+    from mlops_runtime.features.store import stage
+
+    return stage.materialize_main(argv, project)
+
+
 STAGES: dict[str, Callable[[list[str], Project], int]] = {
+    "features-apply": _features_apply,
+    "features-materialize": _features_materialize,
     "check-data": _check_data,
     "train": _train,
     "lineage": _lineage,

@@ -63,7 +63,12 @@ def load_validated(
     from mlops_runtime.contract.training_gate import validate_frame
 
     path = resolve_data_path(config, environ)
-    raw = load_table(path, contract)
+    if (config.get("feature_store") or {}).get("entity_timestamp"):
+        from mlops_runtime.features.store.offline import load_training_rows
+
+        raw = load_training_rows(path, config, contract, Path.cwd())
+    else:
+        raw = load_table(path, contract)
     typed, report = validate_frame(raw, contract, source=str(path))
     return typed, path, report
 
