@@ -168,7 +168,7 @@ def churn_tables(
     return activity, labels
 
 
-def _iso_utc(frame: pd.DataFrame) -> pd.DataFrame:
+def iso_utc(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         if isinstance(out[column].dtype, pd.DatetimeTZDtype):
@@ -177,11 +177,11 @@ def _iso_utc(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def churn_activity() -> pd.DataFrame:
-    return _iso_utc(churn_tables()[0])
+    return iso_utc(churn_tables()[0])
 
 
 def churn_labels() -> pd.DataFrame:
-    return _iso_utc(churn_tables()[1])
+    return iso_utc(churn_tables()[1])
 
 
 DATASETS: dict[str, Callable[[], pd.DataFrame]] = {

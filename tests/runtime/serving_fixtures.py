@@ -53,10 +53,13 @@ def build_project(root: Path, spec: str, text: str | None = None) -> Path:
     return root / "generated" / spec
 
 
-def run_stage(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m mlops_runtime ARGS...` in the project, output captured, never raising."""
+def run_stage(
+    project: Path, *args: str, python: str = sys.executable, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m mlops_runtime ARGS...` in the project, output captured, never raising;
+    `python` is the project's interpreter (a feature store's has Feast)."""
     return subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", *args],
+        [python, "-m", "mlops_runtime", *args],
         cwd=project,
         capture_output=True,
         text=True,
@@ -114,13 +117,13 @@ class Server:
                 self.process.wait(5)
 
 
-def start_server(project: Path, **env: str) -> Server:
+def start_server(project: Path, python: str = sys.executable, **env: str) -> Server:
     port = free_port()
     log_path = project / f"serve-{port}.log"
     full_env = stage_env(PORT=str(port), HOST="127.0.0.1", **env)
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlops_runtime", "serve"],
+            [python, "-m", "mlops_runtime", "serve"],
             cwd=project,
             env=full_env,
             stdout=out,

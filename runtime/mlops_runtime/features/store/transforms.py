@@ -1,76 +1,72 @@
 """The named transforms of derived features: the one piece of code that computes them.
 
-The offline path (a view's source before materialisation, the training set after its
-point-in-time join) and the online path (a request after its lookup) both call `derive`, on
-frames of any length: every transform is element-wise, so a row's value does not depend on the
-rows beside it, and the online value of a row equals its offline value bit for bit.
+The offline path (a view's source before materialisation, a training set after its
+point-in-time join) calls `derive` on a frame; the online path (a request after its lookup)
+calls `derive_records` on the request's rows. Both reduce their columns to float64 arrays and
+run the same element-wise `compute`, so a row's online value equals its offline value bit for
+bit, and a one-row request costs microseconds, not a DataFrame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 SECONDS_PER_DAY = 86_400.0
+INTEGER_OUTPUTS = frozenset({"bucketize"})
 
 
-def _number(series: pd.Series) -> np.ndarray:
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+def _floats(values: Any) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    try:
+        return np.asarray(values, dtype="float64")
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
 
 
-def _timestamps(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series, utc=True, errors="coerce")
+def _epoch_seconds(values: Any) -> np.ndarray:
+    """Timestamps (datetimes or ISO text; naive ones are UTC) as float seconds since 1970."""
+    stamps = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce")
+    nanos = stamps.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
+    nanos[stamps.isna().to_numpy()] = np.nan
+    return nanos / 1e9
 
 
-def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = a / b
-    out[b == 0] = np.nan
-    return out
-
-
-def _log1p(a: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.log1p(a)
-    out[a <= -1] = np.nan
-    return out
-
-
-def _bucketize(a: np.ndarray, boundaries: list[float]) -> pd.Series:
-    index = np.searchsorted(np.asarray(boundaries, dtype="float64"), a, side="right")
-    return pd.Series(index, dtype="Int64").mask(np.isnan(a))
-
-
-def _days_since(moment: pd.Series, as_of: pd.Series) -> np.ndarray:
-    seconds = (as_of.reset_index(drop=True) - _timestamps(moment).reset_index(drop=True)).dt
-    return seconds.total_seconds().to_numpy(dtype="float64", na_value=np.nan) / SECONDS_PER_DAY
-
-
-def apply_one(
-    frame: pd.DataFrame, definition: Mapping[str, Any], as_of: pd.Series | None
-) -> pd.Series:
-    """One derived feature's values for every row of `frame`, in its row order."""
+def compute(
+    definition: Mapping[str, Any], inputs: Sequence[np.ndarray], as_of_s: np.ndarray | None
+) -> np.ndarray:
+    """One derived feature as float64 (NaN for null), from its inputs as float64 arrays
+    (days_since: epoch seconds) and each row's event time in epoch seconds."""
     kind = definition["transform"]
-    inputs = [frame[name] for name in definition["inputs"]]
-    values: Any
-    if kind == "ratio":
-        values = _ratio(_number(inputs[0]), _number(inputs[1]))
-    elif kind == "difference":
-        values = _number(inputs[0]) - _number(inputs[1])
-    elif kind == "log1p":
-        values = _log1p(_number(inputs[0]))
-    elif kind == "bucketize":
-        values = _bucketize(_number(inputs[0]), list(definition["boundaries"]))
-    elif kind == "days_since":
-        if as_of is None:
-            raise ValueError("days_since needs the rows' event times")
-        values = _days_since(inputs[0], _timestamps(as_of))
-    else:
-        raise ValueError(f"unknown transform {kind!r}")
-    return pd.Series(values, index=frame.index, name=None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "ratio":
+            a, b = inputs
+            return np.where(b == 0, np.nan, a / b)
+        if kind == "difference":
+            return inputs[0] - inputs[1]
+        if kind == "log1p":
+            return np.where(inputs[0] <= -1, np.nan, np.log1p(inputs[0]))
+        if kind == "bucketize":
+            edges = np.asarray(definition["boundaries"], dtype="float64")
+            index = np.searchsorted(edges, inputs[0], side="right").astype("float64")
+            return np.where(np.isnan(inputs[0]), np.nan, index)
+        if kind == "days_since":
+            if as_of_s is None:
+                raise ValueError("days_since needs the rows' event times")
+            return (as_of_s - inputs[0]) / SECONDS_PER_DAY
+    raise ValueError(f"unknown transform {kind!r}")
+
+
+def _inputs(definition: Mapping[str, Any], column: Any) -> list[np.ndarray]:
+    convert = _epoch_seconds if definition["transform"] == "days_since" else _floats
+    return [convert(column(name)) for name in definition["inputs"]]
 
 
 def derive(
@@ -78,9 +74,31 @@ def derive(
     definitions: Mapping[str, Mapping[str, Any]],
     as_of: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """`frame` with each derived feature added, in the given order (inputs first); `as_of` is
-    each row's event time, which days_since counts from."""
+    """`frame` with each derived feature added, in the given order (inputs first); `as_of`
+    holds each row's event time, which days_since counts from."""
     out = frame.copy()
+    as_of_s = None if as_of is None else _epoch_seconds(as_of.to_numpy())
     for name, definition in definitions.items():
-        out[name] = apply_one(out, definition, as_of)
+        values = compute(definition, _inputs(definition, lambda c: out[c]), as_of_s)
+        if definition["transform"] in INTEGER_OUTPUTS:
+            out[name] = pd.array(np.nan_to_num(values).astype("int64"), dtype="Int64")
+            out.loc[np.isnan(values), name] = pd.NA
+        else:
+            out[name] = values
     return out
+
+
+def derive_records(
+    records: Sequence[dict[str, Any]],
+    definitions: Mapping[str, Mapping[str, Any]],
+    as_of: datetime,
+) -> None:
+    """Add each derived feature to every record, in place, as of `as_of`: the online path."""
+    as_of_s = np.full(len(records), as_of.timestamp())
+    for name, definition in definitions.items():
+        values = compute(
+            definition, _inputs(definition, lambda c: [r.get(c) for r in records]), as_of_s
+        )
+        whole = definition["transform"] in INTEGER_OUTPUTS
+        for record, value in zip(records, values.tolist(), strict=True):
+            record[name] = None if value != value else (int(value) if whole else value)
