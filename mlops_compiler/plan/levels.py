@@ -64,7 +64,15 @@ RUNTIME = "mlops-runtime"
 STAGE_ORDER = (
     "features-apply",
     "features-materialize",
-    "check-data", "train", "lineage", "serve", "monitor", "rollback", "history", "image")
+    "check-data",
+    "train",
+    "lineage",
+    "serve",
+    "monitor",
+    "rollback",
+    "history",
+    "image",
+)
 
 
 def stage_command(stage: str) -> tuple[str, ...]:
@@ -246,7 +254,9 @@ COMPONENTS: tuple[Component, ...] = (
         "stages that apply and materialise it; training joins it point-in-time, serving "
         "looks features up by entity key",
         (
-            Emit("feature_repo/feature_store.yaml", "project/feature_repo/feature_store.yaml.jinja"),
+            Emit(
+                "feature_repo/feature_store.yaml", "project/feature_repo/feature_store.yaml.jinja"
+            ),
             Emit("feature_repo/definitions.py", "project/feature_repo/definitions.py.jinja"),
         ),
         ("feast>=0.67,<0.68",),

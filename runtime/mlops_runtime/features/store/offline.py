@@ -22,7 +22,7 @@ CONTRACT_REPORT = Path("reports/contract_report.json")
 
 
 def repo_path(config: Mapping[str, Any], root: Path) -> Path:
-    return root / config["feature_store"]["repo"]
+    return root / str(config["feature_store"]["repo"])
 
 
 def view_contract(view: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:

@@ -73,8 +73,7 @@ class OnlineFeatures:
     def _look_up(self, results: list[Assembled], moment: datetime) -> None:
         keys = sorted(self.key_types)
         entity_rows = [
-            {k: _key(r.row.get(k), self.key_types[k]) for k in keys if k in r.row}
-            for r in results
+            {k: _key(r.row.get(k), self.key_types[k]) for k in keys if k in r.row} for r in results
         ]
         response = self.store.get_online_features(
             features=self.all_refs, entity_rows=entity_rows

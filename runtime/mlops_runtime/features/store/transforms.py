@@ -20,51 +20,57 @@ SECONDS_PER_DAY = 86_400.0
 INTEGER_OUTPUTS = frozenset({"bucketize"})
 
 
-def _floats(values: Any) -> np.ndarray:
-    if isinstance(values, pd.Series):
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    try:
-        return np.asarray(values, dtype="float64")
-    except (TypeError, ValueError):
-        return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan
-        )
+Floats = np.ndarray[Any, np.dtype[np.float64]]
 
 
-def _epoch_seconds(values: Any) -> np.ndarray:
+def _floats(values: Any) -> Floats:
+    if not isinstance(values, pd.Series):
+        try:
+            return np.asarray(values, dtype="float64")
+        except (TypeError, ValueError):
+            values = pd.Series(values, dtype="object")
+    numbers: Floats = pd.to_numeric(values, errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+    return numbers
+
+
+def _epoch_seconds(values: Any) -> Floats:
     """Timestamps (datetimes or ISO text; naive ones are UTC) as float seconds since 1970."""
     stamps = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce")
-    nanos = stamps.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
+    nanos: Floats = stamps.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
     nanos[stamps.isna().to_numpy()] = np.nan
     return nanos / 1e9
 
 
 def compute(
-    definition: Mapping[str, Any], inputs: Sequence[np.ndarray], as_of_s: np.ndarray | None
-) -> np.ndarray:
+    definition: Mapping[str, Any], inputs: Sequence[Floats], as_of_s: Floats | None
+) -> Floats:
     """One derived feature as float64 (NaN for null), from its inputs as float64 arrays
     (days_since: epoch seconds) and each row's event time in epoch seconds."""
     kind = definition["transform"]
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "ratio":
             a, b = inputs
-            return np.where(b == 0, np.nan, a / b)
-        if kind == "difference":
-            return inputs[0] - inputs[1]
-        if kind == "log1p":
-            return np.where(inputs[0] <= -1, np.nan, np.log1p(inputs[0]))
+            out: Floats = np.where(b == 0, np.nan, a / b)
+        elif kind == "difference":
+            out = inputs[0] - inputs[1]
+        elif kind == "log1p":
+            out = np.where(inputs[0] <= -1, np.nan, np.log1p(inputs[0]))
         if kind == "bucketize":
             edges = np.asarray(definition["boundaries"], dtype="float64")
             index = np.searchsorted(edges, inputs[0], side="right").astype("float64")
-            return np.where(np.isnan(inputs[0]), np.nan, index)
-        if kind == "days_since":
+            out = np.where(np.isnan(inputs[0]), np.nan, index)
+        elif kind == "days_since":
             if as_of_s is None:
                 raise ValueError("days_since needs the rows' event times")
-            return (as_of_s - inputs[0]) / SECONDS_PER_DAY
-    raise ValueError(f"unknown transform {kind!r}")
+            out = (as_of_s - inputs[0]) / SECONDS_PER_DAY
+        else:
+            raise ValueError(f"unknown transform {kind!r}")
+    return out
 
 
-def _inputs(definition: Mapping[str, Any], column: Any) -> list[np.ndarray]:
+def _inputs(definition: Mapping[str, Any], column: Any) -> list[Floats]:
     convert = _epoch_seconds if definition["transform"] == "days_since" else _floats
     return [convert(column(name)) for name in definition["inputs"]]
 
