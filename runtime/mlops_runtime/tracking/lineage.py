@@ -28,6 +28,7 @@ from mlops_runtime.tracking.store import MODEL_SHA256_TAG, SERIALIZATION_TAG, co
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 2
+FEATURE_VIEW_TAG = "mlops.feature_view."
 
 
 def lineage(client: MlflowClient, name: str, ref: str = CHAMPION) -> dict[str, Any]:
@@ -59,6 +60,11 @@ def lineage(client: MlflowClient, name: str, ref: str = CHAMPION) -> dict[str, A
         "seed": _int(tags.get("mlops.seed")),
         "model_sha256": tags.get(MODEL_SHA256_TAG),
         "serialization": tags.get(SERIALIZATION_TAG),
+        "feature_views": {
+            k.removeprefix(FEATURE_VIEW_TAG): v
+            for k, v in sorted(tags.items())
+            if k.startswith(FEATURE_VIEW_TAG)
+        },
         "metrics": version_metrics(client, version),
         "params": {k: v for k, v in sorted(params.items()) if not k.startswith("mlops.")},
         "created_at_ms": version.creation_timestamp,
@@ -99,6 +105,9 @@ def render(info: Mapping[str, Any]) -> str:
             "  ".join(f"{k}={v:.4f}" for k, v in sorted(info["metrics"].items())) or "none",
         ),
     ]
+    rows.extend(
+        ("feature view", f"{name}: {value}") for name, value in info["feature_views"].items()
+    )
     lines = [f"{label:<10} {value}" for label, value in rows]
     lines.append("params")
     lines.extend(f"  {k} = {v}" for k, v in info["params"].items())

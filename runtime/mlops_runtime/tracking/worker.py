@@ -21,6 +21,7 @@ End of input before "finish" (the stage failed) ends a started run as FAILED.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
@@ -46,6 +47,7 @@ class Session:
     client: Any = None
     run_id: str | None = None
     rows: int = 0
+    feature_views: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def model_name(self) -> str:
@@ -96,6 +98,9 @@ def start_run(session: Session, message: Mapping[str, Any]) -> None:
     experiment_id = ensure_experiment(session.client, session.config)
     run = mlflow.start_run(experiment_id=experiment_id)
     session.run_id, session.rows = run.info.run_id, int(message["rows"])
+    session.feature_views = _feature_views(session.config)
+    if session.feature_views:
+        mlflow.log_dict({"views": session.feature_views}, "reports/feature_views.json")
     mlflow.set_tags({**lineage_tags(session), **session.environment})
     mlflow.log_params(message["params"])
     mlflow.log_dict(message["contract_report"], "reports/contract_report.json")
@@ -115,7 +120,28 @@ def lineage_tags(session: Session) -> dict[str, str]:
         "mlops.estimator": config["model"]["estimator"],
         "mlops.seed": str(split.get("seed", 0)),
         **session.git,
+        **{f"mlops.feature_view.{view['name']}": _view_tag(view) for view in session.feature_views},
     }
+
+
+def _feature_views(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The feature views the training rows were joined from, as the train stage recorded them
+    just before the contract gate (it rewrites the file on every run)."""
+    if not (config.get("feature_store") or {}).get("entity_timestamp"):
+        return []
+    from mlops_runtime.features.store.offline import VIEWS_LINEAGE
+    from mlops_runtime.project import project_dir
+
+    views: list[dict[str, Any]] = json.loads((project_dir() / VIEWS_LINEAGE).read_text())
+    return views
+
+
+def _view_tag(view: Mapping[str, Any]) -> str:
+    """One tag per view: the version of its definition and of the table the rows came from."""
+    return (
+        f"definition_sha256={view['definition_sha256']} offline_sha256={view['offline_sha256']} "
+        f"registry_updated={view['registry_updated']}"
+    )
 
 
 def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ contract, its derived features computed), and training rows joined to it point-i
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 ROW = "__mlops_row"
 CONTRACT_REPORT = Path("reports/contract_report.json")
+# What a training run read from the store; the tracking worker logs it with the run.
+VIEWS_LINEAGE = Path("reports/feature_views.json")
 
 
 def repo_path(config: Mapping[str, Any], root: Path) -> Path:
@@ -114,10 +117,14 @@ def load_training_rows(
     """The training table of a store with entity rows: the views' sources prepared again (so
     the join reads what the sources hold now), the registry applied if it lacks them, the
     rows joined."""
-    from mlops_runtime.features.store.registry import ensure_applied
+    from mlops_runtime.features.store.registry import ensure_applied, views_lineage
 
     rows = load_table(path, contract)
     prepare_all(config, contract, root)
     store = open_store(config, root)
     ensure_applied(store, config)
-    return training_frame(rows, config, store)
+    frame = training_frame(rows, config, store)
+    target = root / VIEWS_LINEAGE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(views_lineage(store, config, root), indent=2) + "\n")
+    return frame

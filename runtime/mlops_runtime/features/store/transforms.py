@@ -57,7 +57,7 @@ def compute(
             out = inputs[0] - inputs[1]
         elif kind == "log1p":
             out = np.where(inputs[0] <= -1, np.nan, np.log1p(inputs[0]))
-        if kind == "bucketize":
+        elif kind == "bucketize":
             edges = np.asarray(definition["boundaries"], dtype="float64")
             index = np.searchsorted(edges, inputs[0], side="right").astype("float64")
             out = np.where(np.isnan(inputs[0]), np.nan, index)
