@@ -50,7 +50,10 @@ def feature_store_config(spec: Spec, spec_dir: Path, out_dir: Path) -> dict[str,
             "timestamp": view.timestamp,
             "ttl_s": ttl,
             "features": [*view.features, *derived],
-            "derived": {name: store.derived[name].model_dump(mode="json") for name in derived},
+            "derived": {
+                name: store.derived[name].model_dump(mode="json", exclude_none=True)
+                for name in derived
+            },
         }
         views.append(
             {
@@ -80,7 +83,7 @@ def feature_store_config(spec: Spec, spec_dir: Path, out_dir: Path) -> dict[str,
         "entities": [e.model_dump(mode="json") for e in store.entities],
         "views": views,
         "on_demand": {
-            name: store.derived[name].model_dump(mode="json")
+            name: store.derived[name].model_dump(mode="json", exclude_none=True)
             for name in order
             if place[name] is None
         },
@@ -92,6 +95,8 @@ def feature_store_config(spec: Spec, spec_dir: Path, out_dir: Path) -> dict[str,
 
 def feast_context(spec: Spec, config: dict[str, Any]) -> dict[str, Any]:
     """What the Feast repository's templates print: types from the contract."""
+    assert spec.features is not None and spec.features.store is not None
+    store = spec.features.store
     columns = spec.data.contract.columns
     fields = {
         v["name"]: [(f, FEAST_TYPES[columns[f].type]) for f in v["features"]]
@@ -107,11 +112,14 @@ def feast_context(spec: Spec, config: dict[str, Any]) -> dict[str, Any]:
             {
                 "name": v["name"],
                 "entity": v["entity"],
+                "join_key": v["join_key"],
+                "ttl": declared.ttl,
+                "max_age": declared.max_age or declared.ttl,
                 "offline": v["offline"],
                 "timestamp": v["timestamp"],
                 "ttl_s": v["ttl_s"],
                 "fields": fields[v["name"]],
             }
-            for v in config["views"]
+            for v, declared in zip(config["views"], store.views, strict=True)
         ],
     }

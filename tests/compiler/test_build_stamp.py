@@ -38,6 +38,7 @@ def test_stamped_rebuild_prints_what_compiling_prints(workspace: Path) -> None:
     assert _build(workspace).returncode == 0
     assert set(_stamps(workspace / "generated")) == {
         "breast-cancer",
+        "churn",
         "diabetes",
         "penguins",
         "wine",

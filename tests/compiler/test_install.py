@@ -36,7 +36,7 @@ def test_wheel_install_builds_examples_from_elsewhere(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     built = sorted(p.name for p in (elsewhere / "generated").iterdir())
-    assert built == ["breast-cancer", "diabetes", "penguins", "wine"]
+    assert built == ["breast-cancer", "churn", "diabetes", "penguins", "wine"]
     for name in built:
         committed = REPO / "generated" / name / "mlops-manifest.json"
         assert (
