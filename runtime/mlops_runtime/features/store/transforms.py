@@ -37,7 +37,9 @@ def _floats(values: Any) -> Floats:
 
 def _epoch_seconds(values: Any) -> Floats:
     """Timestamps (datetimes or ISO text; naive ones are UTC) as float seconds since 1970."""
-    stamps = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce")
+    stamps = pd.to_datetime(
+        pd.Series(values, dtype="object"), utc=True, errors="coerce", format="ISO8601"
+    )
     nanos: Floats = stamps.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
     nanos[stamps.isna().to_numpy()] = np.nan
     return nanos / 1e9
@@ -49,7 +51,7 @@ def compute(
     """One derived feature as float64 (NaN for null), from its inputs as float64 arrays
     (days_since: epoch seconds) and each row's event time in epoch seconds."""
     kind = definition["transform"]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if kind == "ratio":
             a, b = inputs
             out: Floats = np.where(b == 0, np.nan, a / b)
