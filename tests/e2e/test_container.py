@@ -21,7 +21,24 @@ def hadolint() -> str:
 
 
 def test_level_two_and_up_emit_a_container() -> None:
-    assert [p.name for p in CONTAINERISED] == ["breast-cancer", "penguins"]
+    assert [p.name for p in CONTAINERISED] == ["breast-cancer", "churn", "penguins"]
+
+
+@pytest.mark.parametrize("project", CONTAINERISED, ids=lambda p: p.name)
+def test_every_file_the_image_copies_passes_the_dockerignore(project: Path) -> None:
+    """Docker applies .dockerignore before COPY: a file it ignores fails the build."""
+    allowed = {
+        ln[1:] for ln in (project / ".dockerignore").read_text().splitlines() if ln[:1] == "!"
+    }
+    copies = [
+        ln.split()[1:-1]
+        for ln in (project / "Dockerfile").read_text().splitlines()
+        if ln.startswith("COPY ")
+    ]
+    assert copies, "the image copies the project's data"
+    for sources in copies:
+        for source in sources:
+            assert source in allowed and (project / source).is_file(), source
 
 
 @pytest.mark.parametrize("project", CONTAINERISED, ids=lambda p: p.name)
