@@ -208,8 +208,9 @@ def summary_text(report: Mapping[str, Any], limit: int = TEXT_LIMIT) -> str:
 
 def _describe(violation: Mapping[str, Any]) -> str:
     check = violation.get("check", "?")
-    if str(check).startswith("rollback"):
-        # What the monitor did (or could not do) reads better as the sentence it wrote.
+    if str(check).startswith("rollback") or check == "feature_freshness":
+        # What the monitor did (or could not do), and an age in seconds or a view never
+        # materialised, read better as the sentence it wrote.
         return _one_line(f"{check}: {violation.get('description', '')}")
     feature = violation.get("feature")
     where = f"{check}[{feature}]" if feature is not None else str(check)

@@ -32,6 +32,10 @@ HELP = {
     "mlops_monitor_null_rate": "Share of nulls per feature in the window.",
     "mlops_monitor_violations": "Violations in the last report, by check.",
     "mlops_monitor_rollback_trigger_fired": "1 when the rollback trigger fired for the version.",
+    "mlops_monitor_feature_age_seconds": "Age of the feature view's newest online value at the run.",
+    "mlops_monitor_feature_newest_timestamp_seconds": "Event time of the view's newest online value.",
+    "mlops_monitor_feature_max_age_seconds": "The view's freshness bound (max_age).",
+    "mlops_monitor_feature_fresh": "1 when the view's newest online value is within its bound.",
 }
 
 
@@ -83,10 +87,29 @@ def _series(report: Mapping[str, Any], now: float) -> Iterator[tuple[str, dict[s
         checks[violation["check"]] = checks.get(violation["check"], 0) + 1
     for check, count in sorted(checks.items()):
         yield "mlops_monitor_violations", {"check": check}, float(count)
+    yield from _freshness(report.get("feature_freshness") or {})
     for arm, judged in sorted(((report.get("rollback") or {}).get("arms") or {}).items()):
         for trigger in judged.get("judged") or []:
             labels = {"arm": arm, "version": str(judged["version"]), "trigger": trigger["trigger"]}
             yield "mlops_monitor_rollback_trigger_fired", labels, float(trigger["fired"])
+
+
+def _freshness(section: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str], float]]:
+    views = sorted((section.get("views") or {}).items())
+    # Each family's lines together, as the text format wants them, however many views.
+    for name, key in (
+        ("mlops_monitor_feature_age_seconds", "age_s"),
+        # The event time as well as the age: the textfile keeps its values until the next
+        # run, and `time() - mlops_monitor_feature_newest_timestamp_seconds` stays right.
+        ("mlops_monitor_feature_newest_timestamp_seconds", "newest_epoch"),
+        ("mlops_monitor_feature_max_age_seconds", "max_age_s"),
+    ):
+        for view, verdict in views:
+            if verdict.get(key) is not None:
+                yield name, {"view": view}, float(verdict[key])
+    for view, verdict in views:
+        if verdict.get("status") in ("ok", "violated", "not_materialised"):
+            yield "mlops_monitor_feature_fresh", {"view": view}, float(verdict["status"] == "ok")
 
 
 def render(report: Mapping[str, Any], now: float) -> str:

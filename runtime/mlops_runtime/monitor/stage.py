@@ -216,6 +216,13 @@ def run_monitor(
     violations = Violations()
     if performance is not None and performance["status"] == "ok":
         _performance_violation(performance, violations)
+    freshness = None
+    if version is None:
+        # Read from the store, not the log: judged the same with or without traffic. The
+        # per-version windows of the rollback triggers share the one store, so skip it there.
+        from mlops_runtime.monitor.feature_freshness import check_freshness
+
+        freshness = check_freshness(config, root, now=now, violations=violations, problems=problems)
     window = {
         "kind": "records" if records is not None else "duration",
         "duration_s": None if records is not None else duration,
@@ -234,6 +241,8 @@ def run_monitor(
         violations=violations,
         now=now,
     )
+    if freshness is not None:
+        report["feature_freshness"] = freshness
     report["gates"] = _gates(root, summary.rejected, report)
     return report
 
@@ -434,6 +443,15 @@ def _summary(report: Mapping[str, Any], path: Path) -> str:
         lines.append(f"  {v['severity']}: {v['check']}{where}: {v['description']}")
     for p in report["problems"]:
         lines.append(f"  note: {p['status']}: {p['message']}")
+    from mlops_runtime.monitor.feature_freshness import age_text
+
+    for view, verdict in ((report.get("feature_freshness") or {}).get("views") or {}).items():
+        age, bound = verdict.get("age_s"), verdict.get("max_age_s")
+        lines.append(
+            f"  freshness: {view}: {verdict['status']}"
+            + (f", newest {verdict['newest']}, {age_text(age)} old" if age is not None else "")
+            + (f" (bound {age_text(bound)})" if bound is not None else "")
+        )
     for arm, judged in ((report.get("rollback") or {}).get("arms") or {}).items():
         fired = [j["trigger"] for j in judged["judged"] if j["fired"]]
         lines.append(

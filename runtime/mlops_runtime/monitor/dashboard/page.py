@@ -181,7 +181,13 @@ def _header(report: Mapping[str, Any]) -> str:
         f'<p class="sub">{sub}</p>',
         '<nav><a href="#violations">Violations</a><a href="#drift">Drift</a>'
         '<a href="#predictions">Predictions</a><a href="#traffic">Traffic</a>'
-        '<a href="#performance">Performance &amp; KPIs</a><a href="#quality">Data quality</a></nav>',
+        '<a href="#performance">Performance &amp; KPIs</a><a href="#quality">Data quality</a>'
+        + (
+            '<a href="#freshness">Feature freshness</a>'
+            if isinstance(report.get("feature_freshness"), Mapping)
+            else ""
+        )
+        + "</nav>",
         f'<div class="tiles">{"".join(tiles)}</div>',
     ]
     problems = [_map(p) for p in _list(report.get("problems"))]
@@ -597,6 +603,59 @@ def _quality(report: Mapping[str, Any]) -> str:
     return "".join(out) + "</section>"
 
 
+def _freshness(report: Mapping[str, Any]) -> str:
+    """The feature store's views: how old the newest online value is, against its bound."""
+    section = report.get("feature_freshness")
+    if not isinstance(section, Mapping):
+        return ""
+    out = ['<section id="freshness"><h2>Feature freshness</h2>']
+    store = _map(section.get("online_store"))
+    checked = f" at {_esc(section.get('checked_at'))}" if section.get("checked_at") else ""
+    if store:
+        where = f" ({_esc(store.get('path'))})" if store.get("path") else ""
+        out.append(f"<p>Online store {_esc(store.get('type'))}{where}, read{checked}.</p>")
+    if section.get("status") == "unavailable":
+        out.append(_note(f"The store could not be read: {_esc(section.get('message') or '')}"))
+    rows = []
+    for view, raw in _map(section.get("views")).items():
+        verdict = _map(raw)
+        status = verdict.get("status")
+        age, bound = _num(verdict.get("age_s")), _num(verdict.get("max_age_s"))
+        badge = {
+            "ok": _badge("ok"),
+            "violated": _badge("violated", "stale"),
+            "not_materialised": _badge("alert", "never materialised"),
+        }.get(str(status), _badge(status))
+        source = verdict.get("source")
+        basis = "materialised up to" if verdict.get("basis") == "materialized_until" else "newest"
+        rows.append(
+            [
+                (_esc(view), ""),
+                (_esc(verdict.get("newest")) if verdict.get("newest") else "—", "n"),
+                (_age(age), "n bad" if status != "ok" else "n"),
+                (_age(bound), "n"),
+                (_esc(f"{source}, {basis}") if source else "—", "muted"),
+                (badge, ""),
+            ]
+        )
+    if rows:
+        columns = [("view", False), ("newest value", True), ("age", True), ("max age", True),
+                   ("source", False), ("status", False)]  # fmt: skip
+        out.append(_table(columns, rows))
+    else:
+        out.append(_note("The store declares no view."))
+    return "".join(out) + "</section>"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def _rollback(report: Mapping[str, Any]) -> str:
     """The rollback triggers judged for each serving version, and what was done (level 2+)."""
     section = report.get("rollback")
@@ -665,6 +724,7 @@ def render_dashboard(report: Mapping[str, Any], history: Sequence[Mapping[str, A
             _traffic(report),
             _performance(report, history),
             _quality(report),
+            _freshness(report),
             _rollback(report),
             _footer(report),
         ]
