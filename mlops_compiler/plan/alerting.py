@@ -42,6 +42,7 @@ RUNBOOK = {
     "MlopsModelMetricHigh": "The live error metric passed its bound. Compare with the baseline in the report; roll back to the previous model or retrain.",
     "MlopsLatencyP99High": "p99 latency of the serving app is over its bound. Check CPU saturation, batch sizes and serving.workers; scale out if load grew.",
     "MlopsErrorRateHigh": "The serving app answers 5xx. Its log carries each failed request id with a traceback.",
+    "MlopsFeatureStale": "A feature view's newest online value is older than its max_age, or the view was never materialised: requests are answered from old features. Run python -m mlops_runtime features-materialize and check the view's source.",
     "MlopsKpiOutOfBounds": "A business KPI left its bounds. The report's kpis hold the value and bounds; check whether the model or the business changed.",
 }
 # Grafana reads the dashboard JSON from here (the provisioning file's provider path).
@@ -459,6 +460,35 @@ def _alerts(name: str, monitor: Mapping[str, Any]) -> list[_Alert]:
                 value=0,
                 series_labels=kpi_labels,
                 labels={"kpi": kpi_name},
+            )
+        )
+
+    # One rule for every view, told apart by the series' own `view` label.
+    views = list(monitor.get("feature_views") or ())
+    if views:
+        fresh_labels = {"model": name, "view": str(views[0])}
+        fresh = "mlops_monitor_feature_fresh" + _matcher(**fresh_labels)
+        alerts.append(
+            _Alert(
+                "MlopsFeatureStale",
+                f"mlops_monitor_feature_fresh{model} == 0",
+                _MONITOR_FOR,
+                "critical",
+                ["Feature view ", _Label("view"), " of ", name, " is stale"],
+                [
+                    "The newest online value of feature view ",
+                    _Label("view"),
+                    " of ",
+                    name,
+                    " is older than its max_age, or the view was never materialised "
+                    "(mlops_monitor_feature_fresh = ",
+                    _Value("%.0f"),
+                    "); the report's feature_freshness holds its age and bound.",
+                ],
+                firing=[(fresh, f"0{const}")],
+                quiet=[(fresh, f"1{const}")],
+                value=0,
+                series_labels=fresh_labels,
             )
         )
 

@@ -84,7 +84,7 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         "data_path_env": DATA_PATH_ENV,
         "port": config["serving"]["port"],
         "alerting": (
-            alerting_context(spec.name, config["monitor"]) if "alerts" in consumed else None
+            alerting_context(spec.name, _alerted(config)) if "alerts" in consumed else None
         ),
         "deploy": deploy_context(spec, config, commands) if "deploy" in consumed else None,
         "feast": (
@@ -109,6 +109,12 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         warnings=tuple(_unemitted(spec, loaded, level, consumed)),
         repository_root=repo_root,
     )
+
+
+def _alerted(config: dict[str, Any]) -> dict[str, Any]:
+    """What the alerting rules watch: the monitor's checks and the feature views' freshness."""
+    views = [v["name"] for v in (config.get("feature_store") or {}).get("views", ())]
+    return {**config["monitor"], "feature_views": views} if views else config["monitor"]
 
 
 def repository_root(out_root: Path) -> Path:

@@ -180,3 +180,29 @@ def test_the_golden_example_builds_its_feast_repository() -> None:
     assert "provider: local" in (repo / "feature_store.yaml").read_text()
     assert "online_store:\n  type: sqlite" in (repo / "feature_store.yaml").read_text()
     assert "Field(name='calls_bucket', dtype=Int64)" in (repo / "definitions.py").read_text()
+
+
+def test_level_3_alerts_on_a_stale_view_in_prometheus(specs: Path) -> None:
+    import shutil as sh
+    import subprocess
+
+    document = copy.deepcopy(CHURN)
+    document["level"] = 3
+    document["alerts"] = [{"kind": "webhook", "url_env": "ALERT_WEBHOOK_URL"}]
+    path = write(specs, document)
+    result = run_mlops("build", str(path), "--out", str(specs / "out"), cwd=specs)
+    assert result.returncode == 0, result.stderr
+    monitoring = specs / "out" / "churn" / "monitoring"
+    rules = yaml.safe_load((monitoring / "alert-rules.yml").read_text())
+    (stale,) = [r for r in rules["groups"][0]["rules"] if r["alert"] == "MlopsFeatureStale"]
+    assert stale["expr"] == 'mlops_monitor_feature_fresh{model="churn"} == 0'
+    promtool = sh.which("promtool")
+    assert promtool, "promtool is installed by .ci/run (Debian package prometheus)"
+    for args in (("check", "rules", "alert-rules.yml"), ("test", "rules", "alert-rules.test.yml")):
+        checked = subprocess.run(
+            [promtool, *args], cwd=monitoring, capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    tests = (monitoring / "alert-rules.test.yml").read_text()
+    assert "MlopsFeatureStale fires" in tests and "MlopsFeatureStale stays quiet" in tests
+    assert "### MlopsFeatureStale" in (specs / "out" / "churn" / "README.md").read_text()
