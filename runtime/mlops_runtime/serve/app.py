@@ -12,6 +12,11 @@ orjson, and single records are micro-batched into one model call (batching.py). 
 Every response carries X-Request-ID (the client's if it sent a sane one) and, once a model is
 loaded, X-Model-Name, X-Model-Version, X-Model-Run-Id and X-AB-Arm. Bad input is a 4xx, never
 a 5xx: 400 unreadable body, 413 too large, 415 not JSON, 422 contract violations.
+
+With a feature store (config.json's `feature_store`) every prediction endpoint also takes
+records that carry only their entity key and request-time features: feature_lookup.py fills in
+the rest before the contract at the door; 404 unknown entity, 422 no usable key, 409 stale
+values under `stale: reject`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import re
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +42,7 @@ from mlops_runtime.features.columns import feature_split
 from mlops_runtime.serve.ab import CHALLENGER, CHAMPION, ab_config, choose_arm, sticky_key
 from mlops_runtime.serve.batching import MicroBatcher, ModelInputError
 from mlops_runtime.serve.fast_predict import Prediction
+from mlops_runtime.serve.feature_lookup import Completed, FeatureLookup, LookupRefused
 from mlops_runtime.serve.model_source import (
     LoadedModel,
     LocalSource,
@@ -131,6 +137,7 @@ class ServingApp:
         *,
         source: LocalSource | RegistrySource | None = None,
         environ: Mapping[str, str] | None = None,
+        root: Path | None = None,
     ):
         env = os.environ if environ is None else environ
         self.config = config
@@ -147,7 +154,14 @@ class ServingApp:
         self.numeric, self.categorical = feature_split(config, contract)
         self.base_door = Door(config, contract, self.numeric, self.categorical)
         self._source = source
-        self.metrics = ServingMetrics(self.task)
+        store = bool(config.get("feature_store"))
+        self.metrics = ServingMetrics(self.task, feature_store=store)
+        # Feast is imported (at startup) only by projects that declare a store.
+        self.features = (
+            FeatureLookup(config, root or Path.cwd(), self.metrics.observe_lookup)
+            if store
+            else None
+        )
         log_cfg = serving.get("prediction_log") or {}
         self.prediction_log = PredictionLog(
             Path(env.get("MLOPS_PREDICTION_LOG_DIR") or log_cfg.get("dir", "prediction_log")),
@@ -165,6 +179,7 @@ class ServingApp:
         )
         self.champion: Served | None = None
         self.challenger: Served | None = None
+        self._store_failed = False
         self.openapi = _dumps(build_openapi(config, contract))
         self._reload_task: asyncio.Task[None] | None = None
         self._names = {str(config.get("name"))}
@@ -245,17 +260,42 @@ class ServingApp:
     async def _reload_loop(self) -> None:
         while True:
             await asyncio.sleep(self.reload_interval)
+            await self._open_store()
             try:
                 self.install(await asyncio.to_thread(self.refresh))
             except Exception:  # noqa: BLE001 - a registry hiccup must not stop serving
                 log.warning("model reload failed:\n%s", traceback.format_exc())
 
+    async def _open_store(self) -> None:
+        """Open the online store unless it is open; a failure leaves the server unready, and
+        the reload loop tries again."""
+        features = self.features
+        if features is None or features.online is not None:
+            return
+        try:
+            await asyncio.to_thread(features.open)
+        except Exception as exc:  # noqa: BLE001 - e.g. Feast missing: say so, keep serving
+            if not self._store_failed:
+                log.warning("online feature store not open:\n%s", traceback.format_exc())
+            else:
+                log.warning("online feature store still not open: %s: %s", type(exc).__name__, exc)
+            self._store_failed = True
+
+    def _ready(self) -> bool:
+        """A model is loaded and, with a feature store, the store is open."""
+        return self.champion is not None and (
+            self.features is None or self.features.online is not None
+        )
+
     async def startup(self) -> None:
         self.prediction_log.start()
+        # Feast takes seconds to import: the store opens while the model loads.
+        opening = asyncio.create_task(self._open_store())
         try:
             self.install(await asyncio.to_thread(self.refresh))
         except Exception:  # noqa: BLE001 - start unready and keep polling instead of dying
             log.warning("no model loaded at startup:\n%s", traceback.format_exc())
+        await opening
         self._reload_task = asyncio.create_task(self._reload_loop())
 
     async def shutdown(self) -> None:
@@ -266,6 +306,8 @@ class ServingApp:
         self.prediction_log.flush(2.0)
         self.prediction_log.close()
         self.batch_executor.shutdown(wait=False)
+        if self.features is not None:
+            self.features.close()
 
     def _run_model(
         self, model: LoadedModel, numeric: np.ndarray, categorical: np.ndarray
@@ -303,12 +345,18 @@ class ServingApp:
         request_id: str,
         endpoint: str,
         started: float,
-    ) -> tuple[list[Any], Any]:
-        """Validate, predict (micro-batched when single), log.
+    ) -> tuple[list[Any], Any, list[list[str]] | None]:
+        """Complete from the feature store, validate, predict (micro-batched when single), log.
 
-        Returns (labels, probabilities): a list of labels, and None, a list of lists (one
-        row) or an (n, classes) array, which _dumps and the binary encoder take as they are.
+        Returns (labels, probabilities, stale views): a list of labels, and None, a list of
+        lists (one row) or an (n, classes) array, which _dumps and the binary encoder take as
+        they are; then each row's stale views when any row has one, else None.
         """
+        stale: list[list[str]] | None = None
+        keys: tuple[str, ...] = ()
+        if self.features is not None:
+            completed = await self._complete(rows)
+            rows, stale, keys = completed.rows, completed.stale, completed.keys
         door = served.door
         try:
             if rows.count > BIG_BATCH_ROWS:
@@ -343,14 +391,28 @@ class ServingApp:
                 labels,
                 proba,
                 (time.perf_counter() - started) * 1000.0,
-                self._log_columns(batch, door) if columnar else None,
+                self._log_columns(batch, door, keys) if columnar else None,
+                stale=stale,
             )
         )
-        return labels, proba
+        return labels, proba, stale if stale is not None and any(stale) else None
+
+    async def _complete(self, rows: Rows) -> Completed:
+        assert self.features is not None
+        try:
+            return await self.features.complete(rows)
+        except LookupRefused as refused:
+            if "violations" in refused.extra:
+                self.metrics.observe_violations(refused.extra["violations"])
+            raise HttpError(refused.status, refused.message, refused.extra) from None
 
     @staticmethod
-    def _log_columns(batch: Batch, door: Door) -> dict[str, np.ndarray]:
+    def _log_columns(batch: Batch, door: Door, keys: Sequence[str]) -> dict[str, np.ndarray]:
         columns: dict[str, np.ndarray] = {}
+        for key in keys:  # entity keys the features were looked up by
+            values = np.empty(len(batch), dtype=object)
+            values[:] = [r.get(key) if type(r) is dict else None for r in batch.records]
+            columns[key] = values
         for col in door.columns:
             if col.feature == "numeric":
                 columns[col.name] = batch.numeric[:, col.slot]
@@ -396,16 +458,22 @@ class ServingApp:
         rows, single = self.base_door.predict_records(payload)
         served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         ctx.served = served
-        labels, proba = await self.score(rows, served, ctx.request_id, "/predict", ctx.started)
+        labels, proba, stale = await self.score(
+            rows, served, ctx.request_id, "/predict", ctx.started
+        )
         out = self._model_fields(served, ctx.request_id)
         if single:
             out["prediction"] = labels[0]
             if proba is not None:
                 out["probabilities"] = proba[0]
+            if stale is not None:
+                out["stale_features"] = stale[0]
         else:
             out["predictions"] = labels
             if proba is not None:
                 out["probabilities"] = proba
+            if stale is not None:
+                out["stale_features"] = stale
         if served.model.classes is not None:
             out["classes"] = served.model.classes
         return Reply(200, _dumps(out), "/predict", served)
@@ -418,11 +486,16 @@ class ServingApp:
         rows = self.base_door.invocation_records(payload)
         served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         ctx.served = served
-        labels, _ = await self.score(rows, served, ctx.request_id, "/invocations", ctx.started)
-        return Reply(200, _dumps({"predictions": labels}), "/invocations", served)
+        labels, _, stale = await self.score(
+            rows, served, ctx.request_id, "/invocations", ctx.started
+        )
+        out: dict[str, Any] = {"predictions": labels}
+        if stale is not None:
+            out["stale_features"] = stale
+        return Reply(200, _dumps(out), "/invocations", served)
 
     async def ping(self, ctx: Context) -> Reply:
-        status = 200 if self.champion is not None else 503
+        status = 200 if self._ready() else 503
         return Reply(status, b"\n", "/ping", self.champion, b"text/plain")
 
     async def health(self, ctx: Context) -> Reply:
@@ -431,11 +504,13 @@ class ServingApp:
             for s in (self.champion, self.challenger)
             if s is not None
         ]
-        body = {"status": "ok", "ready": self.champion is not None, "models": models}
+        body: dict[str, Any] = {"status": "ok", "ready": self._ready(), "models": models}
+        if self.features is not None:
+            body["feature_store"] = {"open": self.features.online is not None}
         return Reply(200, _dumps(body), "/health", self.champion)
 
     async def ready(self, ctx: Context) -> Reply:
-        ok = self.champion is not None
+        ok = self._ready()
         return Reply(200 if ok else 503, _dumps({"ready": ok}), "/ready", self.champion)
 
     async def v2_server(self, ctx: Context) -> Reply:
@@ -450,7 +525,7 @@ class ServingApp:
         return Reply(200, _dumps({"live": True}), "/v2/health/live", self.champion)
 
     async def v2_ready(self, ctx: Context) -> Reply:
-        ok = self.champion is not None
+        ok = self._ready()
         return Reply(200 if ok else 503, _dumps({"ready": ok}), "/v2/health/ready", self.champion)
 
     async def metrics_endpoint(self, ctx: Context) -> Reply:
@@ -535,7 +610,7 @@ class ServingApp:
         else:
             served = self.by_version(version)
         ctx.served = served
-        labels, proba = await self.score(rows, served, ctx.request_id, endpoint, ctx.started)
+        labels, proba, stale = await self.score(rows, served, ctx.request_id, endpoint, ctx.started)
         classes = served.model.classes
         label_type = _label_datatype(classes, self.task)
         outputs: list[dict[str, Any]] = [
@@ -577,6 +652,7 @@ class ServingApp:
                     "run_id": ref.run_id,
                     "arm": served.arm,
                     "classes": classes,
+                    **({} if stale is None else {"stale_features": stale}),
                 },
                 "outputs": outputs,
             }
@@ -782,7 +858,7 @@ def app_from_config() -> ServingApp:
     from mlops_runtime.project import load_project
 
     project = load_project()
-    return create_app(project.config, project.contract)
+    return create_app(project.config, project.contract, root=project.root)
 
 
 def create_app(
@@ -790,5 +866,8 @@ def create_app(
     contract: Mapping[str, Any],
     *,
     source: LocalSource | RegistrySource | None = None,
+    root: Path | None = None,
 ) -> ServingApp:
-    return ServingApp(config, contract, source=source)
+    """`root` is the project folder (a feature store's repository lies in it; default: the
+    current folder)."""
+    return ServingApp(config, contract, source=source, root=root)

@@ -18,6 +18,7 @@ from mlops_runtime.contract.rules import (
 )
 
 _JSON_BOUNDS = {"min": "minimum", "max": "maximum"}
+_CONTRACT_422 = "Data-contract violations, one entry per field at fault"
 
 
 def column_schema(rule: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,12 +68,39 @@ def record_schema(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
             "type": "string",
             "description": "A/B sticky key: requests with the same key reach the same model.",
         }
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": properties,
         "required": required,
         "additionalProperties": not forbids_extra_columns(contract),
     }
+    store = config.get("feature_store")
+    if store:
+        _by_entity_key(schema, store)
+    return schema
+
+
+def _by_entity_key(schema: dict[str, Any], store: Mapping[str, Any]) -> None:
+    """With a feature store a record may leave out what the store supplies: each view's
+    features when it carries the view's join key, and the on-demand features always."""
+    kinds = {e["join_key"]: e["type"] for e in store["entities"]}
+    supplied = set(store["on_demand"])
+    either = []
+    for view in store["views"]:
+        key = view["join_key"]
+        supplied.update(view["features"])
+        schema["properties"].setdefault(
+            key,
+            {
+                "type": "integer" if kinds[key] == "int" else "string",
+                "description": f"Entity key: the features of view {view['name']} that the "
+                "record leaves out are looked up by it in the online store.",
+            },
+        )
+        features = [f for f in view["features"] if f in schema["properties"]]
+        either.append({"anyOf": [{"required": [key]}, {"required": features}]})
+    schema["required"] = [name for name in schema["required"] if name not in supplied]
+    schema["allOf"] = either
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -88,13 +116,35 @@ def _responses(ok: dict[str, Any], *codes: str) -> dict[str, Any]:
         "404": "No such model or version",
         "413": "Body larger than serving.max_body_bytes",
         "415": "Only application/json bodies are accepted",
-        "422": "Data-contract violations, one entry per field at fault",
+        "422": _CONTRACT_422,
         "503": "No model loaded yet",
     }
     for code in codes:
         out[code] = {
             "description": texts[code],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return out
+
+
+def _store_responses(config: Mapping[str, Any], responses: dict[str, Any]) -> dict[str, Any]:
+    """A prediction endpoint's answers when a feature store completes its records."""
+    store = config.get("feature_store")
+    if not store:
+        return responses
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    out = dict(responses)
+    known = out.get("404", {}).get("description")
+    entity = "No online features for a record's entity key (`missing` lists them)"
+    out["404"] = {"description": f"{known}, or: {entity}" if known else entity, "content": error}
+    out["422"] = {
+        "description": _CONTRACT_422 + "; a record without every feature lacks its entity key",
+        "content": error,
+    }
+    if store.get("stale") == "reject":
+        out["409"] = {
+            "description": "Features older than their view's ttl (`stale` lists them)",
+            "content": error,
         }
     return out
 
@@ -137,7 +187,9 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
             "post": {
                 "summary": "Predict one record (an object) or many (an array of records)",
                 "requestBody": _json_body({"oneOf": [record, {"type": "array", "items": record}]}),
-                "responses": _responses({"$ref": "#/components/schemas/Prediction"}, *standard),
+                "responses": _store_responses(
+                    config, _responses({"$ref": "#/components/schemas/Prediction"}, *standard)
+                ),
             }
         },
         "/invocations": {
@@ -167,9 +219,12 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
                         },
                     }
                 ),
-                "responses": _responses(
-                    {"type": "object", "properties": {"predictions": {"type": "array"}}},
-                    *standard,
+                "responses": _store_responses(
+                    config,
+                    _responses(
+                        {"type": "object", "properties": {"predictions": {"type": "array"}}},
+                        *standard,
+                    ),
                 ),
             }
         },
@@ -189,7 +244,7 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
                         },
                     }
                 ),
-                "responses": _responses(any_object, "404", *standard),
+                "responses": _store_responses(config, _responses(any_object, "404", *standard)),
             }
         },
         "/v2/models/{name}": {
@@ -248,6 +303,12 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
                         "predictions": {"type": "array"},
                         "probabilities": {"type": "array"},
                         "classes": {"type": "array"},
+                        "stale_features": {
+                            "description": "With a feature store under `stale: serve`, only "
+                            "when a view was older than its ttl: its name (per prediction in a "
+                            "batch, a list each)",
+                            "type": "array",
+                        },
                     },
                 },
                 "Error": {

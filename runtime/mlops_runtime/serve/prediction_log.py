@@ -17,6 +17,10 @@ A failed prediction request (4xx or 5xx) is one JSON line with `inputs` and `out
 "status" (the HTTP status) and "error" (the message), so the monitor can count the error rate.
 Parquet: the same fields as columns; `inputs` and `output` are structs (inputs: one field per
 contract column, typed by the contract, as validated), `ts` a UTC timestamp in microseconds.
+A request completed from the feature store logs what the model saw: `inputs` is the assembled
+record (its entity key, the request-time values and the looked-up and derived features), and
+"stale_features" lists the views that were older than their ttl for that row (Parquet: the
+entity keys are fields of `inputs`, and `stale_features` a list column).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Entry:
     columns: Mapping[str, np.ndarray] | None = None  # validated inputs, one array per column
     status: int = 200  # a failed request: no predictions, one line with its status and error
     error: str | None = None
+    stale: Sequence[Sequence[str]] | None = None  # per row: stale views (assembled rows only)
 
     @property
     def rows(self) -> int:
@@ -180,8 +185,8 @@ class PredictionLog:
             try:
                 if lines:
                     self._write(lines)
-                if tables:
-                    self._write_parquet(tables)
+                for run in _runs(tables):
+                    self._write_parquet(run)
                 if flushes or stop:
                     self._finish_parquet()
             except Exception:  # noqa: BLE001 - a full disk or an odd value must not kill the writer
@@ -286,6 +291,20 @@ class PredictionLog:
                 old.unlink()
 
 
+def _runs(entries: list[Entry]) -> list[list[Entry]]:
+    """Consecutive entries whose tables share a schema's fields (one table each)."""
+    out: list[list[Entry]] = []
+    shape: tuple[Any, ...] | None = None
+    for entry in entries:
+        assert entry.columns is not None
+        this = (tuple(entry.columns), entry.stale is not None)
+        if not out or this != shape:
+            out.append([])
+            shape = this
+        out[-1].append(entry)
+    return out
+
+
 def _table(entries: list[Entry]) -> Any:
     """One Arrow table of column entries; per-request values repeat without per-row work."""
     import pyarrow as pa
@@ -320,6 +339,10 @@ def _table(entries: list[Entry]) -> Any:
         output_names.append("probabilities")
     starts = np.repeat(np.array([e.ts for e in entries]) * 1e6, counts).astype(np.int64)
     row = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    extra: dict[str, Any] = {}
+    if first.stale is not None:
+        stale = [list(views) for e in entries for views in (e.stale or [[]] * e.rows)]
+        extra["stale_features"] = pa.array(stale, type=pa.list_(pa.string()))
     return pa.table(
         {
             "request_id": repeated([e.request_id for e in entries], pa.string()),
@@ -333,6 +356,7 @@ def _table(entries: list[Entry]) -> Any:
             "inputs": pa.StructArray.from_arrays(inputs, names=list(first.columns)),
             "output": pa.StructArray.from_arrays(output_fields, names=output_names),
             "latency_ms": pa.array(np.repeat(np.round([e.latency_ms for e in entries], 3), counts)),
+            **extra,
         }
     )
 
@@ -377,9 +401,12 @@ def _lines(entry: Entry) -> list[bytes]:
     elif isinstance(probabilities, np.ndarray):
         probabilities = probabilities.tolist()
     rows = zip(inputs, entry.predictions, probabilities, strict=True)
+    stale = entry.stale
     for row, (record, prediction, proba) in enumerate(rows):
         head["row"] = row
         head["inputs"] = record
+        if stale is not None:
+            head["stale_features"] = stale[row]
         head["output"] = (
             {"prediction": prediction}
             if proba is None

@@ -27,7 +27,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 class ServingMetrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: str, feature_store: bool = False) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.task = task
@@ -91,6 +91,35 @@ class ServingMetrics:
         )
         self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[str, str, str], Any] = {}
+        if feature_store:  # projects without a store export exactly what they did before
+            self._feature_store_metrics()
+
+    def _feature_store_metrics(self) -> None:
+        self.lookup_rows = Histogram(
+            "mlops_feature_lookup_rows",
+            "Rows per read of the online feature store (concurrent requests share one).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.lookup_latency = Histogram(
+            "mlops_feature_lookup_seconds",
+            "Time of one read of the online feature store, derived features included.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stale_rows = Counter(
+            "mlops_stale_features_total",
+            "Rows whose view values were older than the view's ttl, by view (served under "
+            "stale: serve, refused under stale: reject).",
+            ["view"],
+            registry=self.registry,
+        )
+
+    def observe_lookup(self, rows: int, seconds: float, stale: Tally[str]) -> None:
+        self.lookup_rows.observe(rows)
+        self.lookup_latency.observe(seconds)
+        for view, count in stale.items():
+            self.stale_rows.labels(view).inc(count)
 
     def observe_request(self, endpoint: str, status: int, version: str, seconds: float) -> None:
         key = (endpoint, status, version)

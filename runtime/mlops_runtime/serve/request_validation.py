@@ -159,7 +159,7 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest(f"malformed JSON: {exc}") from None
 
 
-def _clip(value: Any) -> Any:
+def clip(value: Any) -> Any:
     """Keep error bodies small (and serialisable) whatever a client sent."""
     if isinstance(value, str) and len(value) > _MAX_VALUE_CHARS:
         return value[:_MAX_VALUE_CHARS] + "..."
@@ -196,6 +196,9 @@ class Door:
         # A sticky key that is not a contract column travels in the record but is not data.
         if sticky is not None and sticky not in columns:
             ignore.add(sticky)
+        # So are the entity keys a feature store looks a record's features up by.
+        store = config.get("feature_store") or {}
+        ignore.update(v["join_key"] for v in store.get("views", ()) if v["join_key"] not in columns)
         self.sticky = sticky
         self.ignore = frozenset(ignore)
         self.forbid_extra = forbids_extra_columns(contract)
@@ -465,7 +468,7 @@ class Door:
                         "record": i,
                         "column": None,
                         "check": "record",
-                        "value": _clip(record),
+                        "value": clip(record),
                         "message": "a record must be a JSON object",
                     }
                 )
@@ -475,7 +478,7 @@ class Door:
         faults = self._slow(record, numeric[i], categorical[i], other[i])
         for fault in faults:
             if len(errors) < MAX_REPORTED_ERRORS:
-                errors.append({"record": i, **fault, "value": _clip(fault["value"])})
+                errors.append({"record": i, **fault, "value": clip(fault["value"])})
         return len(faults)
 
     def _fast(

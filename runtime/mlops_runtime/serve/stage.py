@@ -127,7 +127,7 @@ def main(argv: list[str], project: Project) -> int:
         from mlops_runtime.serve.app import create_app
 
         try:
-            app = create_app(CONFIG, CONTRACT)
+            app = create_app(CONFIG, CONTRACT, root=project.root)
         except (ValueError, KeyError) as exc:
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_CONFIG
