@@ -40,7 +40,7 @@ WRITE_ONLINE = """
 import json, sys
 import pandas as pd
 from feast import FeatureStore
-frame = pd.DataFrame([json.loads(sys.argv[1])]).assign(event_timestamp=pd.Timestamp.now(tz="UTC"))
+frame = pd.DataFrame([json.loads(sys.argv[1])]).assign(event_timestamp=pd.Timestamp(sys.argv[2]))
 FeatureStore(repo_path="feature_repo").write_to_online_store("activity", frame)
 """
 
@@ -261,8 +261,10 @@ def test_a_looked_up_value_that_breaks_the_contract_is_a_422_naming_it(
         "days_since_login": 1.0,
         "calls_bucket": 1,
     }
+    # Stamped as the table's newest snapshot: the store's newest event time stays the same.
+    newest = pd.to_datetime(churn.activity["event_timestamp"], utc=True).max()
     written = subprocess.run(
-        [churn.python, "-c", WRITE_ONLINE, json.dumps(row)],
+        [churn.python, "-c", WRITE_ONLINE, json.dumps(row), newest.isoformat()],
         cwd=churn.path, capture_output=True, text=True, check=False, timeout=300,
         env=stage_env(),
     )  # fmt: skip
@@ -362,6 +364,7 @@ def test_invocations_and_open_inference_serve_by_key(
         )
         by_records, request_id = post(client, {"dataframe_records": records}, "/invocations")
         infer, _ = post(client, v2, "/v2/models/churn/infer")
+        metadata = client.get("/v2/models/churn").json()
         v2["inputs"][0]["data"] = [1020, 17]
         unknown, _ = post(client, v2, "/v2/models/churn/infer")
     assert split.status_code == 200, split.text
@@ -370,6 +373,11 @@ def test_invocations_and_open_inference_serve_by_key(
     assert infer.status_code == 200, infer.text
     assert infer.json()["outputs"][0]["data"] == expected
     assert unknown.status_code == 404 and "customer_id=17" in unknown.json()["error"]
+    inputs = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
+    assert inputs["customer_id"] == "INT64" and inputs["contract"] == "BYTES"
+    assert metadata["parameters"]["entity_keys"] == ["customer_id"]
+    assert {"monthly_charges", "charges_per_month"} <= set(metadata["parameters"]["looked_up"])
+    assert "contract" not in metadata["parameters"]["looked_up"]
     lines = log_lines(churn.path, request_id)
     assert [line["endpoint"] for line in lines] == ["/invocations"] * 2
     assert [line["inputs"]["customer_id"] for line in lines] == customers

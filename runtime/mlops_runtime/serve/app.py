@@ -289,7 +289,7 @@ class ServingApp:
 
     async def startup(self) -> None:
         self.prediction_log.start()
-        # Feast takes seconds to import: the store opens while the model loads.
+        # Opening a store through Feast takes seconds (its import): meanwhile the model loads.
         opening = asyncio.create_task(self._open_store())
         try:
             self.install(await asyncio.to_thread(self.refresh))
@@ -569,6 +569,20 @@ class ServingApp:
             for column, rule in self.contract.get("columns", {}).items()
             if column != target
         ]
+        parameters: dict[str, Any] = {"run_id": served.model.ref.run_id, "content_type": "pd"}
+        store = self.config.get("feature_store")
+        if store:
+            # An entity key is an input too; the inputs the store supplies may be left out.
+            kinds = {e["join_key"]: e["type"] for e in store["entities"]}
+            known = {i["name"] for i in inputs}
+            for key in dict.fromkeys(v["join_key"] for v in store["views"]):
+                if key not in known:
+                    inputs.append({"name": key, "datatype": V2_DATATYPE[kinds[key]], "shape": [-1]})
+            parameters["entity_keys"] = sorted({v["join_key"] for v in store["views"]})
+            parameters["looked_up"] = [
+                *(f for v in store["views"] for f in v["features"]),
+                *store["on_demand"],
+            ]
         classes = served.model.classes
         outputs = [
             {"name": "predict", "datatype": _label_datatype(classes, self.task), "shape": [-1]}
@@ -584,7 +598,7 @@ class ServingApp:
             "platform": "sklearn",
             "inputs": inputs,
             "outputs": outputs,
-            "parameters": {"run_id": served.model.ref.run_id, "content_type": "pd"},
+            "parameters": parameters,
         }
 
     async def v2_infer(self, ctx: Context, version: str | None, endpoint: str) -> Reply:

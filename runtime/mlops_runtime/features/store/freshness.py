@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any
 
 FEAST_DEFAULT_SQLITE_PATH = "data/online.db"  # Feast's default when online_store gives none
 SOURCE_ONLINE_STORE = "online_store"
+_LOCAL_IS_UTC = time.timezone == 0 and time.altzone == 0 and not time.daylight
 SOURCE_REGISTRY = "registry"
 BASIS_EVENT_TIME = "newest_event_time"
 BASIS_MATERIALIZED_UNTIL = "materialized_until"
@@ -35,6 +37,7 @@ class OnlineStore:
     type: str
     path: Path | None  # the SQLite database, when the store is SQLite
     versioned: bool  # Feast then suffixes table names with the view's version
+    key_version: int = 3  # entity_key_serialization_version: how keys are stored
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,14 @@ def online_store(repo: Path) -> OnlineStore:
     versioned = isinstance(registry, dict) and bool(
         registry.get("enable_online_feature_view_versioning")
     )
+    key_version = parsed.get("entity_key_serialization_version", 3)
+    if not isinstance(key_version, int) or isinstance(key_version, bool):
+        raise FreshnessUnavailable(f"{path.name}: entity_key_serialization_version is not an int")
     if kind != "sqlite" and not kind.endswith("SqliteOnlineStore"):
-        return OnlineStore(kind, None, versioned)
+        return OnlineStore(kind, None, versioned, key_version)
     database = Path(str(settings.get("path", FEAST_DEFAULT_SQLITE_PATH)))
-    return OnlineStore("sqlite", database if database.is_absolute() else repo / database, versioned)
+    where = database if database.is_absolute() else repo / database
+    return OnlineStore("sqlite", where, versioned, key_version)
 
 
 def newest_values(config: Mapping[str, Any], root: Path) -> tuple[OnlineStore, list[Newest]]:
@@ -126,6 +133,8 @@ def feast_sqlite_epoch(value: Any) -> float | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if _LOCAL_IS_UTC:  # the usual container: the same answer without a datetime
+            return float(int(value))
         return datetime.fromtimestamp(int(value)).replace(tzinfo=UTC).timestamp()
     if isinstance(value, str):
         text = value.strip()
