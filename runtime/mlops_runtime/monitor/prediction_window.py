@@ -94,13 +94,19 @@ def _records_table(records: list[dict[str, Any]]) -> pa.Table:
     inputs = [r.get("inputs") or {} for r in records]
     names = sorted({k for record in inputs if isinstance(record, dict) for k in record})
     outputs = [r.get("output") or {} for r in records]
+    if all(v is None for v in base["status"]):
+        del base["status"]  # as Arrow's reader leaves it out: no line failed
     arrays: dict[str, Any] = {k: pa.array(v, from_pandas=True) for k, v in base.items()}
     arrays["ts"] = pc.cast(pa.array([str(t) for t in base["ts"]]), _TS)
     for name in names:
-        arrays[f"inputs.{name}"] = pa.array(
-            [_scalar(rec.get(name)) if isinstance(rec, dict) else None for rec in inputs],
-            type=pa.string() if _mixed([rec.get(name) for rec in inputs]) else None,
-        )
+        values = [_scalar(rec.get(name)) if isinstance(rec, dict) else None for rec in inputs]
+        if _mixed(values):
+            # One column has one type: a value some lines sent as text is text in all of
+            # them, each other value spelled as its line wrote it (17, 3.5, true).
+            values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+            arrays[f"inputs.{name}"] = pa.array(values, type=pa.string())
+        else:
+            arrays[f"inputs.{name}"] = pa.array(values)
     arrays["output.prediction"] = pa.array([_scalar(o.get("prediction")) for o in outputs])
     if any(o.get("probabilities") is not None for o in outputs):
         arrays["output.probabilities"] = pa.array([o.get("probabilities") for o in outputs])
