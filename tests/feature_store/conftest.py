@@ -77,9 +77,11 @@ def feast_interpreter() -> str:
     return str(feast_python())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def churn(tmp_path_factory: pytest.TempPathFactory, feast_interpreter: str) -> StoreProject:
-    """Applied, materialised over the whole simulated year, trained."""
+    """Applied, materialised over the whole simulated year, trained: one per test process,
+    shared by every module, so no test may change what another reads (its online values,
+    its newest event time) or count on the prediction log being empty."""
     store = make_store_project(tmp_path_factory.mktemp("churn"))
     start = (store.activity["event_timestamp"].min() - pd.Timedelta(days=1)).isoformat()
     store.ok("features-materialize", "--start", start)
@@ -87,7 +89,7 @@ def churn(tmp_path_factory: pytest.TempPathFactory, feast_interpreter: str) -> S
     return store
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def churn_server(churn: StoreProject) -> Iterator[Server]:
     server = start_server(churn.path, python=churn.python, MLOPS_RELOAD_INTERVAL_S="1")
     yield server
