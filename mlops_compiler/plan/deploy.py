@@ -6,6 +6,7 @@ namespace, the resources, the stage commands the containers run, the schedule of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -70,6 +71,11 @@ def deploy_context(
         "readiness_path": READINESS_PATH,
         "run_as_user": RUN_AS_USER,
         "monitor_schedule": spec.monitors.schedule,
+        "materialize_schedule": (
+            spec.features.store.materialize_schedule
+            if spec.features is not None and spec.features.store is not None
+            else None
+        ),
         # KServe's canaryTrafficPercent: the challenger's share in whole percent, never 0 or 100.
         "canary_traffic_percent": (
             None if ab is None else min(99, max(1, round(ab.challenger_weight * 100)))
@@ -89,8 +95,16 @@ def _pod_files(config: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
     ]
     data = f"{APP_DIR}/data"
     labels = (config.get("monitor") or {}).get("labels")
+    store = config.get("feature_store")
+    if store:
+        volumes.append(_store_volume(store))
     return {
         "volumes": volumes,
+        # Each view's source, read by the feature stages from the `data` volume too.
+        "feature_sources": [
+            {"env": v["source_env"], "file": f"{data}/{PurePosixPath(v['source']).name}"}
+            for v in (store or {}).get("views", [])
+        ],
         "prediction_log_dir": f"{APP_DIR}/prediction_log",
         "data_dir": data,
         "train_data": f"{data}/{PurePosixPath(config['data']['path']).name}",
@@ -98,6 +112,17 @@ def _pod_files(config: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
         # The monitor sends the alerts: their URLs come from the Secret too, where present.
         "alert_secrets": sorted({a["url_env"] for a in config.get("alerts") or []} - set(secrets)),
     }
+
+
+def _store_volume(store: dict[str, Any]) -> dict[str, str]:
+    """The feature store's files (registry, offline tables, the SQLite online store):
+    written by features-materialize and train, read by the server and the monitor."""
+    return {"name": "feature-store", "path": f"{APP_DIR}/{store['repo']}/data"}
+
+
+def _source(view: dict[str, Any], bind: Callable[[str, str], dict[str, str]]) -> dict[str, str]:
+    folder = bind(view["source"], f"{APP_DIR}/feature-sources/{view['name']}")
+    return {**folder, "setting": f"{view['source_env']}={folder['file']}"}
 
 
 def quantity(text: str) -> float:
@@ -121,14 +146,20 @@ def _compose(spec: Spec, config: dict[str, Any]) -> dict[str, Any]:
         return {"source": str(source.parent), "target": target, "file": f"{target}/{source.name}"}
 
     secrets = list(dict.fromkeys(["MLFLOW_TRACKING_URI", *spec.deploy.secrets]))
+    # A named volume per writable folder of the app (its root filesystem is read-only).
+    volumes = [
+        {"name": d.replace("_", "-"), "path": f"{APP_DIR}/{d}"}
+        for d in WRITABLE_DIRS
+        if d[:1] != "/"
+    ]
+    store = config.get("feature_store")
+    if store:
+        volumes.append(_store_volume(store))
     return {
         "images": dict(COMPOSE_IMAGES),
-        # A named volume per writable folder of the app (its root filesystem is read-only).
-        "volumes": [
-            {"name": d.replace("_", "-"), "path": f"{APP_DIR}/{d}"}
-            for d in WRITABLE_DIRS
-            if d[:1] != "/"
-        ],
+        "volumes": volumes,
+        # The folder of each view's source, bound read-only for the feature stages.
+        "feature_sources": [_source(v, bind) for v in (store or {}).get("views", [])],
         # Set as MLOPS_PREDICTION_LOG_DIR, whatever serving.prediction_log.dir says.
         "prediction_log_dir": f"{APP_DIR}/prediction_log",
         "cpus": quantity(r.cpu_limit),

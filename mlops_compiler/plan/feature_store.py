@@ -29,6 +29,10 @@ def _relative(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
 
+def source_env(view: str) -> str:
+    return "MLOPS_FEATURE_SOURCE_" + view.upper().replace("-", "_")
+
+
 def feature_store_config(spec: Spec, spec_dir: Path, out_dir: Path) -> dict[str, Any]:
     assert spec.features is not None and spec.features.store is not None
     store: FeatureStore = spec.features.store
@@ -60,6 +64,8 @@ def feature_store_config(spec: Spec, spec_dir: Path, out_dir: Path) -> dict[str,
                 "name": view.name,
                 "join_key": entities[view.entity].join_key,
                 "source": _relative(spec_dir / view.source, out_dir),
+                # A deployment's copy of the source (a container has no specs/ folder).
+                "source_env": source_env(view.name),
                 "offline": f"data/{view.name}.parquet",
                 # Source columns read, in the file's order: the features and the raw inputs.
                 "columns": [c for c in header if c in needed],

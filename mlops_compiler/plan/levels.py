@@ -341,6 +341,7 @@ DELIVERY: tuple[Component, ...] = (
             _kubernetes_file("pdb.yaml"),
             _kubernetes_file("train-job.yaml"),
             _kubernetes_file("monitor-cronjob.yaml"),
+            _kubernetes_file("features-cronjob.yaml", ("features.store", DECLARED)),
         ),
         consumes=("deploy",),
         when=_DEPLOY_ON_KUBERNETES,

@@ -212,6 +212,13 @@ class FeatureStore(Strict):
             "naming the view) or serve them with the stale views named in the response and log."
         ),
     )
+    materialize_schedule: Cron = Field(
+        "0 * * * *",
+        description=(
+            "When a deployment loads the online store (features-materialize, incrementally up "
+            "to now): the Kubernetes CronJob's schedule, the compose stack's cron line."
+        ),
+    )
 
 
 class Features(Strict):

@@ -28,6 +28,13 @@ def repo_path(config: Mapping[str, Any], root: Path) -> Path:
     return root / str(config["feature_store"]["repo"])
 
 
+def view_source(view: Mapping[str, Any], root: Path) -> Path:
+    """The view's source file: the variable `source_env` names when set (a deployment's
+    copy of the data), else the file the spec declared."""
+    override = os.environ.get(str(view.get("source_env") or ""), "")
+    return Path(override) if override else root / view["source"]
+
+
 def view_contract(view: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
     """The contract's rules for the columns a view serves (its source has other columns)."""
     columns = contract["columns"]
@@ -43,7 +50,7 @@ def prepare_view(
 ) -> tuple[Path, int]:
     """Write the view's offline table; raises ContractViolation (report written) on bad data,
     leaving the previous table in place."""
-    source = root / view["source"]
+    source = view_source(view, root)
     key, stamp = view["join_key"], view["timestamp"]
     raw = load_table(source, contract)
     missing = [c for c in (key, stamp, *view["columns"]) if c not in raw.columns]
