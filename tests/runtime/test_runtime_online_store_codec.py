@@ -4,14 +4,19 @@ laid out as Feast 0.67 documents them, and when the direct reader applies."""
 
 from __future__ import annotations
 
+import sqlite3
 import struct
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mlops_runtime.features.store.freshness import OnlineStore, online_store
+from mlops_runtime.features.store.online import OnlineFeatures
 from mlops_runtime.features.store.sqlite_online import entity_key, readable
 from mlops_runtime.features.store.values import _UNPARSED, _scalar, decode
 
@@ -109,3 +114,78 @@ def test_the_direct_reader_applies_to_the_embedded_store_only(tmp_path: Path) ->
         "project: p\nregistry:\n  path: r.db\n  enable_online_feature_view_versioning: true\n"
     )
     assert not readable(store(versioned))
+
+
+def store_project(tmp_path: Path) -> dict[str, Any]:
+    repo = tmp_path / "feature_repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "feature_store.yaml").write_text(
+        "project: shop\nprovider: local\nregistry: data/registry.db\n"
+        "online_store:\n  type: sqlite\n  path: data/online_store.db\n"
+        "entity_key_serialization_version: 3\n",
+        encoding="utf-8",
+    )
+    return {
+        "feature_store": {
+            "repo": "feature_repo",
+            "project": "shop",
+            "entities": [{"name": "customer", "join_key": "customer_id", "type": "int"}],
+            "views": [
+                {
+                    "name": "activity",
+                    "join_key": "customer_id",
+                    "features": ["spend"],
+                    "ttl_s": 86400,
+                }
+            ],
+            "on_demand": {},
+        }
+    }
+
+
+FEAST_TABLE = (
+    "CREATE TABLE shop_activity (entity_key BLOB, feature_name TEXT, value BLOB, value_text TEXT,"
+    " vector_value BLOB, event_ts timestamp, created_ts timestamp,"
+    " PRIMARY KEY(entity_key, feature_name))"
+)
+
+
+def test_the_embedded_store_is_read_without_feast(tmp_path: Path) -> None:
+    """A table laid out as Feast 0.67 writes it, filled by hand: read and assembled here,
+    in an interpreter without Feast."""
+    config = store_project(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with sqlite3.connect(tmp_path / "feature_repo/data/online_store.db") as db:
+        db.execute(FEAST_TABLE)
+        spend = field(5, 1) + struct.pack("<d", 12.5)
+        stamp = int(now.replace(tzinfo=None).timestamp())  # Feast's naive-UTC integer
+        db.execute(
+            "INSERT INTO shop_activity VALUES (?, 'spend', ?, NULL, NULL, ?, ?)",
+            (entity_key("customer_id", 7), spend, stamp, stamp),
+        )
+    online = OnlineFeatures(config, tmp_path)
+    assert online.sqlite is not None
+    found, unknown, keyless = online.assemble(
+        [{"customer_id": 7}, {"customer_id": 8}, {"other": 1}], now=now + timedelta(days=2)
+    )
+    assert found.row == {"customer_id": 7, "spend": 12.5} and found.stale == ["activity"]
+    assert unknown.missing == ("customer_id", 8)
+    assert keyless.missing_key == "customer_id"
+    assert "feast" not in sys.modules
+
+
+def test_a_store_not_created_yet_is_not_opened(tmp_path: Path) -> None:
+    config = store_project(tmp_path)
+    with pytest.raises(FileNotFoundError, match="run features-apply"):
+        OnlineFeatures(config, tmp_path)
+    sqlite3.connect(tmp_path / "feature_repo/data/online_store.db").close()
+    with pytest.raises(LookupError, match="no online table for view activity"):
+        OnlineFeatures(config, tmp_path)
+
+
+def test_a_table_of_another_layout_is_left_to_feast(tmp_path: Path) -> None:
+    config = store_project(tmp_path)
+    with sqlite3.connect(tmp_path / "feature_repo/data/online_store.db") as db:
+        db.execute("CREATE TABLE shop_activity (key BLOB, payload BLOB)")
+    with pytest.raises(ImportError):  # Feast's path, and this interpreter has no Feast
+        OnlineFeatures(config, tmp_path)

@@ -10,8 +10,8 @@ carries every feature is not assembled at all.
 Concurrent small requests share one online read: like the model's micro-batcher, the rows
 queued while a turn of the event loop brings new requests are looked up together, on the loop.
 A read of the embedded SQLite store costs ~0.05 ms for one customer and ~0.02 ms for each
-further one, so under load one read for 16 requests costs what six separate reads would. Requests
-of MAX_COALESCED_ROWS rows or more are read on a thread of their own instead.
+further one, so under load one read for 16 requests costs what seven separate reads would.
+Requests of MAX_COALESCED_ROWS rows or more are read on a thread of their own instead.
 
 Why a record cannot be served is a 4xx naming the key (`LookupRefused`), never a 5xx:
 422 a record lacks its join key (or it has the wrong type), 404 the online store has no row

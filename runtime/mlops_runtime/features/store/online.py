@@ -145,18 +145,24 @@ class OnlineFeatures:
 def _sqlite_reader(
     config: Mapping[str, Any], root: Path, views: list[str]
 ) -> SqliteOnlineReader | None:
-    """The direct reader when the store is Feast's SQLite one, laid out as it knows, and
-    every view's table is there (a store not yet materialised is left to Feast)."""
+    """The direct reader when the store is Feast's SQLite one laid out as this runtime knows
+    it; None when Feast must read it. A SQLite store whose database or tables Feast has not
+    created yet raises: nothing could be served from it (the server stays unready, retries)."""
     store = online_store(repo_path(config, root))
-    if not readable(store) or store.path is None or not store.path.is_file():
+    if not readable(store):
         return None
+    assert store.path is not None
+    if not store.path.is_file():
+        raise FileNotFoundError(f"no online store yet: {store.path} (run features-apply)")
     reader = SqliteOnlineReader(store.path, str(config["feature_store"]["project"]))
     try:
-        if all(reader.has_layout(view) for view in views):
-            return reader
+        columns = {view: reader.columns(view) for view in views}
     except sqlite3.Error:
-        pass
-    return None
+        return None  # not a database this module can read: Feast says why
+    absent = [view for view, names in columns.items() if not names]
+    if absent:
+        raise LookupError(f"no online table for view {', '.join(absent)} (run features-apply)")
+    return reader if all(map(reader.knows, columns.values())) else None
 
 
 def _seconds(moment: datetime) -> float:

@@ -74,11 +74,16 @@ class SqliteOnlineReader:
             self._local.db = db
         return db
 
-    def has_layout(self, view: str) -> bool:
-        """The view's table exists with the columns this module reads."""
+    def columns(self, view: str) -> set[str]:
+        """The columns of the view's table (none: Feast has not created it)."""
         table = f"{self.project}_{view}"
         info = self._connection().execute(f"PRAGMA table_info({_quoted(table)})").fetchall()
-        return {row[1] for row in info} >= _COLUMNS
+        return {row[1] for row in info}
+
+    @staticmethod
+    def knows(columns: set[str]) -> bool:
+        """A table with the columns this module reads."""
+        return columns >= _COLUMNS
 
     def read(
         self, view: str, join_key: str, keys: Sequence[int | str], features: Sequence[str]
