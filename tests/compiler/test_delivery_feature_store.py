@@ -92,6 +92,7 @@ def test_the_kubernetes_base_loads_the_store_on_its_schedule(kubernetes: Path) -
     readme = (kubernetes / "README.md").read_text()
     assert "another running `features-materialize` at `*/20 * * * *`" in readme
     assert "`feature-store` (the online store" in readme
+    assert "create job --from=cronjob/churn-features churn-features-first" in readme
 
 
 def test_only_a_deployment_with_a_store_gets_the_store_job() -> None:
