@@ -90,9 +90,10 @@ def test_the_deployed_job_fills_the_store_the_server_reads(
         command = container["command"]
         data = yaml.safe_load((folder / "configmap.yaml").read_text())["data"]
         env = {k: on_host(v, app) for k, v in data.items() if k.startswith("MLOPS_FEATURE_")}
-        (app / "data").mkdir()  # the `data` volume, holding the view sources
-        for source in (tmp_path / "specs/data").glob("churn_activity.csv"):
-            shutil.copy(source, app / "data" / source.name)
+        # The `data` volume, holding the view source where the ConfigMap says it is.
+        target = Path(env["MLOPS_FEATURE_SOURCE_ACTIVITY"])
+        target.parent.mkdir(parents=True)
+        shutil.copy(tmp_path / "specs/data" / target.name, target)
     assert command[:3] == ["python", "-m", "mlops_runtime"]
     assert env.get("MLOPS_FEATURE_SOURCE_ACTIVITY"), env
 
