@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # The folders whose local changes make a measurement differ from its commit.
@@ -199,3 +201,27 @@ def wait_quiet(limit: float, threshold: float = 1.0) -> None:
     print(
         f"  1-min load {load:.2f}: {'quiet' if load < threshold else 'still busy, running anyway'}"
     )
+
+
+def wrk_summary(text: str) -> dict[str, Any] | None:
+    """The `WRK_JSON {...}` line that benchmarks/wrk/*.lua print last, parsed; None if absent."""
+    line = next((ln for ln in text.splitlines() if ln.startswith("WRK_JSON ")), None)
+    return None if line is None else dict(json.loads(line.removeprefix("WRK_JSON ")))
+
+
+def wrk_figures(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A wrk summary (post_json*.lua) as requests, seconds, req/s, latencies in ms, errors."""
+    lat, err = data["latency_us"], data["errors"]
+    secs = data["duration_us"] / 1e6
+    return {
+        "requests": int(data["requests"]),
+        "seconds": secs,
+        "rps": data["requests"] / secs,
+        "p50_ms": lat["p50"] / 1000,
+        "p90_ms": lat["p90"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "p999_ms": lat["p999"] / 1000,
+        "max_ms": lat["max"] / 1000,
+        "non_2xx": int(err["status"]),
+        "socket_errors": int(err["connect"] + err["read"] + err["write"] + err["timeout"]),
+    }

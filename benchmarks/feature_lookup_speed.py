@@ -89,6 +89,8 @@ from common import (
     table,
     venv_versions,
     wait_quiet,
+    wrk_figures,
+    wrk_summary,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -389,10 +391,9 @@ def wrk(url: str, bodies_file: Path, seconds: int, load: Load, threads: int) -> 
         "--timeout", "5s", "--latency", "-s", str(LUA), url, "--", str(bodies_file), *pause,
     ]  # fmt: skip
     proc = run_checked(cmd, timeout=seconds + 60)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if line is None:
+    data = wrk_summary(proc.stdout)
+    if data is None:
         raise StoreBenchError(f"wrk printed no summary:\n{proc.stdout}{proc.stderr}")
-    data: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
     return data
 
 
@@ -401,24 +402,13 @@ def measure(
 ) -> WrkRun:
     wrk(url, bodies_file, args.warmup, load, args.threads)
     data = wrk(url, bodies_file, args.duration, load, args.threads)
-    lat, err = data["latency_us"], data["errors"]
-    secs = data["duration_us"] / 1e6
     run = WrkRun(
         kind=kind,
         connections=load[0],
         paced=load[1],
         repeat=repeat,
-        requests=int(data["requests"]),
-        seconds=secs,
-        rps=data["requests"] / secs,
-        p50_ms=lat["p50"] / 1000,
-        p90_ms=lat["p90"] / 1000,
-        p99_ms=lat["p99"] / 1000,
-        p999_ms=lat["p999"] / 1000,
-        max_ms=lat["max"] / 1000,
-        non_2xx=int(err["status"]),
-        socket_errors=int(err["connect"] + err["read"] + err["write"] + err["timeout"]),
-        mean_ms=lat["mean"] / 1000,
+        **wrk_figures(data),
+        mean_ms=data["latency_us"]["mean"] / 1000,
     )
     print(
         f"  {label(load)} #{repeat} {kind}: {run.rps:,.0f} req/s  p50 {run.p50_ms:.2f} ms  "

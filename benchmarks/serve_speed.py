@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import cpu_model, table, versions
+from common import cpu_model, table, versions, wait_quiet, wrk_figures, wrk_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -434,26 +434,10 @@ def wrk(name: str, url: str, body: Path, seconds: float, s: Settings) -> WrkRun:
         str(body),
     ]
     proc = run_checked(cmd)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if line is None:
+    data = wrk_summary(proc.stdout)
+    if data is None:
         raise BenchError(f"wrk printed no summary:\n{proc.stdout}{proc.stderr}")
-    data = json.loads(line.removeprefix("WRK_JSON "))
-    lat, err = data["latency_us"], data["errors"]
-    secs = data["duration_us"] / 1e6
-    return WrkRun(
-        name=name,
-        url=url,
-        requests=int(data["requests"]),
-        seconds=secs,
-        rps=data["requests"] / secs,
-        p50_ms=lat["p50"] / 1000,
-        p90_ms=lat["p90"] / 1000,
-        p99_ms=lat["p99"] / 1000,
-        p999_ms=lat["p999"] / 1000,
-        max_ms=lat["max"] / 1000,
-        non_2xx=int(err["status"]),
-        socket_errors=int(err["connect"] + err["read"] + err["write"] + err["timeout"]),
-    )
+    return WrkRun(name=name, url=url, **wrk_figures(data))
 
 
 def measure(name: str, url: str, body: Path, s: Settings) -> WrkRun:
@@ -768,26 +752,10 @@ def soak(server: Server, body: Path, log_dir: Path, s: Settings) -> Soak:
     if load.returncode != 0:
         raise BenchError(f"soak wrk exited {load.returncode}:\n{out_file.read_text()[-3000:]}")
     text = out_file.read_text()
-    line = next((ln for ln in text.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if line is None:
+    data = wrk_summary(text)
+    if data is None:
         raise BenchError(f"soak wrk printed no summary:\n{text[-3000:]}")
-    data = json.loads(line.removeprefix("WRK_JSON "))
-    secs = data["duration_us"] / 1e6
-    lat, err = data["latency_us"], data["errors"]
-    result.wrk = WrkRun(
-        "generated /predict (soak)",
-        f"{server.base}/predict",
-        int(data["requests"]),
-        secs,
-        data["requests"] / secs,
-        lat["p50"] / 1000,
-        lat["p90"] / 1000,
-        lat["p99"] / 1000,
-        lat["p999"] / 1000,
-        lat["max"] / 1000,
-        int(err["status"]),
-        int(err["connect"] + err["read"] + err["write"] + err["timeout"]),
-    )
+    result.wrk = WrkRun("generated /predict (soak)", f"{server.base}/predict", **wrk_figures(data))
     time.sleep(1.0)  # let the log writer drain
     after = metric_values(server.base, ["mlops_prediction_log_dropped_total"])
     key = "mlops_prediction_log_dropped_total"
@@ -1181,18 +1149,6 @@ def uvicorn_cmd(target: str, port: int, *, lifespan: str = "auto") -> list[str]:
         "--backlog",
         "2048",
     ]
-
-
-def wait_quiet(limit: float, threshold: float) -> None:
-    if limit <= 0:
-        return
-    deadline = time.monotonic() + limit
-    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
-        print(f"  waiting for a quiet machine: 1-min load {os.getloadavg()[0]:.2f}", flush=True)
-        time.sleep(30)
-    load = os.getloadavg()[0]
-    state = "quiet" if load < threshold else "still busy, running anyway"
-    print(f"  1-min load {load:.2f}: {state}", flush=True)
 
 
 def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:

@@ -570,15 +570,15 @@ class ServingApp:
             if column != target
         ]
         parameters: dict[str, Any] = {"run_id": served.model.ref.run_id, "content_type": "pd"}
-        store = self.config.get("feature_store")
-        if store:
+        if self.features is not None:
             # An entity key is an input too; the inputs the store supplies may be left out.
+            store = self.config["feature_store"]
             kinds = {e["join_key"]: e["type"] for e in store["entities"]}
             known = {i["name"] for i in inputs}
-            for key in dict.fromkeys(v["join_key"] for v in store["views"]):
+            for key in self.features.join_keys:
                 if key not in known:
                     inputs.append({"name": key, "datatype": V2_DATATYPE[kinds[key]], "shape": [-1]})
-            parameters["entity_keys"] = sorted({v["join_key"] for v in store["views"]})
+            parameters["entity_keys"] = sorted(self.features.join_keys)
             parameters["looked_up"] = [
                 *(f for v in store["views"] for f in v["features"]),
                 *store["on_demand"],

@@ -51,6 +51,7 @@ class Newest:
 
 
 def repo_path(config: Mapping[str, Any], root: Path) -> Path:
+    """The Feast repository's folder (the offline, online and monitoring paths all use it)."""
     return root / str(config["feature_store"]["repo"])
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from mlops_runtime.contract.training_gate import validate_frame
 from mlops_runtime.data import load_table
+from mlops_runtime.features.store.freshness import repo_path
 from mlops_runtime.features.store.transforms import derive
 
 if TYPE_CHECKING:
@@ -22,10 +23,6 @@ ROW = "__mlops_row"
 CONTRACT_REPORT = Path("reports/contract_report.json")
 # What a training run read from the store; the tracking worker logs it with the run.
 VIEWS_LINEAGE = Path("reports/feature_views.json")
-
-
-def repo_path(config: Mapping[str, Any], root: Path) -> Path:
-    return root / str(config["feature_store"]["repo"])
 
 
 def view_source(view: Mapping[str, Any], root: Path) -> Path:

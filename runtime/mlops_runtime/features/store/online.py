@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_runtime.features.store.freshness import online_store
-from mlops_runtime.features.store.offline import open_store, repo_path
+from mlops_runtime.features.store.freshness import online_store, repo_path
+from mlops_runtime.features.store.offline import open_store
 from mlops_runtime.features.store.sqlite_online import SqliteOnlineReader, readable
 from mlops_runtime.features.store.transforms import derive_records
 from mlops_runtime.features.store.values import python_value

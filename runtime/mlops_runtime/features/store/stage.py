@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from mlops_runtime.contract.report import ContractViolation
 from mlops_runtime.features.store import offline, registry
+from mlops_runtime.features.store.freshness import repo_path
 from mlops_runtime.project import Project
 
 EXIT_OK = 0
@@ -45,7 +46,7 @@ def apply_main(argv: list[str], project: Project) -> int:
     counts = _prepare(project)
     if counts is None:
         return EXIT_CONTRACT
-    registry.apply(offline.repo_path(project.config, project.root))
+    registry.apply(repo_path(project.config, project.root))
     views = project.config["feature_store"]["views"]
     for view, rows in zip(views, counts, strict=True):
         print(f"view {view['name']}: {rows} rows, {len(view['features'])} features")
