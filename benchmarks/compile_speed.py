@@ -1,6 +1,7 @@
 """Speed benchmarks of the compiler, measured as whole processes.
 
     python benchmarks/compile_speed.py [--spec FILE] [--runs N] [--sizes 1,10,...] [--no-hyperfine]
+    python benchmarks/compile_speed.py --ratio-only [--ratio-spec FILE] [--ratio-runs N]
 
 1. Cold start: `mlops --help` (target <= 150 ms) and `mlops build` of one spec into a fresh
    --out (target <= 400 ms), beside the interpreter floor `python -c pass` and the import floor
@@ -11,6 +12,12 @@
    runtime moved into mlops-runtime (4.33 s and 1.30 s); build time for 1..200 specs, and
    the filesystem floor (the same files created by a plain Python loop, and the same build
    into tmpfs).
+
+3. Monorepo cost against one spec (issue 22 item 6): `mlops build DIR --out OUT` of 200
+   copies of a level-2 spec (default specs/penguins.mlops.yaml) must take <= 4x the time of
+   building one copy. The two builds alternate, each into a fresh folder, so that both see the
+   same load; the ratio of the means is the verdict, and every run pair's ratio is printed as
+   the spread. `--ratio-only` runs this part alone (about 30 s).
 
 Timing uses hyperfine (--warmup, --export-json) when it is on PATH, else a perf_counter loop over
 subprocess runs. A missed target is printed as MISSED; the exit code is non-zero only on errors.
@@ -24,6 +31,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import statistics
@@ -39,6 +47,8 @@ from common import cpu_model, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT / "specs" / "diabetes.mlops.yaml"
+RATIO_SPEC = ROOT / "specs" / "penguins.mlops.yaml"  # level 2, with CI and a deployment
+RATIO_TARGET = 4.0  # building MONOREPO_SPECS copies of a spec against building one
 PYTHON = sys.executable
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 SUMMARY_RE = re.compile(r"^(?P<name>[^:\s]+): .*\((?P<summary>[^)]*)\)$")
@@ -379,6 +389,122 @@ def monorepo(
     return scaling, Row(noop_timing, NOOP_TARGET), problems
 
 
+@dataclass(frozen=True)
+class Ratio:
+    one: list[float]  # seconds, run i of the one-spec build
+    many: list[float]  # seconds, run i of the MONOREPO_SPECS build, right after it
+    cpu_one: list[float]  # user + system seconds of the same runs, child processes included
+    cpu_many: list[float]
+    load_before: float
+    load_after: float
+
+    @property
+    def ratio(self) -> float:
+        return statistics.fmean(self.many) / statistics.fmean(self.one)
+
+    @property
+    def pairs(self) -> list[float]:
+        return [m / o for o, m in zip(self.one, self.many, strict=True)]
+
+
+def monorepo_ratio(spec: Path, work: Path, runs: int) -> Ratio:
+    """One copy of `spec` and MONOREPO_SPECS copies, each built by `mlops build DIR --out OUT`
+    into a fresh folder, alternately (warm-up pair untimed).
+
+    Each build gets a workspace of its own holding OUT: a spec with CI writes its pipeline file
+    into the folder above OUT (the repository's .gitlab/ or .github/), so a fresh OUT alone
+    would find the previous run's pipeline file there and refuse it as not ours.
+    """
+    mlops = mlops_command()
+    repo = work / "ratio-specs"
+    folders = make_monorepo(spec, repo, MONOREPO_SPECS)
+    one_repo = work / "ratio-one"
+    one_repo.mkdir()
+    shutil.move(str(folders[0]), one_repo / folders[0].name)  # a folder holding one spec
+    shutil.copytree(one_repo / folders[0].name, folders[0])
+
+    def once(source: Path, label: str) -> tuple[float, float]:
+        workspace = work / f"ratio-ws-{label}"
+        subprocess.run([PYTHON, "-c", _MOVE_ASIDE, str(workspace)], check=True)
+        workspace.mkdir()
+        cmd = [*mlops, "build", str(source), "--out", str(workspace / "out")]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode != 0:
+            raise BenchError(f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{proc.stderr!r}")
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return elapsed, cpu
+
+    print(
+        f"  timing 1 and {MONOREPO_SPECS} copies of {spec.name}, alternating "
+        f"({runs} runs each, 1 warmup) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    once(one_repo, "one")
+    once(repo, "many")
+    built = len(list((work / "ratio-ws-many" / "out").glob("*/mlops-manifest.json")))
+    if built != MONOREPO_SPECS:
+        raise BenchError(f"building {MONOREPO_SPECS} specs produced {built} manifests")
+    load_before = os.getloadavg()[0]
+    one: list[tuple[float, float]] = []
+    many: list[tuple[float, float]] = []
+    for _ in range(runs):
+        one.append(once(one_repo, "one"))
+        many.append(once(repo, "many"))
+    load_after = os.getloadavg()[0]
+    for label in ("one", "many"):
+        _delete_moved(work / f"ratio-ws-{label}")
+    return Ratio(
+        [w for w, _ in one],
+        [w for w, _ in many],
+        [c for _, c in one],
+        [c for _, c in many],
+        load_before,
+        load_after,
+    )
+
+
+def print_ratio(spec: Path, result: Ratio) -> None:
+    def stats(times: list[float]) -> list[str]:
+        spread = statistics.stdev(times) if len(times) > 1 else 0.0
+        return [
+            f"{statistics.fmean(times):.3f} s",
+            f"{spread:.3f} s",
+            f"{min(times):.3f} s",
+            f"{max(times):.3f} s",
+        ]
+
+    print(f"\n### Monorepo against one spec: copies of {spec.name}, builds alternating\n")
+    print_table(
+        ["build", "mean", "stddev", "min", "max", "runs"],
+        [
+            ["1 spec (fresh --out)", *stats(result.one), str(len(result.one))],
+            [f"{MONOREPO_SPECS} specs (fresh --out)", *stats(result.many), str(len(result.many))],
+        ],
+    )
+    pairs = result.pairs
+    verdict = "pass" if result.ratio <= RATIO_TARGET else "MISSED"
+    print(
+        f"\nratio {MONOREPO_SPECS} specs / 1 spec (of the means): {result.ratio:.2f}x, "
+        f"target <= {RATIO_TARGET:.0f}x: {verdict}"
+    )
+    print(
+        f"per-run ratios: {' '.join(f'{r:.2f}' for r in pairs)} "
+        f"(median {statistics.median(pairs):.2f}x, {min(pairs):.2f}-{max(pairs):.2f}x)"
+    )
+    cpu_one, cpu_many = statistics.fmean(result.cpu_one), statistics.fmean(result.cpu_many)
+    print(
+        f"CPU time (user + system, both processes of a monorepo build): {cpu_one:.3f} s and "
+        f"{cpu_many:.3f} s, ratio {cpu_many / cpu_one:.2f}x (what the wall-clock ratio tends to "
+        "when other work keeps both cores busy)"
+    )
+    print(f"load average (1 min): {result.load_before:.2f} before, {result.load_after:.2f} after")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="example spec to copy")
@@ -390,6 +516,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"spec counts to build, each <= {MONOREPO_SPECS} ({MONOREPO_SPECS} is always built)",
     )
     parser.add_argument("--no-hyperfine", action="store_true", help="use the perf_counter loop")
+    parser.add_argument(
+        "--ratio-spec", type=Path, default=RATIO_SPEC, help="spec whose copies the ratio builds"
+    )
+    parser.add_argument(
+        "--ratio-runs", type=int, default=7, help="timed runs of each build for the ratio"
+    )
+    parser.add_argument(
+        "--ratio-only", action="store_true", help="run the monorepo/one-spec ratio alone"
+    )
     args = parser.parse_args(argv)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | {MONOREPO_SPECS})
     if sizes[0] < 1 or sizes[-1] > MONOREPO_SPECS:
@@ -405,6 +540,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(line)
             print(f"spec: {spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec}")
             print(f"mlops: {shlex.join(mlops_command())}")
+            ratio_spec = args.ratio_spec.resolve()
+            if args.ratio_only:
+                result = monorepo_ratio(ratio_spec, work, args.ratio_runs)
+                print_ratio(ratio_spec, result)
+                print(f"total benchmark time: {time.perf_counter() - started:.0f} s")
+                return 0
 
             print("\n### Cold start (whole process, warm disk and bytecode caches)\n")
             cold = cold_start(timer, spec, work, args.runs)
@@ -518,8 +659,13 @@ def main(argv: list[str] | None = None) -> int:
                 ],
             )
 
+            result = monorepo_ratio(ratio_spec, work, args.ratio_runs)
+            print_ratio(ratio_spec, result)
+
             every = [*cold, *(r for _, r in scaling), noop]
             missed = [r.timing.label for r in every if r.status == "MISSED"]
+            if result.ratio > RATIO_TARGET:
+                missed.append(f"{MONOREPO_SPECS} specs / 1 spec: {result.ratio:.2f}x")
             if not noop_ok:
                 missed.append("no-op rebuild wrote files")
             print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -591,6 +591,7 @@ class GateResult:
 def bench_gate(work: Path, project: Path, data: Path, runs: int, profile: bool) -> GateResult:
     # Imported here, not at the top: pandera loads with the gate.
     from mlops_runtime import data as data_mod
+    from mlops_runtime.contract import coercion
     from mlops_runtime.contract import report as report_mod
     from mlops_runtime.contract import training_gate as gate_mod
     from mlops_runtime.project import ProjectError, load_project
@@ -613,7 +614,7 @@ def bench_gate(work: Path, project: Path, data: Path, runs: int, profile: bool) 
     numpy_times, found = timed(lambda: numpy_check(raw, contract), runs)
     if found:
         raise BenchError(f"the hand-written check failed clean data: {found}")
-    coerce_times, (typed, _) = timed(lambda: data_mod.coerce_frame(raw, contract), runs)
+    coerce_times, (typed, _) = timed(lambda: coercion.coerce_frame(raw, contract), runs)
     schema = gate_mod.build_schema(contract)
     pandera_times, _ = timed(lambda: schema.validate(typed, lazy=True), runs)
     inplace_times, _ = timed(lambda: schema.validate(typed, lazy=True, inplace=True), runs)
@@ -930,7 +931,7 @@ def main(argv: list[str] | None = None) -> int:
                     gate_verdict,
                 ],
                 [
-                    "- of which `data.coerce_frame` (types)",
+                    "- of which `contract.coercion.coerce_frame` (types)",
                     sec(min(g.coerce)),
                     sec(statistics.fmean(g.coerce)),
                     f"{min(g.coerce) / numpy_min:.1f}x",

@@ -152,7 +152,22 @@ def build(specs: tuple[Path, ...], out: Path, level: int | None, check: bool, fo
 @PYTHON
 @reports_errors
 def run(spec: Path, stage: str, args: tuple[str, ...], out: Path, python: str | None) -> None:
-    """Run a stage of the generated project (building first if stale); returns its exit code."""
+    """Run STAGE of the generated project (building first if stale), with ARGS.
+
+    \b
+    The process becomes the stage, so its exit code and signals are the stage's.
+    Stages, in the order they run (the spec's level decides which exist):
+      features-apply, features-materialize  the feature store (level 2+)
+      check-data       the data contract on the training data (level 1+)
+      train            fit, gate, register (level 0: save model/model.joblib)
+      lineage          where the serving model came from (level 1+)
+      serve            the model server on HOST:PORT (default 127.0.0.1:8080)
+      predict          send a file's rows to a running server: --file ROWS
+      monitor          the report of the prediction log, dashboard, alerts
+      rollback         serve the previous good model again
+      history          who served when, and why
+      image            build the serving image (level 2+)
+    """
     from mlops_compiler.cli.stages import run_stage
 
     sys.exit(run_stage(spec, stage, list(args), out, python))
@@ -185,7 +200,12 @@ def rollback(spec: Path, out: Path, to: str | None, reason: str | None, python: 
 @cli.command()
 @SPEC
 @OUT
-@click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='One JSON document instead of a table: {"model": NAME, "entries": [...]}.',
+)
 @PYTHON
 @reports_errors
 def history(spec: Path, out: Path, as_json: bool, python: str | None) -> None:
@@ -193,6 +213,34 @@ def history(spec: Path, out: Path, as_json: bool, python: str | None) -> None:
     from mlops_compiler.cli.stages import run_stage
 
     sys.exit(run_stage(spec, "history", ["--json"] if as_json else [], out, python))
+
+
+@cli.command()
+@click.argument("spec", required=False, type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("mlops-demo"),
+    show_default=True,
+    help="Working folder: the example, its generated project, registry, reports and logs.",
+)
+@click.option("--fast", is_flag=True, help="Fewer requests per phase (about 2 minutes).")
+@PYTHON
+@reports_errors
+def demo(spec: Path | None, out: Path, fast: bool, python: str | None) -> None:
+    """The whole loop on the shipped example (or SPEC), one line per step.
+
+    \b
+    build, train v1, serve, traffic, late labels, a worse v2, monitor, alert,
+    automatic rollback under traffic, the world shifts, retraining, history.
+    """
+    from mlops_compiler.demo.loop import run_demo
+
+    try:
+        run_demo(spec, out, fast, python)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: everything the demo started is stopped", err=True)
+        sys.exit(130)
 
 
 @cli.command()

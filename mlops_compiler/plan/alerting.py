@@ -88,8 +88,37 @@ def _matcher(**labels: str) -> str:
     return "{" + ",".join(f"{k}={promql_string(v)}" for k, v in labels.items()) + "}"
 
 
+# The endpoint labels of the server's prediction requests (the runtime's
+# _PREDICTION_ENDPOINTS: /predict, /invocations, /v2/models/{name}/infer). The live error rate
+# and latency are the predictions', as the monitor's are: the scrapes of /metrics and the
+# probes of /ready, /ping and /health are not predictions, and a not-ready server's 503s to
+# its probes must not page (nor its fast 200s dilute a real error rate or p99).
+PREDICTION_ENDPOINTS = "/predict|/invocations|/v2/models/.+/infer"
+
+
+def _predictions(name: str, status: str) -> str:
+    """The selector of the prediction requests of job `name` whose status matches `status`
+    (a label matcher's operator and value, e.g. `=~"5.."`)."""
+    return (
+        "{job=" + promql_string(name) + ",endpoint=~" + promql_string(PREDICTION_ENDPOINTS)
+        + ",status" + status + "}"
+    )  # fmt: skip
+
+
 def _server_errors(name: str) -> str:
-    return "{job=" + promql_string(name) + ',status=~"5.."}'
+    return _predictions(name, '=~"5.."')
+
+
+def _answered(name: str) -> str:
+    """The error rate's denominator: prediction requests less client errors (4xx), as the
+    monitor's error_rate: a flood of bad requests neither raises nor dilutes it."""
+    return _predictions(name, '!~"4.."')
+
+
+def _served(name: str) -> str:
+    """The latency's requests: answered predictions (a 4xx or 5xx says nothing of how long
+    the model takes, and a not-ready server's 503s are fast)."""
+    return _predictions(name, '="200"')
 
 
 def template_literal(text: str) -> str:
@@ -373,11 +402,12 @@ def _alerts(name: str, monitor: Mapping[str, Any]) -> list[_Alert]:
         fire_le = _number(fire_ms / 990)
         quiet_le = _number(p99_ms / 2000)
         counter = f"0+60x{_SAMPLES}"
+        served = {"job": name, "endpoint": "/predict", "status": "200"}
         alerts.append(
             _Alert(
                 "MlopsLatencyP99High",
-                f"histogram_quantile(0.99, sum by (le) (rate({bucket}{job}[5m]))) * 1000 "
-                f"> {_number(p99_ms)}",
+                f"histogram_quantile(0.99, sum by (le) (rate({bucket}{_served(name)}[5m]))) "
+                f"* 1000 > {_number(p99_ms)}",
                 _LIVE_FOR,
                 "warning",
                 ["p99 latency of ", name, f" above {_number(p99_ms)} ms"],
@@ -389,12 +419,12 @@ def _alerts(name: str, monitor: Mapping[str, Any]) -> list[_Alert]:
                     f" ms over the last 5 minutes, above its bound of {_number(p99_ms)} ms.",
                 ],
                 firing=[
-                    (bucket + _matcher(job=name, le=fire_le), counter),
-                    (bucket + _matcher(job=name, le="+Inf"), counter),
+                    (bucket + _matcher(**served, le=fire_le), counter),
+                    (bucket + _matcher(**served, le="+Inf"), counter),
                 ],
                 quiet=[
-                    (bucket + _matcher(job=name, le=quiet_le), counter),
-                    (bucket + _matcher(job=name, le="+Inf"), counter),
+                    (bucket + _matcher(**served, le=quiet_le), counter),
+                    (bucket + _matcher(**served, le="+Inf"), counter),
                 ],
                 value=fire_ms,
             )
@@ -404,8 +434,23 @@ def _alerts(name: str, monitor: Mapping[str, Any]) -> list[_Alert]:
     if error_rate:
         limit = _bound(error_rate["max"])
         requests = "mlops_requests_total"
-        errors = requests + _matcher(job=name, status="500")
-        ok = requests + _matcher(job=name, status="200")
+        errors = requests + _matcher(job=name, endpoint="/predict", status="500")
+        ok = requests + _matcher(job=name, endpoint="/predict", status="200")
+        # What the rule leaves out, ten times the predictions a minute: client errors and
+        # scrapes in the firing case (they would dilute the share under the bound), a
+        # not-ready server's probes answered 503 in the quiet one (they would raise it over).
+        refused = (
+            requests + _matcher(job=name, endpoint="/predict", status="422"),
+            f"0+1000x{_SAMPLES}",
+        )
+        scraped = (
+            requests + _matcher(job=name, endpoint="/metrics", status="200"),
+            f"0+1000x{_SAMPLES}",
+        )
+        probed = (
+            requests + _matcher(job=name, endpoint="/ready", status="503"),
+            f"0+1000x{_SAMPLES}",
+        )
         # Requests a minute out of 100: the firing share is a whole percentage above the bound
         # (all of them when the bound is that high), the quiet one at most half of it.
         failing = min(100, math.floor(limit * 100) + 10)
@@ -414,7 +459,7 @@ def _alerts(name: str, monitor: Mapping[str, Any]) -> list[_Alert]:
             _Alert(
                 "MlopsErrorRateHigh",
                 f"sum(rate({requests}{_server_errors(name)}[5m])) / "
-                f"sum(rate({requests}{job}[5m])) > {_number(limit)}",
+                f"sum(rate({requests}{_answered(name)}[5m])) > {_number(limit)}",
                 _LIVE_FOR,
                 "critical",
                 ["Error rate of ", name, f" above {_number(limit)}"],
@@ -425,8 +470,17 @@ def _alerts(name: str, monitor: Mapping[str, Any]) -> list[_Alert]:
                     _Value("%.3f"),
                     f" over the last 5 minutes, above its bound {_number(limit)}.",
                 ],
-                firing=[(errors, f"0+{failing}x{_SAMPLES}"), (ok, f"0+{100 - failing}x{_SAMPLES}")],
-                quiet=[(errors, f"0+{quiet}x{_SAMPLES}"), (ok, f"0+{100 - quiet}x{_SAMPLES}")],
+                firing=[
+                    (errors, f"0+{failing}x{_SAMPLES}"),
+                    (ok, f"0+{100 - failing}x{_SAMPLES}"),
+                    refused,
+                    scraped,
+                ],
+                quiet=[
+                    (errors, f"0+{quiet}x{_SAMPLES}"),
+                    (ok, f"0+{100 - quiet}x{_SAMPLES}"),
+                    probed,
+                ],
                 value=failing / 100,
             )
         )
@@ -702,7 +756,7 @@ def grafana_dashboard(name: str, monitor: Mapping[str, Any]) -> dict[str, Any]:
     job = _matcher(job=name)
     model = _matcher(model=name)
     rate = "[$__rate_interval]"
-    bucket = f"sum by (le) (rate(mlops_request_latency_seconds_bucket{job}{rate}))"
+    bucket = f"sum by (le) (rate(mlops_request_latency_seconds_bucket{_served(name)}{rate}))"
     latency = monitor.get("latency") or {}
     error_rate = monitor.get("error_rate") or {}
     panels: list[tuple[int, int, dict[str, Any]]] = [
@@ -757,11 +811,12 @@ def grafana_dashboard(name: str, monitor: Mapping[str, Any]) -> dict[str, Any]:
             8,
             _panel(
                 "Error rate",
-                "Share of 5xx responses; the line is the declared bound.",
+                "Share of 5xx responses among prediction requests less client errors (4xx), "
+                "as MlopsErrorRateHigh counts; the line is the declared bound.",
                 [
                     (
                         f"sum(rate(mlops_requests_total{_server_errors(name)}{rate})) / "
-                        f"sum(rate(mlops_requests_total{job}{rate}))",
+                        f"sum(rate(mlops_requests_total{_answered(name)}{rate}))",
                         "5xx share",
                     )
                 ],
@@ -774,7 +829,8 @@ def grafana_dashboard(name: str, monitor: Mapping[str, Any]) -> dict[str, Any]:
             8,
             _panel(
                 "Latency p50 / p99",
-                "From the request latency histogram; the line is the declared p99 bound.",
+                "Answered prediction requests, from the request latency histogram; the line is the "
+                "declared p99 bound.",
                 [
                     (f"histogram_quantile(0.5, {bucket}) * 1000", "p50"),
                     (f"histogram_quantile(0.99, {bucket}) * 1000", "p99"),

@@ -16,7 +16,8 @@ from mlops_compiler.load.yaml_positions import LoadedSpec
 from mlops_compiler.plan.alerting import alerting_context
 from mlops_compiler.plan.artifacts import Artifact, Plan
 from mlops_compiler.plan.ci import ci_context
-from mlops_compiler.plan.deploy import deploy_context, image_repository
+from mlops_compiler.plan.deploy import deploy_context, image_config
+from mlops_compiler.plan.example_requests import example_bodies, example_files, example_record
 from mlops_compiler.plan.feature_store import feast_context, feature_store_config
 from mlops_compiler.plan.levels import (
     COMPONENTS,
@@ -63,10 +64,12 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
     if "features.store" in consumed:
         config["feature_store"] = feature_store_config(spec, loaded.path.parent, out_dir)
     config["stages"] = stages
+    config["serving"]["example_requests"] = example_files(spec.name)
+    examples = example_bodies(spec, example_record(spec, config.get("feature_store")))
     if "image" in stages:
         # The image stage tags `<repository>:<model version>` (CI passes the version it
         # registered), so the image a deployment runs names the model it serves.
-        config["image"] = {"repository": image_repository(spec)}
+        config["image"] = image_config(spec)
     for component in components:
         for dotted, value in component.settings:
             _set(config, dotted, value)
@@ -83,6 +86,7 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         "components": [(c.name, c.summary) for c in components],
         "data_path_env": DATA_PATH_ENV,
         "port": config["serving"]["port"],
+        "examples": examples,
         "alerting": (
             alerting_context(spec.name, _alerted(config)) if "alerts" in consumed else None
         ),

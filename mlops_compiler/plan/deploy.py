@@ -13,6 +13,9 @@ from typing import Any
 from mlops_compiler.spec.model import Spec
 
 LOCAL_REGISTRY = "localhost:5000"
+# The serving image's default base: the official Python image, pinned by tag (a site with its
+# own registry, or a Debian python3 image, sets deploy.base_image or --base-image).
+OFFICIAL_BASE_IMAGE = "python:3.11.11-slim-bookworm"
 # The serving app's own endpoints (runtime serve/app.py): /health answers 200 while the
 # process lives, /ready (like /ping) only once a model is loaded; a liveness probe on /ping
 # would restart a server still waiting for its first champion.
@@ -45,6 +48,15 @@ _QUANTITY_UNITS = {
 
 def image_repository(spec: Spec) -> str:
     return spec.deploy.image or f"{LOCAL_REGISTRY}/{spec.name}"
+
+
+def image_config(spec: Spec) -> dict[str, Any]:
+    """config.json's `image`: what the image stage tags, builds with and builds FROM."""
+    return {
+        "repository": image_repository(spec),
+        "engine": spec.deploy.engine,
+        "base_image": spec.deploy.base_image or OFFICIAL_BASE_IMAGE,
+    }
 
 
 def deploy_context(

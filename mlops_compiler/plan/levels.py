@@ -68,6 +68,7 @@ STAGE_ORDER = (
     "train",
     "lineage",
     "serve",
+    "predict",
     "monitor",
     "rollback",
     "history",
@@ -127,7 +128,8 @@ COMPONENTS: tuple[Component, ...] = (
         0,
         3,
         "ASGI app: /predict, Open Inference Protocol, MLflow scoring protocol, /metrics, "
-        "contract at the door, prediction log, micro-batching, hot reload",
+        "contract at the door, prediction log, micro-batching, hot reload; requests/ with an "
+        "example request per protocol, and a predict stage that sends a file's rows",
         requirements=(
             "httptools>=0.6,<1",
             "orjson>=3.8,<4",
@@ -135,8 +137,13 @@ COMPONENTS: tuple[Component, ...] = (
             "uvicorn>=0.30,<1",
             'uvloop>=0.19,<1; sys_platform != "win32"',
         ),
+        files=(
+            Emit("requests/predict.json", "project/requests/predict.json.jinja"),
+            Emit("requests/invocations.json", "project/requests/invocations.json.jinja"),
+            Emit("requests/v2-infer.json", "project/requests/v2-infer.json.jinja"),
+        ),
         extras=("serve",),
-        stages=("serve",),
+        stages=("serve", "predict"),
         consumes=("serving",),
     ),
     Component(
@@ -242,8 +249,7 @@ COMPONENTS: tuple[Component, ...] = (
             Emit(".dockerignore", "project/dockerignore.jinja"),
             Emit("Dockerfile", "project/Dockerfile.jinja"),
         ),
-        ("docker>=7,<8",),
-        extras=("container",),
+        # The image stage drives the engine's CLI: nothing to install, in or out of the image.
         stages=("image",),
     ),
     Component(
@@ -375,6 +381,10 @@ DELIVERY: tuple[Component, ...] = (
         (
             Emit("deploy/compose/compose.yaml", "project/deploy/compose/compose.yaml.jinja"),
             Emit("deploy/compose/prometheus.yml", "project/deploy/compose/prometheus.yml.jinja"),
+            Emit(
+                "deploy/compose/compose.serve-only.yaml",
+                "project/deploy/compose/compose.serve-only.yaml.jinja",
+            ),
         ),
         consumes=("deploy",),
         when=(("deploy", DECLARED), ("deploy.target", "compose")),

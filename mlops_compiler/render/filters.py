@@ -148,7 +148,13 @@ _YAML_ESCAPES = {
 }
 
 
+# Printable ASCII but the quote and the backslash: text that needs no escape (most of it).
+_YAML_UNESCAPED = re.compile(r"[ !#-\[\]-~]*\Z")
+
+
 def _yaml_string(text: str) -> str:
+    if _YAML_UNESCAPED.match(text):
+        return '"' + text + '"'
     out = []
     for ch in text:
         if ch in _YAML_ESCAPES:
@@ -269,14 +275,14 @@ def html(value: Any) -> Escaped:
 # CommonMark's backslash escapes for the characters that can start emphasis, code, links, raw
 # HTML or entities inline (values never start a line, so headings and lists cannot begin).
 # Quotes, apostrophes and other punctuation read as written.
-_MARKDOWN_SPECIAL = frozenset("\\`*_[]<>&~")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>&~])")
 
 
 def markdown(value: Any) -> Escaped:
     """Inline Markdown text: markup characters backslash-escaped, newlines flattened."""
     _check_finite(value)
     text = " ".join(str(value).split())
-    return Escaped("".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text))
+    return Escaped(_MARKDOWN_SPECIAL.sub(r"\\\1", text))
 
 
 def line(value: Any) -> Escaped:

@@ -372,8 +372,9 @@ class ErrorRate(Strict):
         gt=0,
         le=1,
         description=(
-            "Share of failed prediction requests in the monitor's window (4xx and 5xx, from "
-            "the prediction log); the level-3 live alert counts 5xx responses only."
+            "Share of server errors (5xx) among the prediction requests that were not client "
+            "errors (4xx), in the monitor's window (from the prediction log); the level-3 live "
+            "alert computes the same share from the server's metrics."
         ),
     )
 
@@ -573,6 +574,18 @@ ImageRepository = Annotated[
     Field(examples=["ghcr.io/acme/churn", "registry.example.com:5000/ml/churn"]),
 ]
 K8sName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+# An image reference the engine resolves: [registry[:port]/]path[:tag][@sha256:digest].
+ImageReference = Annotated[
+    str,
+    StringConstraints(
+        pattern=(
+            r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+            r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+        ),
+        max_length=255,
+    ),
+    Field(examples=["python:3.11.11-slim-bookworm", "registry.example.com/base/python:3.11"]),
+]
 
 
 class Resources(Strict):
@@ -613,6 +626,21 @@ class Deploy(Strict):
         description=(
             "Environment variables the serving and batch containers take from the Kubernetes "
             "Secret <name>-secrets (or the compose environment), by name only."
+        ),
+    )
+    engine: Literal["auto", "docker", "podman"] = Field(
+        "auto",
+        description=(
+            "The engine the image stage builds with: auto takes docker, else podman "
+            "(MLOPS_CONTAINER_ENGINE overrides it)."
+        ),
+    )
+    base_image: ImageReference | None = Field(
+        None,
+        description=(
+            "The Python 3.11 image the serving image is built FROM (the Dockerfile's "
+            "BASE_IMAGE): the official python image or a Debian one with python3 and "
+            "python3-venv. Default: the pinned official python image."
         ),
     )
 

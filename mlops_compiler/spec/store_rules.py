@@ -23,6 +23,10 @@ OUTPUT_TYPE = {
     "days_since": "float",
 }
 NUMERIC = {"int", "float"}
+_SOURCE_NEEDED = (
+    "; the build reads the columns of a view's source (they decide where derived features "
+    "are computed), so it must exist when the project is built"
+)
 
 
 def check(spec: Spec, spec_dir: Path) -> list[Finding]:
@@ -130,7 +134,9 @@ def _views(
         try:
             columns = columns_of(spec_dir / view.source)
         except HeaderError as exc:
-            yield (*loc, "source"), str(exc)
+            # Unlike data.train (a warning when missing), the build reads a source's columns.
+            hint = "" if (spec_dir / view.source).exists() else _SOURCE_NEEDED
+            yield (*loc, "source"), f"{exc}{hint}"
             columns = None
         headers[view.name] = columns
         if columns is not None:

@@ -1,16 +1,23 @@
-"""Stage 2: turn a loaded document into a `Spec`, or every problem with its position."""
+"""Stage 2: turn a loaded document into a `Spec`, or every problem with its position.
+
+Warnings are said, never fatal: a training data file that is not there yet may well appear
+later, fetched by CI or a pipeline step, so validation still succeeds. Each is printed to
+stderr as it is found, positioned like an error:
+`file:line:col: data.train: warning: data/churn.csv not found (...)`.
+"""
 
 from __future__ import annotations
 
 import re
+import sys
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mlops_compiler.errors import Diagnostic, SpecError
+from mlops_compiler.errors import Diagnostic, SpecError, display_path
 from mlops_compiler.load.yaml_positions import LoadedSpec
 from mlops_compiler.spec import rules, store_rules
 from mlops_compiler.spec.model import Spec
@@ -19,7 +26,12 @@ from mlops_compiler.spec.scalars import looks_secret
 Loc = tuple[str | int, ...]
 
 
-def validate(loaded: LoadedSpec) -> Spec:
+def print_warning(warning: Diagnostic) -> None:
+    print(warning.format(), file=sys.stderr, flush=True)
+
+
+def validate(loaded: LoadedSpec, warn: Callable[[Diagnostic], None] = print_warning) -> Spec:
+    """The spec, or SpecError with every problem; each warning goes to `warn` (stderr)."""
     problems = list(loaded.problems)
     problems.extend(_secrets(loaded))
     spec: Spec | None = None
@@ -28,11 +40,35 @@ def validate(loaded: LoadedSpec) -> Spec:
     except ValidationError as exc:
         problems.extend(_pydantic_problems(loaded, exc))
     if spec is not None:
+        for warning in data_file_warnings(spec, loaded):
+            warn(warning)
         findings = [*rules.check(spec), *store_rules.check(spec, loaded.path.parent)]
         problems.extend(loaded.diagnostic(loc, msg) for loc, msg in findings)
     if problems or spec is None:
         raise SpecError(_dedupe(problems))
     return spec
+
+
+def data_file_warnings(spec: Spec, loaded: LoadedSpec) -> list[Diagnostic]:
+    """A warning when the training data file is not there (yet).
+
+    Only data.train: the build never reads it. A feature view's source stays an error
+    (store_rules.py): the build reads its columns to decide where derived features are
+    computed, so its output would differ without it. Late labels (monitors.labels.file)
+    arrive after serving and draw nothing.
+    """
+    spec_dir = loaded.path.parent
+    path = spec_dir / spec.data.train
+    if path.exists():
+        return []
+    return [
+        loaded.diagnostic(
+            ("data", "train"),
+            f"warning: {spec.data.train} not found ({display_path(path)}; it may appear "
+            "later, e.g. in CI)",
+            with_snippet=False,
+        )
+    ]
 
 
 def _dedupe(problems: list[Diagnostic]) -> list[Diagnostic]:

@@ -27,7 +27,7 @@ def _train(argv: list[str], project: Project) -> int:
 
 
 def _check_data(argv: list[str], project: Project) -> int:
-    from mlops_runtime.contract import check_data
+    from mlops_runtime.train import check_data
 
     return check_data.main(argv, project)
 
@@ -42,6 +42,12 @@ def _serve(argv: list[str], project: Project) -> int:
     from mlops_runtime.serve import stage
 
     return stage.main(argv, project)
+
+
+def _predict(argv: list[str], project: Project) -> int:
+    from mlops_runtime.serve import client
+
+    return client.main(argv, project)
 
 
 def _monitor(argv: list[str], project: Project) -> int:
@@ -87,6 +93,7 @@ STAGES: dict[str, Callable[[list[str], Project], int]] = {
     "train": _train,
     "lineage": _lineage,
     "serve": _serve,
+    "predict": _predict,
     "monitor": _monitor,
     "rollback": _rollback,
     "history": _history,
@@ -110,10 +117,14 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if stage not in STAGES or stage not in project.stages:
+        import difflib
+
         known = ", ".join(project.stages) or "none"
+        close = difflib.get_close_matches(stage, list(project.stages), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         print(
-            f"error: this project has no stage {stage!r} (level {project.config.get('level')} "
-            f"emits: {known})",
+            f"error: this project has no stage {stage!r}{hint} (level "
+            f"{project.config.get('level')} emits: {known})",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -8,11 +8,15 @@ generated code and its runtime do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+import signal
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from mlops_runtime import __version__
@@ -20,6 +24,8 @@ from mlops_runtime.contract.rules import normalize_contract
 
 CONFIG_FILE = "config.json"
 CONTRACT_FILE = "contract.json"
+MANIFEST_FILE = "mlops-manifest.json"  # written by `mlops build`; names the spec
+DEFAULT_OUT = "generated"  # `mlops build` and `mlops run` write below it unless --out says
 PROJECT_DIR_ENV = "MLOPS_PROJECT_DIR"
 
 
@@ -74,3 +80,87 @@ def load_project(root: Path | None = None) -> Project:
     check_version(config.get("compiler_version"))
     contract = normalize_contract(_read(root / CONTRACT_FILE))
     return Project(root=root, config=config, contract=contract)
+
+
+def train_command(root: Path) -> str:
+    """How to train the project in `root`, as a user types it: the compiler's command from the
+    folder the project was built from (the manifest names the spec), and the runtime's from
+    the project folder itself."""
+    root = root.resolve()
+    runtime = f"`python -m mlops_runtime train` in {root}"
+    try:
+        spec = json.loads((root / MANIFEST_FILE).read_bytes())["spec"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return runtime  # e.g. a container image, which holds no manifest
+    if not isinstance(spec, str):
+        return runtime
+    out_root = root.parent
+    base = out_root.parent
+    spec_path = os.path.relpath((root / spec).resolve(), base)
+    out = "" if out_root.name == DEFAULT_OUT else f" --out {out_root.name}"
+    return f"`mlops run {spec_path} train{out}` in {base}, or {runtime}"
+
+
+# -- stopping a stage -------------------------------------------------------------------------
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT reached a stage. A KeyboardInterrupt, so no `except Exception` takes
+    it for an error and the libraries that clean up on Ctrl-C do so on SIGTERM too."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
+# The stop signals received inside `stop_on_signals`, in the order they came.
+_received: list[int] = []
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    del frame
+    _received.append(signum)
+    raise Stopped(signum)
+
+
+def stop_received() -> int | None:
+    """The stop signal received inside `stop_on_signals`, if one was: code that caught the
+    `Stopped` and raised something else (numpy turns an exception inside its buffer-format
+    parser into a ValueError) still stops as a stopped stage."""
+    return _received[0] if _received else None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT raise `Stopped` in the main thread, so a stage unwinds
+    (its `finally` and `with` blocks run, its child processes are stopped) and says so in one
+    line instead of dying mid-write or printing a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received.clear()
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    try:
+        yield
+    except Exception as error:
+        signum = stop_received()
+        if signum is None:
+            raise
+        stopped = Stopped(signum)
+        for note in getattr(error, "__notes__", ()):
+            stopped.add_note(note)
+        raise stopped from error
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -9,7 +9,6 @@ import copy
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,8 +34,8 @@ from mlops_compiler.plan.alerting import (
 from mlops_compiler.render.environment import make_environment
 from mlops_compiler.render.filters import yaml_document
 from mlops_compiler.render.render import header_for
+from tests.system_programs import require
 
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 FILES = {
     "alert-rules.yml": "project/monitoring/alert-rules.yml.jinja",
     "alert-rules.test.yml": "project/monitoring/alert-rules.test.yml.jinja",
@@ -149,9 +148,8 @@ def render(name: str, monitor: dict[str, Any], dest: Path) -> dict[str, str]:
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
-    )
+    argv = [require("promtool"), *args]
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False, timeout=60)
 
 
 def rules_of(monitor: dict[str, Any], name: str = "churn") -> list[dict[str, Any]]:
@@ -196,11 +194,15 @@ def test_the_expressions_read_as_documented() -> None:
     )
     assert exprs["MlopsLatencyP99High"] == (
         "histogram_quantile(0.99, sum by (le) "
-        '(rate(mlops_request_latency_seconds_bucket{job="churn"}[5m]))) * 1000 > 37.3'
+        '(rate(mlops_request_latency_seconds_bucket{job="churn",'
+        'endpoint=~"/predict|/invocations|/v2/models/.+/infer",status="200"}[5m]))) '
+        "* 1000 > 37.3"
     )
     assert exprs["MlopsErrorRateHigh"] == (
-        'sum(rate(mlops_requests_total{job="churn",status=~"5.."}[5m])) / '
-        'sum(rate(mlops_requests_total{job="churn"}[5m])) > 0.05'
+        'sum(rate(mlops_requests_total{job="churn",'
+        'endpoint=~"/predict|/invocations|/v2/models/.+/infer",status=~"5.."}[5m])) / '
+        'sum(rate(mlops_requests_total{job="churn",'
+        'endpoint=~"/predict|/invocations|/v2/models/.+/infer",status!~"4.."}[5m])) > 0.05'
     )
     assert exprs["MlopsPredictionLogDropping"] == (
         'increase(mlops_prediction_log_dropped_total{job="churn"}[15m]) > 0'
@@ -211,6 +213,21 @@ def test_the_expressions_read_as_documented() -> None:
     assert kpis[0]["expr"] == ('mlops_monitor_kpi_ok{model="churn",kpi="benign_share"} == 0')
     assert "(min 0.2)" in kpis[0]["annotations"]["description"]
     assert "(min 0.1, max 0.6)" in kpis[1]["annotations"]["description"]
+
+
+def test_the_live_alerts_select_exactly_the_servers_prediction_endpoints() -> None:
+    """The endpoint labels the runtime counts as predictions (its prediction log's) are the
+    ones the live rules match; probes and scrapes are not."""
+    from mlops_runtime.serve import app
+
+    selects = re.compile(alerting.PREDICTION_ENDPOINTS)
+    for endpoint in app._PREDICTION_ENDPOINTS:
+        assert selects.fullmatch(endpoint), endpoint
+    assert selects.fullmatch(app._endpoint_label("/v2/models/breast-cancer/infer"))
+    others = ["/ping", "/health", "/ready", "/v2", "/v2/health/live", "/v2/health/ready",
+              "/metrics", "/openapi.json", "/v2/models/m", "/v2/models/m/ready", "/nope"]  # fmt: skip
+    for path in others:
+        assert not selects.fullmatch(app._endpoint_label(path)), path
 
 
 @pytest.mark.parametrize(

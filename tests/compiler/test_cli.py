@@ -76,19 +76,29 @@ def test_example_specs_point_editors_at_the_schema() -> None:
 
 def test_run_builds_when_stale_and_returns_the_stage_exit_code(minimal_spec: Path) -> None:
     cwd = minimal_spec.parent
-    # The data file does not exist: training stops at its contract gate with exit code 3.
+    # The data file does not exist: training says so and exits with the usage code, 2.
     result = run_mlops(
         "run", "mlops.yaml", "train", cwd=cwd, env={"MLFLOW_DISABLE_TELEMETRY": "true"}
     )
     assert (cwd / "generated/churn/mlops-manifest.json").exists(), "run builds first"
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert (cwd / "generated/churn/reports/contract_report.json").is_file()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "training data not found" in result.stderr
     unknown = run_mlops("run", "mlops.yaml", "serve-forever", cwd=cwd)
     assert unknown.returncode == 2
     assert (
         "no stage 'serve-forever'" in unknown.stderr
-        and "history, lineage, monitor, rollback, serve, train" in unknown.stderr
+        and "history, lineage, monitor, predict, rollback, serve, train" in unknown.stderr
     )
+    typo = run_mlops("run", "mlops.yaml", "trian", cwd=cwd)
+    assert typo.returncode == 2 and "did you mean 'train'?" in typo.stderr, typo.stderr
+
+
+def test_run_help_lists_every_stage() -> None:
+    from mlops_compiler.plan.levels import STAGE_ORDER
+
+    shown = run_mlops("run", "--help", cwd=REPO).stdout
+    listed = [w for line in shown.splitlines() for w in line.replace(",", " ").split()]
+    assert [s for s in STAGE_ORDER if s not in listed] == [], shown
 
 
 def fake_interpreter(tmp_path: Path, exit_code: int) -> Path:

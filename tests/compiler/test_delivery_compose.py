@@ -9,6 +9,7 @@ Kubernetes) exercises the alert rules and the dashboard.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from tests.compiler.conftest import REPO, SPECS, run_mlops
+from tests.system_programs import require
 
 GOLDEN = REPO / "generated" / "penguins"
 SECRET_VALUES = {
@@ -54,7 +56,7 @@ def project(request: pytest.FixtureRequest) -> Path:
 
 def tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    assert found, f"{name} is installed by .ci/run (check-jsonschema: pip; else Debian)"
+    assert found, f"{name} is a test dependency (pyproject, [test])"
     return found
 
 
@@ -87,9 +89,51 @@ def test_compose_passes_the_compose_spec_schema_and_docker_compose(project: Path
     validator = tool("check-jsonschema")
     schema = run(validator, "--builtin-schema", "vendor.compose-spec", "compose.yaml", cwd=folder)
     assert schema.returncode == 0 and not schema.stderr, schema.stdout + schema.stderr
-    checked = run(tool("docker-compose"), "-f", "compose.yaml", "config", "-q", cwd=folder)
+    checked = run(require("docker-compose"), "-f", "compose.yaml", "config", "-q", cwd=folder)
     assert checked.returncode == 0, checked.stderr
     assert checked.stderr == "" and checked.stdout == ""
+
+
+def test_the_serve_only_override_leaves_out_the_observability_services(project: Path) -> None:
+    """compose.serve-only.yaml, added with a second -f, puts node-exporter, Prometheus and
+    Grafana in a profile, so `up` starts only what runs from the project's image."""
+    folder = project / "deploy/compose"
+    validator = tool("check-jsonschema")
+    schema = run(
+        validator, "--builtin-schema", "vendor.compose-spec", "compose.serve-only.yaml", cwd=folder
+    )
+    assert schema.returncode == 0 and not schema.stderr, schema.stdout + schema.stderr
+    files = ("-f", "compose.yaml", "-f", "compose.serve-only.yaml")
+    merged = run(require("docker-compose"), *files, "config", cwd=folder)
+    assert merged.returncode == 0 and merged.stderr == "", merged.stderr
+    services = yaml.safe_load(merged.stdout)["services"]
+    observability = {"node-exporter", "prometheus", "grafana"}
+    assert {n for n, s in services.items() if s.get("profiles") == ["observability"]} == (
+        observability
+    )
+    default = {n for n, s in services.items() if not s.get("profiles")}
+    assert default == set(services) - observability - {"monitor"}
+    image = compose(project)["services"]["serve"]["image"]
+    assert all(services[n]["image"] == image for n in default), "all from the project's image"
+    readme = (project / "README.md").read_text()
+    assert "`-f compose.yaml -f compose.serve-only.yaml` before `up` and `down`" in readme
+
+
+def test_the_host_port_is_mlops_port_or_the_serving_port(project: Path) -> None:
+    folder = project / "deploy/compose"
+    port = config(project)["serving"]["port"]
+    for environment, published in (({}, port), ({"MLOPS_PORT": "18081"}, 18081)):
+        merged = subprocess.run(
+            [require("docker-compose"), "-f", "compose.yaml", "config"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={k: v for k, v in os.environ.items() if k != "MLOPS_PORT"} | environment,
+        )
+        assert merged.returncode == 0, merged.stderr
+        (ports,) = yaml.safe_load(merged.stdout)["services"]["serve"]["ports"]
+        assert ports == f"127.0.0.1:{published}:{port}/tcp", ports
 
 
 def test_prometheus_config_passes_promtool_with_its_mounted_files(
@@ -105,7 +149,7 @@ def test_prometheus_config_passes_promtool_with_its_mounted_files(
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(folder / source, copy)
     checked = run(
-        tool("promtool"), "check", "config", "etc/prometheus/prometheus.yml", cwd=tmp_path
+        require("promtool"), "check", "config", "etc/prometheus/prometheus.yml", cwd=tmp_path
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     rules = yaml.safe_load((folder / "prometheus.yml").read_text()).get("rule_files")
@@ -177,7 +221,7 @@ def test_serving_runs_the_serve_stage_hardened_on_its_port(project: Path) -> Non
     assert json.loads(cmd) == serve["command"], "the same command as the image's CMD"
     assert serve["build"] == {"context": "../..", "dockerfile": "Dockerfile"}
     assert serve["image"] == f"localhost:5000/{project.name}:latest"
-    assert serve["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert serve["ports"] == [f"127.0.0.1:${{MLOPS_PORT:-{port}}}:{port}"]
     assert serve["user"] == "10001:10001" and serve["read_only"] is True
     assert serve["tmpfs"] == ["/tmp"] and serve["cap_drop"] == ["ALL"]
     assert mounts(serve) == {"/app/prediction_log": "prediction-log", "/app/reports": "reports"}
@@ -215,7 +259,8 @@ def test_the_monitor_runs_on_demand_with_its_inputs(project: Path) -> None:
     else:
         assert monitor["command"] == manifest["commands"]["monitor"]
     readme = (project / "README.md").read_text()
-    assert "docker-compose run --rm monitor" in readme
+    # podman-compose drops a service whose profile is not asked for, even the one named.
+    assert "docker-compose --profile monitor run --rm monitor" in readme
 
 
 def test_secrets_are_passed_by_name_and_never_written(level3: Path) -> None:

@@ -15,6 +15,7 @@ import yaml
 
 from tests.compiler.conftest import REPO, SPECS, run_mlops
 from tests.compiler.test_delivery_kubernetes import validate
+from tests.system_programs import require
 
 STORE_DIR = "/app/feature_repo/data"
 SOURCE_ENV = "MLOPS_FEATURE_SOURCE_ACTIVITY"
@@ -105,7 +106,7 @@ def test_only_a_deployment_with_a_store_gets_the_store_job() -> None:
 
 def tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    assert found, f"{name} is installed by .ci/run"
+    assert found, f"{name} is a test dependency (pyproject, [test])"
     return found
 
 
@@ -117,7 +118,7 @@ def test_the_compose_stack_loads_the_store_before_serving(compose_project: Path)
     )  # fmt: skip
     assert schema.returncode == 0, schema.stdout + schema.stderr
     checked = subprocess.run(
-        [tool("docker-compose"), "-f", "compose.yaml", "config", "-q"],
+        [require("docker-compose"), "-f", "compose.yaml", "config", "-q"],
         cwd=folder, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert checked.returncode == 0 and checked.stderr == "", checked.stderr

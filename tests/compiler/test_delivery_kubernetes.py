@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.compiler.conftest import REPO, run_mlops
+from tests.system_programs import require
 
 KUBERNETES_VERSION = "1.37"
 # The kinds kubernetes-validate has a schema for here (it only warns on any other kind).
@@ -231,9 +232,9 @@ def test_without_autoscale_and_with_a_secret(tmp_path: Path) -> None:
     assert "A_TOKEN" not in (folder / "configmap.yaml").read_text()
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 def test_an_overlay_pins_the_tag_and_makes_a_volume_a_claim(tmp_path: Path) -> None:
     """What the README says to do, done: the base from elsewhere, the tag CI pins, a patch."""
+    kubectl = require("kubectl")
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     claim = "{name: reports, emptyDir: null, persistentVolumeClaim: {claimName: shared}}"
@@ -246,7 +247,7 @@ def test_an_overlay_pins_the_tag_and_makes_a_volume_a_claim(tmp_path: Path) -> N
         f"       spec: {{template: {{spec: {{volumes: [{claim}]}}}}}}}}\n"
     )
     result = subprocess.run(
-        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False
+        [kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     (tmp_path / "built.yaml").write_text(result.stdout)

@@ -59,7 +59,11 @@ def test_the_image_is_tagged_with_the_model_version(tmp_path: Path) -> None:
         run_mlops("build", str(spec), "--out", str(tmp_path / "out"), cwd=tmp_path).returncode == 0
     )
     config = json.loads((tmp_path / "out/churn/config.json").read_text())
-    assert config["image"] == {"repository": "ghcr.io/acme/churn"}
+    assert config["image"] == {
+        "repository": "ghcr.io/acme/churn",
+        "engine": "auto",
+        "base_image": "python:3.11.11-slim-bookworm",
+    }
     assert default_tag(config, "7") == "ghcr.io/acme/churn:v7"
     assert default_tag(config) == f"ghcr.io/acme/churn:{config['spec_sha256'][:12]}"
     spec = write(tmp_path, "")
@@ -68,7 +72,7 @@ def test_the_image_is_tagged_with_the_model_version(tmp_path: Path) -> None:
         == 0
     )
     plain = json.loads((tmp_path / "plain/churn/config.json").read_text())
-    assert plain["image"] == {"repository": "localhost:5000/churn"}
+    assert plain["image"]["repository"] == "localhost:5000/churn"
 
 
 def secret_names(spec: dict[str, object]) -> set[str]:

@@ -17,6 +17,7 @@ from mlops_compiler.plan import make_plan
 from mlops_compiler.spec.validate import validate
 from tests.compiler.conftest import REPO, SPECS, run_mlops
 from tests.compiler.test_spec import problems
+from tests.system_programs import require
 
 CHURN = yaml.safe_load((SPECS / "churn.mlops.yaml").read_text())
 
@@ -183,7 +184,6 @@ def test_the_golden_example_builds_its_feast_repository() -> None:
 
 
 def test_level_3_alerts_on_a_stale_view_in_prometheus(specs: Path) -> None:
-    import shutil as sh
     import subprocess
 
     document = copy.deepcopy(CHURN)
@@ -196,8 +196,7 @@ def test_level_3_alerts_on_a_stale_view_in_prometheus(specs: Path) -> None:
     rules = yaml.safe_load((monitoring / "alert-rules.yml").read_text())
     (stale,) = [r for r in rules["groups"][0]["rules"] if r["alert"] == "MlopsFeatureStale"]
     assert stale["expr"] == 'mlops_monitor_feature_fresh{model="churn"} == 0'
-    promtool = sh.which("promtool")
-    assert promtool, "promtool is installed by .ci/run (Debian package prometheus)"
+    promtool = require("promtool")
     for args in (("check", "rules", "alert-rules.yml"), ("test", "rules", "alert-rules.test.yml")):
         checked = subprocess.run(
             [promtool, *args], cwd=monitoring, capture_output=True, text=True, check=False

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 from tests.compiler.conftest import REPO
+from tests.system_programs import require
 
 MONITORING = REPO / "generated" / "breast-cancer" / "monitoring"
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is installed by .ci/run (Debian package prometheus)"
     return subprocess.run(
-        [promtool, *args], cwd=MONITORING, capture_output=True, text=True, check=False
+        [require("promtool"), *args], cwd=MONITORING, capture_output=True, text=True, check=False
     )
 
 

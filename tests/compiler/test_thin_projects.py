@@ -17,6 +17,8 @@ from tests.compiler.conftest import MINIMAL, REPO, run_mlops
 
 GENERATED = REPO / "generated"
 PROJECT_FILES = {".gitignore", "README.md", "config.json", "contract.json", "requirements.txt"}
+# One example request per protocol, made from the contract (data, one line each).
+REQUEST_FILES = {"requests/predict.json", "requests/invocations.json", "requests/v2-infer.json"}
 CONTAINER_FILES = {".dockerignore", "Dockerfile"}
 ALERTING_FILES = {
     "monitoring/alert-rules.yml",
@@ -37,7 +39,11 @@ KUBERNETES = {
     )
 }
 KSERVE = {"deploy/kserve/kustomization.yaml", "deploy/kserve/inferenceservice.yaml"}
-COMPOSE = {"deploy/compose/compose.yaml", "deploy/compose/prometheus.yml"}
+COMPOSE = {
+    "deploy/compose/compose.yaml",
+    "deploy/compose/compose.serve-only.yaml",
+    "deploy/compose/prometheus.yml",
+}
 KUBEFLOW = {"pipelines/kubeflow-pipeline.yaml"}
 # Feast reads definitions from Python only; this file holds declarations, no logic (checked).
 FEATURE_STORE = {"feature_repo/feature_store.yaml", "feature_repo/definitions.py"}
@@ -72,7 +78,7 @@ def files_of(project: Path) -> dict[str, str]:
 def test_projects_hold_data_and_infrastructure_only() -> None:
     for project in sorted(GENERATED.iterdir()):
         level = json.loads((project / "config.json").read_text())["level"]
-        expected = PROJECT_FILES | {"mlops-manifest.json"}
+        expected = PROJECT_FILES | REQUEST_FILES | {"mlops-manifest.json"}
         if level >= 2:
             expected |= CONTAINER_FILES
         if level >= 3:
@@ -212,6 +218,7 @@ def test_declared_sections_a_level_does_not_emit_are_warned_about(tmp_path: Path
     spec["rollback"] = {"keep_versions": 3, "when": ["error_rate > 0.05"]}
     spec["ci"] = {"provider": "github"}
     (tmp_path / "mlops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (tmp_path / "churn.csv").write_text("tenure,plan,churned\n")  # no data.train warning
     text = (tmp_path / "mlops.yaml").read_text().splitlines()
     at = {key: n + 1 for n, ln in enumerate(text) for key in ("ci:", "  when:", "  ab_test:") if ln.startswith(key)}  # fmt: skip
     for command in ("plan", "build"):

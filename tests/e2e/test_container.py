@@ -57,7 +57,9 @@ def test_dockerfile_passes_hadolint_with_no_findings(project: Path) -> None:
 def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_no_secrets(project: Path) -> None:
     text = (project / "Dockerfile").read_text()
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-    assert lines[0].startswith("FROM python:3.11.") and "slim" in lines[0]
+    # The base is a build argument, by default the pinned official Python image.
+    assert lines[0].startswith("ARG BASE_IMAGE=python:3.11.") and "slim" in lines[0]
+    assert lines[1] == "FROM ${BASE_IMAGE}"
     assert "USER 10001" in lines and any(ln.startswith("HEALTHCHECK") for ln in lines)
     assert "HOST=0.0.0.0" in text
     assert not any(word in text.lower() for word in ("password", "token", "secret", "api_key"))
@@ -67,19 +69,54 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_no_secrets(project: 
     )
     # The image installs the runtime the way the README says: pinned, or from wheelhouse/.
     assert "--find-links /context/wheelhouse -r /context/requirements.txt" in text
+    # ...into a virtualenv, so a Debian python3 base serves like the official image.
+    assert "python3 -m venv /opt/venv" in text and "PATH=/opt/venv/bin:$PATH" in text
 
 
-def test_image_stage_says_clearly_when_no_engine_is_reachable(tmp_path: Path) -> None:
-    project = tmp_path / "penguins"
-    shutil.copytree(REPO / "generated/penguins", project)
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", "image"],
+def run_image_stage(
+    project: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_runtime", "image", *args],
         cwd=project,
         capture_output=True,
         text=True,
-        env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
+        env={**os.environ, **env},
         check=False,
     )
+
+
+def test_image_stage_names_both_engines_when_neither_is_installed(tmp_path: Path) -> None:
+    project = tmp_path / "penguins"
+    shutil.copytree(REPO / "generated/penguins", project)
+    # A PATH with this Python and no docker or podman.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    result = run_image_stage(project, {"PATH": str(bin_dir)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert "neither docker nor podman is installed" in message
+
+
+def test_image_stage_says_clearly_when_the_engine_does_not_answer(tmp_path: Path) -> None:
+    project = tmp_path / "penguins"
+    shutil.copytree(REPO / "generated/penguins", project)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    # A docker command whose engine is down, as the docker CLI says it.
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///nowhere' >&2\nexit 1\n"
+    )
+    docker.chmod(0o755)
+    env = {"PATH": str(bin_dir), "MLOPS_CONTAINER_ENGINE": "docker"}
+    result = run_image_stage(project, env)
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "no Docker engine is reachable" in result.stderr
-    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert "no container engine answers" in message and "Cannot connect" in message
+    asked = run_image_stage(project, {"PATH": str(bin_dir)}, "--engine", "podman")
+    assert asked.returncode == 2 and "podman is not installed" in asked.stderr

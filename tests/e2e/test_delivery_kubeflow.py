@@ -7,19 +7,15 @@ the test environment), a pipeline written with kfp's DSL from the generated proj
 and stage commands is compiled and must equal the committed file byte for byte (our header
 line aside); then `kfp.components.load_component_from_file` reads the committed file and its
 tasks, their order, images, commands and caching are checked. The virtualenv is made once per
-machine under ~/.cache/mlops-compiler-tests/ (or $MLOPS_KFP_VENV), which needs PyPI.
+machine under $MLOPS_TEST_CACHE (or at $MLOPS_KFP_VENV; tests/cache.py), which needs PyPI.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +24,13 @@ import pytest
 from mlops_compiler.load.yaml_positions import load_spec
 from mlops_compiler.plan import make_plan
 from mlops_compiler.spec.validate import validate
+from tests.cache import cached_venv, run
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 KFP_VERSION = "2.17.3"
 PIPELINE = "pipelines/kubeflow-pipeline.yaml"
-VENV_TIMEOUT_S = 600
-READY = "mlops-kfp-ready"
 
 # The pipeline in kfp's DSL: argv[1] is the project (name, level, image, stage commands),
 # argv[2] the output file.
@@ -113,59 +108,18 @@ print(json.dumps({"name": pipeline.name, "tasks": tasks}))
 
 
 def _run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    return subprocess.run(
-        argv, capture_output=True, text=True, check=False, timeout=timeout, env=env
-    )
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # xdist workers make the venv once between them
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return run(argv, timeout=timeout)
 
 
 def _kfp_python() -> Path:
-    override = os.environ.get("MLOPS_KFP_VENV")
-    venv = (
-        Path(override)
-        if override
-        else Path.home() / ".cache" / "mlops-compiler-tests" / f"kfp-{KFP_VERSION}"
+    return cached_venv(
+        f"kfp-{KFP_VERSION}",
+        override="MLOPS_KFP_VENV",
+        requirement=f"kfp=={KFP_VERSION}",
+        probe="import kfp; print(kfp.__version__)",
+        expected=KFP_VERSION,
+        sees_running_env=False,
     )
-    python = venv / "bin" / "python"
-    with _locked(venv.with_name(venv.name + ".lock")):
-        if (venv / READY).is_file() and python.is_file():
-            return python
-        shutil.rmtree(venv, ignore_errors=True)
-        made = _run([sys.executable, "-m", "venv", str(venv)])
-        assert made.returncode == 0, f"cannot make a virtualenv at {venv}:\n{made.stderr}"
-        try:
-            installed = _run(
-                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                 f"kfp=={KFP_VERSION}"],
-                timeout=VENV_TIMEOUT_S,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(venv, ignore_errors=True)
-            pytest.fail(
-                f"pip install kfp=={KFP_VERSION} into {venv} took over {VENV_TIMEOUT_S} s: "
-                "is PyPI reachable?"
-            )
-        if installed.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
-            pytest.fail(
-                f"pip install kfp=={KFP_VERSION} into {venv} failed (the test needs PyPI):\n"
-                + installed.stderr[-3000:]
-            )
-        version = _run([str(python), "-c", "import kfp; print(kfp.__version__)"])
-        assert version.stdout.strip() == KFP_VERSION, version.stdout + version.stderr
-        (venv / READY).write_text(KFP_VERSION + "\n")
-    return python
 
 
 @pytest.fixture(scope="session")

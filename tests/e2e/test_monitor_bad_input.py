@@ -6,16 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.monitor_logs import log_lines
-from tests.runtime.serving_fixtures import build_project, records, stage_env, train
+from tests.runtime.serving_fixtures import build_project, records, run_stage, train
 
 pytestmark = pytest.mark.slow
 Write = Callable[..., Path]
@@ -29,25 +27,27 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(trained: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the trained project, its prediction log empty."""
+def project(trained: Path, tmp_path: Path) -> Iterator[Path]:
+    """A fresh copy of the trained project, its prediction log empty, no labels file where
+    the spec names it (a test that writes one removes it after)."""
     copy = tmp_path / "breast-cancer"
     shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("prediction_log"))
-    return copy
+    labels = labels_path(copy)
+    labels.unlink(missing_ok=True)
+    yield copy
+    labels.unlink(missing_ok=True)
+
+
+def labels_path(project: Path) -> Path:
+    """Where config.json says the labels are: the spec's data/breast_cancer_labels.csv."""
+    labels_cfg = json.loads((project / "config.json").read_text())["monitor"]["labels"]
+    return (project / labels_cfg["path"]).resolve()
 
 
 def monitor(project: Path) -> tuple[int, dict[str, Any], str]:
     store = project / "mlruns.db"
     before = hashlib.sha256(store.read_bytes()).hexdigest()
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", "monitor", "--json", "--window", "1h"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=stage_env(),
-        check=False,
-        timeout=300,
-    )
+    result = run_stage(project, "monitor", "--json", "--window", "1h")
     assert "Traceback" not in result.stderr, result.stderr
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before, "the registry changed"
     return result.returncode, json.loads(result.stdout), result.stderr
@@ -61,6 +61,48 @@ def test_empty_window(project: Path) -> None:
     code, report, _ = monitor(project)
     assert code == 1 and report["status"] == "warning"
     assert "empty_window" in statuses(report) and report["window"]["rows"] == 0
+    # breast-cancer names a labels file that is not shipped: a problem too.
+    assert "labels_missing" in statuses(report)
+
+
+def test_a_named_labels_file_that_does_not_exist_is_a_problem(project: Path) -> None:
+    log_lines(project, records("breast_cancer", 150))
+    labels = labels_path(project)
+    code, report, _ = monitor(project)
+    (problem,) = [p for p in report["problems"] if p["status"] == "labels_missing"]
+    message = problem["message"]
+    assert str(labels) in message and "does not exist" in message
+    assert "'request_id'" in message and "X-Request-ID" in message and "'malignant'" in message
+    assert report["performance"]["status"] == "no_labels"
+    assert report["performance"]["message"] == message
+    # A problem makes the status at least a warning; the KPI alert here makes it an alert.
+    assert report["status"] in ("warning", "alert") and code == report["exit_code"] >= 1
+    # On the command line too, with the summary.
+    text = run_stage(project, "monitor", "--window", "1h", "--no-dashboard")
+    assert f"note: labels_missing: labels file {labels} does not exist" in text.stdout
+    assert text.returncode == code
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "says"),
+    [
+        ("id,malignant\nr1,1\n", "labels_invalid", "no 'request_id' column"),
+        ("request_id,outcome\nr1,1\n", "labels_invalid", "no 'malignant' column"),
+        ('request_id,malignant\n"r1,1\n', "labels_unreadable", "cannot be read"),
+    ],
+    ids=["no-join-key", "no-target", "unreadable"],
+)
+def test_a_labels_file_without_its_columns_is_a_problem(
+    project: Path, content: str, status: str, says: str
+) -> None:
+    log_lines(project, records("breast_cancer", 150))
+    labels = labels_path(project)
+    labels.parent.mkdir(parents=True, exist_ok=True)
+    labels.write_text(content)
+    _, report, _ = monitor(project)
+    (problem,) = [p for p in report["problems"] if p["status"] == status]
+    assert says in problem["message"], problem
+    assert report["performance"]["status"] == "no_labels"
 
 
 def test_corrupt_log_file_and_lines(project: Path) -> None:
@@ -95,24 +137,48 @@ def test_labels_matching_no_request(project: Path) -> None:
     labels = project.parents[1] / "specs/data/breast_cancer_labels.csv"
     labels.parent.mkdir(parents=True, exist_ok=True)
     labels.write_text("request_id,malignant\nsomeone-else,1\n")
-    labels_cfg = json.loads((project / "config.json").read_text())["monitor"]["labels"]
-    assert (project / labels_cfg["path"]).resolve() == labels.resolve()
+    assert labels_path(project) == labels.resolve()
     _, report, _ = monitor(project)
-    assert "labels_unmatched" in statuses(report)
+    assert "labels_unmatched" in statuses(report) and "labels_missing" not in statuses(report)
     assert report["performance"]["status"] == "insufficient_samples"
     assert report["performance"]["labelled"] == 0
 
 
-@pytest.mark.parametrize("change", ["missing", "older"])
-def test_missing_or_older_reference(project: Path, change: str) -> None:
+def test_an_older_reference_is_refused(project: Path) -> None:
     log_lines(project, records("breast_cancer", 150))
     for path in [project / "reports/reference_profile.json", *project.glob("reports/reference/*")]:
-        if change == "missing":
-            path.unlink()
-        else:
-            profile = json.loads(path.read_text())
-            path.write_text(json.dumps({**profile, "version": 1}))
+        profile = json.loads(path.read_text())
+        path.write_text(json.dumps({**profile, "version": 1}))
     code, report, _ = monitor(project)
-    expected = "reference_missing" if change == "missing" else "reference_unsupported"
-    assert expected in statuses(report) and code >= 1
+    assert "reference_unsupported" in statuses(report) and code >= 1
+    assert report["drift"] is None and report["traffic"]["rows"] == 150
+
+
+def drop_local_references(project: Path) -> None:
+    for path in [project / "reports/reference_profile.json", *project.glob("reports/reference/*")]:
+        path.unlink()
+
+
+def test_a_reference_trained_elsewhere_comes_from_the_tracking_store(project: Path) -> None:
+    """A monitor in a container or a CronJob pod has no reports/ of the training machine."""
+    log = log_lines(project, records("breast_cancer", 150))
+    served_run = json.loads(log.read_text().splitlines()[0])["run_id"]
+    drop_local_references(project)
+    code, report, _ = monitor(project)
+    assert code == report["exit_code"]
+    assert not {"reference_missing", "reference_unsupported"} & statuses(report)
+    assert report["drift"] is not None and report["traffic"]["rows"] == 150
+    assert (project / f"reports/reference/{served_run}.json").is_file()  # fetched once
+
+
+def test_a_reference_found_nowhere_is_a_problem(project: Path) -> None:
+    log = log_lines(project, records("breast_cancer", 150))
+    unknown = "0" * 32  # a run the store never had
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps({**line, "run_id": unknown}) + "\n" for line in lines))
+    drop_local_references(project)
+    code, report, _ = monitor(project)
+    assert "reference_missing" in statuses(report) and code >= 1
+    (problem,) = [p for p in report["problems"] if p["status"] == "reference_missing"]
+    assert "nor in the tracking store" in problem["message"], problem
     assert report["drift"] is None and report["traffic"]["rows"] == 150

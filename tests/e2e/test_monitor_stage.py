@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,10 +19,11 @@ from tests.runtime.serving_fixtures import (
     Server,
     build_project,
     records,
-    stage_env,
+    run_stage,
     start_server,
     train,
 )
+from tests.system_programs import require
 
 pytestmark = pytest.mark.slow
 # A batch first (big batches are logged as Parquet), then single records: clean, shifted,
@@ -33,15 +33,7 @@ SERVED = BATCH + CLEAN + SHIFTED
 
 
 def monitor(project: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", "monitor", "--json", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=stage_env(),
-        check=False,
-        timeout=300,
-    )
+    result = run_stage(project, "monitor", "--json", *args)
     assert result.returncode in (0, 1, 3), result.stdout + result.stderr
     return result.returncode, json.loads(result.stdout)
 
@@ -126,8 +118,11 @@ def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[st
     assert list((project / "prediction_log").glob("*.parquet")), "the batch is logged as Parquet"
     assert traffic["rows"] == SERVED
     requests = 1 + CLEAN + SHIFTED + INVALID
-    assert traffic["errors"] == INVALID and traffic["requests"] == requests
-    assert traffic["error_rate"] == pytest.approx(INVALID / requests)
+    # The invalid requests are the clients' (422): counted apart, not as the model's errors.
+    assert traffic["requests"] == requests and traffic["errors"] == 0
+    assert traffic["error_rate"] == 0.0
+    assert traffic["client_errors"] == INVALID
+    assert traffic["client_error_rate"] == pytest.approx(INVALID / requests)
     assert 0 < traffic["latency_ms"]["p50"] <= traffic["latency_ms"]["p99"]
     shares = report["predictions"]["class_shares"]
     assert set(shares) <= {"0", "1"} and sum(shares.values()) == pytest.approx(1.0)
@@ -136,7 +131,6 @@ def test_traffic_predictions_latency_errors_and_kpis(served: tuple[Path, list[st
     # The same contract at every stage: training passed, the door refused the invalid ones.
     assert report["gates"]["training"]["ok"] is True
     assert report["gates"]["serving"]["rejected_requests"] == INVALID
-    # 12 failed of 513 requests is 2.3 %, under the spec's 5 %: no error-rate violation.
     assert "error_rate" not in {v["check"] for v in report["violations"]}
     assert report["exit_code"] == code
 
@@ -184,9 +178,35 @@ def test_outputs_reports_dashboard_and_gauges(served: tuple[Path, list[str], flo
     assert "<svg" in html and "mean_radius" in html
     prom = (folder / "mlops_monitor.prom").read_text()
     assert 'mlops_monitor_feature_drifted{model="breast-cancer",feature="mean_radius"} 1.0' in prom
-    if shutil.which("promtool"):
-        checked = subprocess.run(
-            ["promtool", "check", "metrics"], input=prom, capture_output=True, text=True
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert 'mlops_monitor_error_rate{model="breast-cancer"} 0.0' in prom
+    client = report["traffic"]["client_error_rate"]
+    assert f'mlops_monitor_client_error_rate{{model="breast-cancer"}} {client!r}' in prom
+    checked = subprocess.run(
+        [require("promtool"), "check", "metrics"], input=prom, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     assert code == {"ok": 0, "warning": 1, "alert": 3}[report["status"]]
+
+
+def test_the_dashboard_path_is_printed_and_names_the_reference_model(
+    served: tuple[Path, list[str], float],
+) -> None:
+    project, *_ = served
+    page = (project / "reports/monitor/dashboard.html").resolve()
+    plain = run_stage(project, "monitor", "--window", "1h")
+    assert plain.returncode in (0, 1, 3), plain.stdout + plain.stderr
+    assert plain.stdout.splitlines()[-1] == f"dashboard: {page}"
+    as_json = run_stage(project, "monitor", "--window", "1h", "--json")
+    report = json.loads(as_json.stdout)  # stdout is the one JSON document
+    assert f"dashboard: {page}" in as_json.stderr.splitlines()
+    assert page.is_file()
+    skipped = run_stage(project, "monitor", "--window", "1h", "--no-dashboard")
+    assert "dashboard:" not in skipped.stdout + skipped.stderr
+    # Version 1 serves, trained in the run whose profile is the reference (format version 2).
+    reference = report["reference"]
+    assert (reference["model_version"], reference["version"]) == ("1", 2)
+    assert reference["run_id"] == next(iter(report["model"]["run_ids"]))
+    html = page.read_text()
+    start = html.index('<div class="k">reference</div>')
+    tile = html[start : html.index("</div></div>", start)]
+    assert "model v1" in tile and "model v2" not in tile

@@ -60,7 +60,9 @@ def test_rollback_swaps_the_previous_file_back_and_the_server_follows(tmp_path: 
 
     refused = run_stage(project, "rollback")
     assert refused.returncode == 5 and "was rolled back from" in refused.stderr
-    history = [json.loads(x) for x in run_stage(project, "history", "--json").stdout.splitlines()]
+    document = json.loads(run_stage(project, "history", "--json").stdout)
+    assert document["model"] == "wine"
+    history = document["entries"]
     assert [(e["event"], e["from"], e["to"]) for e in history] == [
         ("promoted", None, first),
         ("promoted", first, second),

@@ -30,6 +30,7 @@ from tests.runtime.serving_fixtures import (
     run_stage,
     start_server,
 )
+from tests.system_programs import require
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +147,7 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
             in prom
         )
         lint = subprocess.run(
-            ["promtool", "check", "metrics"],
+            [require("promtool"), "check", "metrics"],
             input=prom,
             capture_output=True,
             text=True,
@@ -171,7 +172,9 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
 
     # The history and the registry say what happened, and why.
     history = run_stage(project, "history", "--json")
-    entries = [json.loads(line) for line in history.stdout.splitlines()]
+    document = json.loads(history.stdout)  # one JSON document
+    assert document["model"] == "breast-cancer"
+    entries = document["entries"]
     assert [(e["event"], e["from"], e["to"], e["by"]) for e in entries][-1] == (
         "rolled_back",
         "2",
@@ -206,8 +209,6 @@ def test_a_champion_worse_in_production_is_rolled_back_under_traffic(
     assert any("rolled the champion back from version 2 to 1" in p["text"] for p in received)
     again = run_stage(project, "monitor", "--no-dashboard", "--json")
     assert json.loads(again.stdout)["rollback"]["actions"] == []
-    after = [
-        json.loads(line) for line in run_stage(project, "history", "--json").stdout.splitlines()
-    ]
+    after = json.loads(run_stage(project, "history", "--json").stdout)["entries"]
     assert [e["event"] for e in after].count("rolled_back") == 1
     assert all(e["by"] == "monitor" for e in after[len(entries) :]), after[len(entries) :]

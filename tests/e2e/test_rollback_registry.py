@@ -243,3 +243,67 @@ def test_a_failing_challenger_leaves_the_split_and_the_champion_stays(tmp_path: 
     second = json.loads(run_stage(project, "monitor", "--no-dashboard", "--json").stdout)
     assert second["rollback"]["actions"] == [] and "challenger" not in second["rollback"]["arms"]
     assert [e["event"] for e in entries(project)].count("challenger_removed") == 1
+
+
+def test_a_flood_of_client_errors_does_not_roll_a_good_champion_back(tmp_path: Path) -> None:
+    """Breast cancer served for real by a good version 2 (version 1 to go back to), its late
+    labels in: 250 valid requests and 400 the contract refuses (422). The error_rate trigger
+    reads server errors only, so it does not fire, and version 2 keeps serving."""
+    import csv
+
+    spec = (SPECS / "breast-cancer.mlops.yaml").read_text()
+    # The triggers under test only: the latency one depends on this machine's load.
+    (line,) = [ln for ln in spec.splitlines() if ln.startswith("rollback:")]
+    spec = spec.replace(
+        line, "rollback: {when: [performance, error_rate > 0.05], grace_samples: 200}"
+    )
+    project = build_project(tmp_path, "breast-cancer", spec)
+    assert "registered version 1 as champion" in train(project)
+    assert "registered version 2 as champion" in train(project)
+    truth = [r["malignant"] for r in csv.DictReader((SPECS / "data/breast_cancer.csv").open())]
+    rows = records("breast_cancer")
+    good, bad = 250, 400
+    server = start_server(project)
+    labels: list[tuple[str, str]] = []
+    try:
+        with server.client() as http:
+            for i in range(good):
+                reply = http.post("/predict", json=rows[i], headers={"X-Request-ID": f"ok-{i}"})
+                assert reply.status_code == 200 and reply.headers["x-model-version"] == "2"
+                labels.append((reply.headers["x-request-id"], truth[i]))
+            for i in range(bad):
+                refused = http.post("/predict", json={**rows[i], "mean_radius": -1.0})
+                assert refused.status_code == 422, refused.text
+    finally:
+        server.stop()  # the prediction log is flushed on the way out
+    with (tmp_path / "specs/data/breast_cancer_labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["request_id", "malignant"])
+        writer.writerows(labels)
+
+    result = run_stage(project, "monitor", "--no-dashboard", "--json")
+    assert result.returncode in (0, 1, 3), result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    traffic = report["traffic"]
+    assert traffic["requests"] == good + bad and traffic["rows"] == good
+    assert (traffic["errors"], traffic["error_rate"]) == (0, 0.0)
+    assert traffic["client_errors"] == bad
+    assert traffic["client_error_rate"] == pytest.approx(bad / (good + bad))
+    assert report["gates"]["serving"]["rejected_requests"] == bad
+    assert "error_rate" not in {v["check"] for v in report["violations"]}
+    arm = report["rollback"]["arms"]["champion"]
+    assert arm["version"] == "2" and arm["grace"]["over"], arm  # the triggers may decide
+    judged = {j["on"]: j for j in arm["judged"]}
+    assert judged["error_rate"]["value"] == 0.0 and judged["error_rate"]["samples"] == good
+    assert not judged["error_rate"]["fired"] and not judged["error_rate"]["decides"]
+    assert not judged["performance"]["fired"], judged["performance"]  # a good model
+    assert report["rollback"]["actions"] == []
+    prom = (project / "reports/monitor/mlops_monitor.prom").read_text()
+    assert 'mlops_monitor_error_rate{model="breast-cancer"} 0.0' in prom
+    assert (
+        f'mlops_monitor_client_error_rate{{model="breast-cancer"}} {bad / (good + bad)!r}' in prom
+    )
+    assert (
+        str(client(project).get_model_version_by_alias("breast-cancer", "champion").version) == "2"
+    )
+    assert "rolled_back" not in [e["event"] for e in entries(project)]

@@ -4,7 +4,6 @@ real Feast stores materialised from the simulated churn tables, against the view
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pytest
 
 from tests.feature_store.conftest import StoreProject, make_store_project
 from tests.runtime.serving_fixtures import SPECS, run_stage
+from tests.system_programs import require
 
 pytestmark = pytest.mark.slow
 VIEW = "activity"
@@ -37,11 +37,10 @@ def monitor(project: Path, python: str, **env: str) -> tuple[int, dict[str, Any]
 
 def textfile(project: Path) -> str:
     text = (project / "reports/monitor/mlops_monitor.prom").read_text()
-    if shutil.which("promtool"):
-        lint = subprocess.run(
-            ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
-        )
-        assert lint.returncode == 0, lint.stdout + lint.stderr
+    lint = subprocess.run(
+        [require("promtool"), "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
     return text
 
 

@@ -23,11 +23,12 @@ from jsonschema import Draft202012Validator
 from serving_fixtures import build_project, start_server
 from serving_fixtures import train as train_stage
 
+from mlops_runtime.contract.coercion import coerce_frame, coerce_series, coerce_value
 from mlops_runtime.contract.record_check import check_record
 from mlops_runtime.contract.report import ContractViolation
 from mlops_runtime.contract.rules import category_readings, normalize_column
 from mlops_runtime.contract.training_gate import validate_frame
-from mlops_runtime.data import coerce_frame, coerce_series, coerce_value, load_table
+from mlops_runtime.data import load_table
 from mlops_runtime.features.pipeline import build_pipeline, model_frame, target_array
 from mlops_runtime.serve.fast_predict import build_predictor
 from mlops_runtime.serve.model_source import feature_split, known_categories

@@ -11,6 +11,8 @@ import joblib
 import pandas as pd
 import pytest
 
+from tests.system_programs import require
+
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = REPO / "runtime" / "mlops_runtime"
 
@@ -23,7 +25,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 def git(cwd: Path, *args: str) -> str:
     base = [
-        "git",
+        require("git"),
         "-c",
         "user.email=ci@example.invalid",
         "-c",

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_runtime.contract.coercion import coerce_frame, coerce_value
 from mlops_runtime.contract.report import ContractViolation
 from mlops_runtime.data import (
-    coerce_frame,
-    coerce_value,
     file_sha256,
     load_table,
     records_to_frame,

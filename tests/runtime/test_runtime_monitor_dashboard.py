@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
@@ -19,8 +18,8 @@ from typing import Any
 import pytest
 
 from mlops_runtime.monitor.dashboard import render_dashboard
+from tests.system_programs import require
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -136,8 +135,11 @@ def rich_report(step: int = 10) -> dict[str, Any]:
                    "start": f"2026-12-01T{hour - 1:02d}:40:00Z", "end": f"2026-12-01T{hour:02d}:40:00Z",
                    "rows": 1234, "requests": 1200, "files": 3},
         "model": {"name": "churn", "versions": {"3": 1200 - 10 * step, "2": 34 + 10 * step}},
-        "reference": {"status": "ok", "rows": 4000, "version": 2},
+        # `version` is the profile's format; the profile was trained for model version 3.
+        "reference": {"status": "ok", "rows": 4000, "version": 2, "run_id": "0f3a9c1d2e4b5a6c",
+                      "model_version": "3"},
         "traffic": {"requests": 1200, "rows": 1234, "errors": 12 + step, "error_rate": round((12 + step) / 1200, 4),
+                    "client_errors": 30 + 4 * step, "client_error_rate": round((30 + 4 * step) / 1200, 4),
                     "latency_ms": {"p50": 1.2, "p90": 2.0, "p95": 2.4, "p99": 4.1, "max": 9.0}},
         "predictions": {"kind": "classification", "class_shares": {"0": round(1 - churn_share, 4), "1": churn_share},
                         "reference_class_shares": {"0": 0.65, "1": 0.35},
@@ -359,6 +361,7 @@ def test_rich_report_is_a_valid_document_with_every_chart() -> None:
         "roc_auc",
         "drifted column share",
         "error rate",
+        "client error rate",
     }
     for name, counts in series.items():
         assert counts["polyline"] == 1 and counts["circle"] == 11, name
@@ -366,6 +369,7 @@ def test_rich_report_is_a_valid_document_with_every_chart() -> None:
     assert series["churn_share"]["line.bound"] == series["mean_monthly_charges"]["line.bound"] == 2
     assert series["roc_auc"]["line.bound"] == series["roc_auc"]["line.baseline"] == 1
     assert "line.bound" not in series["error rate"]
+    assert "line.bound" not in series["client error rate"]
     # churn_share leaves [0.25, 0.35] four times, the live metric falls below 0.9 twice.
     assert series["churn_share"]["circle.bad"] == 4
     assert series["roc_auc"]["circle.bad"] == 2
@@ -374,6 +378,83 @@ def test_rich_report_is_a_valid_document_with_every_chart() -> None:
     for phrase in ("Violations (2)", "data_drift", "roc_auc below its minimum", "1 of 8 columns drifted",
                    "Over time (11 reports)", "jensenshannon"):  # fmt: skip
         assert phrase in text, phrase
+
+
+class SvgTitles(HTMLParser):
+    """The <title> texts of each chart's elements (not the chart's own title), per chart."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.charts: dict[str, list[str]] = {}
+        self._chart: str | None = None
+        self._depth = 0  # elements open inside the current <svg>
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg":
+            self._chart = str(dict(attrs).get("data-name") or len(self.charts))
+            self.charts[self._chart] = []
+            self._depth = 0
+        elif self._chart is not None:
+            self._depth += 1
+            self._in_title = tag == "title" and self._depth > 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._chart = None
+        elif self._chart is not None:
+            self._depth -= 1
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._chart is not None and self._in_title:
+            self.charts[self._chart].append(data)
+
+
+def test_each_bin_and_category_is_titled_once() -> None:
+    report, history = rich_example()
+    titles = SvgTitles()
+    titles.feed(render_dashboard(report, history))
+    for name in [*NUMERIC, *CATEGORICAL, "predicted class"]:
+        seen = titles.charts[name]
+        assert seen and len(seen) == len(set(seen)), (name, seen)
+    tenure = [t for t in titles.charts["tenure"] if t.startswith("[")]
+    # Ten inner bins, each titled once with both of its shares.
+    assert len(tenure) == 10 and all("reference" in t and "current" in t for t in tenure)
+    assert "[21.6, 28.8): reference 15.7%, current 1.1%" in tenure
+    plan = titles.charts["plan"]
+    assert "enterprise (not in the reference): reference 0.0%, current 1.1%" in plan
+    assert sum(t.startswith("basic:") for t in plan) == 1
+
+
+def reference_tile(document: str) -> str:
+    start = document.index('<div class="k">reference</div>')
+    return document[start : document.index("</div></div>", start)]
+
+
+def test_the_reference_tile_names_the_model_version_of_the_profile() -> None:
+    report, _ = rich_example()
+    tile = reference_tile(render_dashboard(report, []))
+    assert "model v3" in tile and "4,000 rows" in tile
+    assert "model v2" not in tile, "2 is the profile's format version"
+    # A report written before the model version was recorded: the run, never the format.
+    older = copy.deepcopy(report)
+    del older["reference"]["model_version"]
+    tile = reference_tile(render_dashboard(older, []))
+    assert "model v" not in tile and "run 0f3a9c1d2e4b" in tile
+
+
+def test_client_errors_are_shown_apart_from_server_errors() -> None:
+    report, _ = rich_example()
+    text = " ".join(parse(render_dashboard(report, [])).text)
+    for phrase in ("client errors", "70", "client error rate", "5.8%", "server errors (5xx)"):
+        assert phrase in text, phrase
+    older = copy.deepcopy(report)
+    for key in ("client_errors", "client_error_rate"):
+        del older["traffic"][key]
+    doc = parse(render_dashboard(older, []))
+    assert "client errors" not in " ".join(doc.text)
+    assert "client error rate" not in charts_of(doc, "series")
 
 
 def test_minimal_level0_report_shows_sentences_instead_of_sections() -> None:
@@ -453,7 +534,7 @@ def test_output_is_deterministic_and_history_may_include_the_current_report() ->
 
 def run_chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        [require("chromium"), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -498,4 +579,4 @@ def test_headless_chromium_draws_the_page(tmp_path: Path) -> None:
     features = charts_of(live, "feature")
     assert len(features) == 8 and all(counts["bar"] >= 8 for counts in features.values())
     series = charts_of(live, "series")
-    assert len(series) == 5 and all(counts["polyline"] >= 1 for counts in series.values())
+    assert len(series) == 6 and all(counts["polyline"] >= 1 for counts in series.values())

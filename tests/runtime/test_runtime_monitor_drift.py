@@ -26,7 +26,7 @@ from mlops_runtime.monitor.drift import (
     wasserstein,
     wasserstein_samples,
 )
-from mlops_runtime.monitor.sketches import (
+from mlops_runtime.sketches import (
     categorical_against,
     merge,
     numeric_against,

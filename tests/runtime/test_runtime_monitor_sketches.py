@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_runtime.monitor.drift import column_drift
-from mlops_runtime.monitor.sketches import (
+from mlops_runtime.sketches import (
     MAX_REFERENCE_CATEGORIES,
     MAX_WINDOW_CATEGORIES,
     OTHER,

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
-from mlops_runtime.monitor import sketches
+from mlops_runtime import sketches
 from mlops_runtime.monitor.checks import Violations, build_report
 from mlops_runtime.monitor.prediction_window import Partition
 from mlops_runtime.monitor.window_summary import WindowSummary
@@ -165,3 +166,79 @@ def test_per_column_drift_methods_override_the_default() -> None:
     # 5000 reference rows: the default for a numeric column is the normalised Wasserstein.
     assert features["bill"]["method"] == "wasserstein" and features["bill"]["drifted"]
     assert features["island"]["drifted"]  # Torgersen vanished from the window
+
+
+def with_statuses(part: Partition, statuses: list[int], run_id: str = "run-a") -> Partition:
+    """The partition's rows answered with these statuses, as the log has them: a failed
+    request is one line with its status and no prediction."""
+    columns = dict(part.columns)
+    columns["status"] = np.array(statuses, dtype="int64")
+    columns["run_id"] = np.array([run_id] * part.rows, dtype=object)
+    return Partition(part.path, part.rows, columns, part.probabilities)
+
+
+def traffic_report(s: WindowSummary, error_max: float) -> dict[str, Any]:
+    return build_report(
+        {
+            "name": "p",
+            "model": {"task": "classification"},
+            "monitor": {"min_rows": 1, "error_rate": {"max": error_max}},
+        },
+        s,
+        window={},
+        reference_status={"status": "not_used"},
+        performance=None,
+        outcomes=None,
+        problems=[],
+        violations=Violations(),
+        now=0.0,
+    )
+
+
+def test_client_errors_are_counted_apart_from_the_error_rate() -> None:
+    s = summary(None)
+    # 100 served, 300 refused by the contract (422), 20 unreadable (400), 5 server errors.
+    statuses = [200] * 100 + [422] * 300 + [400] * 20 + [500] * 3 + [503] * 2
+    n = len(statuses)
+    s.add(with_statuses(partition(["Biscoe"] * n, [40.0] * n), statuses))
+    assert (s.requests, s.errors, s.client_errors, s.rejected) == (100, 5, 320, 300)
+    report = traffic_report(s, error_max=0.1)
+    traffic = report["traffic"]
+    assert traffic["requests"] == report["window"]["requests"] == n
+    assert traffic["errors"] == 5 and traffic["error_rate"] == pytest.approx(5 / 105)
+    assert traffic["client_errors"] == 320
+    assert traffic["client_error_rate"] == pytest.approx(320 / n)
+    assert "error_rate" not in {v["check"] for v in report["violations"]}, "4xx are not errors"
+    # The rollback trigger reads the same rate, on the requests the model was asked to answer.
+    from mlops_runtime.rollback.triggers import judge, observe
+
+    trigger = {"on": "error_rate", "min": None, "max": 0.05, "min_samples": 100, "k": 1, "n": 1}
+    assert observe(report, trigger) == (pytest.approx(5 / 105), 105)
+    (judged,) = judge(report, [trigger], [])
+    assert judged["fired"] is False
+    latency = {**trigger, "on": "latency", "max": 50.0}
+    assert observe(report, latency)[1] == 100, "latency counts served requests"
+    # Past the bound on server errors alone, it fires and says the 4xx were left out.
+    strict = traffic_report(s, error_max=0.01)
+    (violation,) = [v for v in strict["violations"] if v["check"] == "error_rate"]
+    assert "5 of 105 requests failed with a server error" in violation["description"]
+    assert "320 client errors (4xx) not counted" in violation["description"]
+
+
+def test_a_window_of_client_errors_only_is_not_empty_and_has_no_error_rate() -> None:
+    s = summary(None)
+    s.add(with_statuses(partition(["Biscoe"] * 50, [40.0] * 50), [422] * 50))
+    report = traffic_report(s, error_max=0.05)
+    assert report["traffic"]["error_rate"] == 0.0 and report["traffic"]["client_error_rate"] == 1.0
+    assert report["violations"] == [] and report["status"] == "ok"
+
+
+def test_the_log_says_which_version_served_a_run() -> None:
+    s = summary(None)
+    part = partition(["Biscoe"] * 6, [40.0] * 6)
+    s.add(with_statuses(part, [200] * 6, run_id="run-a"))
+    other = dict(part.columns)
+    other["model_version"] = np.array(["2"] * 6, dtype=object)
+    s.add(with_statuses(Partition(part.path, 6, other, None), [200] * 5 + [500], run_id="run-b"))
+    assert s.version_of_run("run-a") == "1" and s.version_of_run("run-b") == "2"
+    assert s.version_of_run("run-c") is None and s.version_of_run(None) is None

@@ -183,7 +183,7 @@ def test_profile_of_positions_equals_profile_of_the_rows_taken():
 
 
 def test_profile_sketches_are_the_monitors_sketches_of_the_training_rows():
-    from mlops_runtime.monitor import sketches
+    from mlops_runtime import sketches
 
     data = frame(2000, seed=7)
     rows = np.random.default_rng(8).permutation(2000)[:1500]

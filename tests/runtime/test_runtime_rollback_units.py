@@ -170,6 +170,23 @@ def test_a_damaged_line_hides_nothing_else(tmp_path: Path) -> None:
     assert json.loads(path.read_text().splitlines()[0])["to"] == "1"
 
 
+@pytest.mark.parametrize("records", [0, 2], ids=["empty", "two"])
+def test_history_json_is_one_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], records: int
+) -> None:
+    from mlops_runtime.project import Project
+    from mlops_runtime.rollback.stage import history_main
+
+    config = {"name": "churn", "tracking": {"registered_model": "churn-model"}, "rollback": {}}
+    path = history.history_path(tmp_path, config)
+    for version in range(1, records + 1):
+        history.append(path, {"event": "promoted", "from": None, "to": str(version)})
+    assert history_main(["--json"], Project(tmp_path, config, {})) == 0
+    document = json.loads(capsys.readouterr().out)  # one document, not a line per record
+    assert document["model"] == "churn-model"
+    assert [e["to"] for e in document["entries"]] == [str(v) for v in range(1, records + 1)]
+
+
 def test_the_lock_times_out_rather_than_waiting_forever(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     context = multiprocessing.get_context("spawn")

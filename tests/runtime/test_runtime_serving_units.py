@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlops_runtime.contract.coercion import coerce_frame
 from mlops_runtime.contract.training_gate import check_record
-from mlops_runtime.data import coerce_frame, load_table
+from mlops_runtime.data import load_table
 from mlops_runtime.features.pipeline import (
     build_pipeline,
     feature_columns,

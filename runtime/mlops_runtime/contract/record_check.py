@@ -3,7 +3,7 @@
 It applies the gate's per-row rules (missing_column, extra_column, dtype, not_nullable, min,
 max, values) to one JSON-like record in microseconds. It lives apart from `contract_gate` so
 that serving never imports pandera: a level-0 project serves without it. The rules themselves
-(null, bounds, how a value of each type is read) come from `contract.rules` via `coerce_value`.
+(null, bounds, how a value of each type is read) come from `contract.rules` via `contract.coercion.coerce_value`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from mlops_runtime.contract.coercion import coerce_value
 from mlops_runtime.contract.rules import (
     BOUNDS,
     NUMERIC_TYPES,
@@ -18,7 +19,6 @@ from mlops_runtime.contract.rules import (
     is_null,
     is_nullable,
 )
-from mlops_runtime.data import coerce_value
 
 _BOUND_WORDS = {"min": "below min", "max": "above max"}
 

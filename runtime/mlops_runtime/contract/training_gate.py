@@ -18,6 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from mlops_runtime.contract.coercion import PANDAS_DTYPES, coerce_frame
 from mlops_runtime.contract.record_check import check_record
 from mlops_runtime.contract.report import (
     MAX_EXAMPLE_ROWS,
@@ -35,7 +36,6 @@ from mlops_runtime.contract.rules import (
     is_nullable,
     min_rows,
 )
-from mlops_runtime.data import PANDAS_DTYPES, coerce_frame
 
 _PANDERA_NAMES = {
     "column_in_dataframe": "missing_column",
@@ -86,7 +86,7 @@ def build_schema(contract: Mapping[str, Any], *, table_level: bool = True) -> pa
         columns,
         checks=frame_checks,
         strict=forbids_extra_columns(contract),
-        coerce=False,  # coercion is ours (data.coerce_frame) so records and files agree
+        coerce=False,  # coercion is ours (contract.coercion) so records and files agree
     )
 
 

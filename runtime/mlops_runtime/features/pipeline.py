@@ -22,7 +22,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from mlops_runtime.data import is_null
+from mlops_runtime.contract.rules import is_null
 from mlops_runtime.features.columns import feature_columns
 
 SCALERS: dict[str, type[BaseEstimator]] = {

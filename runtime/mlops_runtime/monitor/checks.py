@@ -245,8 +245,14 @@ def _quality(summary: WindowSummary, violations: Violations) -> dict[str, Any]:
 def _traffic(
     summary: WindowSummary, monitor: Mapping[str, Any], violations: Violations
 ) -> dict[str, Any]:
-    total = summary.requests + summary.errors
-    error_rate = summary.errors / total if total else 0.0
+    # The error rate is the model's: server errors (5xx) among the requests it was asked to
+    # answer. Client errors (4xx: unreadable, too large, refused by the contract) are counted
+    # apart, so a flood of bad requests neither raises it (nor rolls a good model back) nor
+    # dilutes it.
+    judged = summary.requests + summary.errors
+    total = judged + summary.client_errors
+    error_rate = summary.errors / judged if judged else 0.0
+    client_error_rate = summary.client_errors / total if total else 0.0
     latency = summary.latency_percentiles()
     bound = (monitor.get("latency") or {}).get("p99_ms")
     if bound is not None and latency is not None and latency["p99"] > float(bound):
@@ -259,20 +265,28 @@ def _traffic(
             f"p99 latency {latency['p99']:.1f} ms is over {float(bound):g} ms",
         )
     limit = (monitor.get("error_rate") or {}).get("max")
-    if limit is not None and total and error_rate > float(limit):
+    if limit is not None and judged and error_rate > float(limit):
+        apart = (
+            f"; {summary.client_errors} client errors (4xx) not counted"
+            if summary.client_errors
+            else ""
+        )
         violations.add(
             "error_rate",
             None,
             error_rate,
             float(limit),
             "alert",
-            f"{summary.errors} of {total} requests failed ({error_rate:.2%})",
+            f"{summary.errors} of {judged} requests failed with a server error "
+            f"({error_rate:.2%}){apart}",
         )
     return {
         "requests": total,
         "rows": summary.rows,
         "errors": summary.errors,
         "error_rate": error_rate,
+        "client_errors": summary.client_errors,
+        "client_error_rate": client_error_rate,
         "latency_ms": latency,
     }
 
@@ -370,7 +384,7 @@ def build_report(
             "start": iso(window.get("start_epoch")),
             "end": iso(window.get("end_epoch")),
             "rows": summary.rows,
-            "requests": summary.requests + summary.errors,
+            "requests": summary.requests + summary.errors + summary.client_errors,
             "files": summary.partitions,
         },
         "model": {

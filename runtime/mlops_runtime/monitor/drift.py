@@ -1,6 +1,6 @@
 """Drift statistics between a reference sketch and a window sketch, with Evidently's defaults.
 
-Every method works on the mergeable sketches of mlops_runtime.monitor.sketches, so a window is
+Every method works on the mergeable sketches of mlops_runtime.sketches, so a window is
 scored from its merged partitions; KS and Wasserstein also have exact versions on samples. The
 methods, their defaults and the reasons for them are in docs/monitoring-drift.md.
 """
@@ -16,7 +16,7 @@ import numpy.typing as npt
 from scipy import stats  # type: ignore[import-untyped]
 from scipy.spatial import distance  # type: ignore[import-untyped]
 
-from mlops_runtime.monitor.sketches import OTHER, SKETCH_VERSION, Sketch
+from mlops_runtime.sketches import OTHER, SKETCH_VERSION, Sketch
 
 FloatArray = npt.NDArray[np.float64]
 ScoreKind = Literal["p_value", "distance"]

@@ -28,7 +28,8 @@ HELP = {
     "mlops_monitor_kpi": "Business KPI value.",
     "mlops_monitor_kpi_ok": "1 when the KPI is within its bounds.",
     "mlops_monitor_latency_p99_seconds": "p99 request latency in the window.",
-    "mlops_monitor_error_rate": "Share of failed prediction requests in the window.",
+    "mlops_monitor_error_rate": "Share of prediction requests that failed with a server error (5xx) in the window, client errors excluded.",
+    "mlops_monitor_client_error_rate": "Share of prediction requests refused as client errors (4xx) in the window.",
     "mlops_monitor_null_rate": "Share of nulls per feature in the window.",
     "mlops_monitor_violations": "Violations in the last report, by check.",
     "mlops_monitor_rollback_trigger_fired": "1 when the rollback trigger fired for the version.",
@@ -77,6 +78,7 @@ def _series(report: Mapping[str, Any], now: float) -> Iterator[tuple[str, dict[s
     if latency.get("p99") is not None:
         yield "mlops_monitor_latency_p99_seconds", {}, float(latency["p99"]) / 1000.0
     yield "mlops_monitor_error_rate", {}, float(traffic.get("error_rate") or 0.0)
+    yield "mlops_monitor_client_error_rate", {}, float(traffic.get("client_error_rate") or 0.0)
     for feature, quality in sorted(
         ((report.get("data_quality") or {}).get("columns") or {}).items()
     ):

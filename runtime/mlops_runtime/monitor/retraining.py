@@ -160,8 +160,11 @@ def _train(
     # A version this retraining promotes was promoted by the monitor, whoever runs it.
     env["MLOPS_ACTOR"] = "monitor"
     data = settings.get("data")
+    path_env = project.config["data"].get("path_env", "MLOPS_TRAIN_DATA")
     if data:
-        env[project.config["data"].get("path_env", "MLOPS_TRAIN_DATA")] = str(project.root / data)
+        env[path_env] = str(project.root / data)
+    # What the audit names is what training read: the override, when the environment has one.
+    data = data or env.get(path_env) or project.config["data"]["path"]
     result = subprocess.run(
         [sys.executable, "-m", "mlops_runtime", "train"],
         cwd=project.root,
@@ -177,7 +180,7 @@ def _train(
         **context,
         "exit_code": result.returncode,
         "outcome": outcome.get(result.returncode, "failed"),
-        "data": data or project.config["data"]["path"],
+        "data": data,
         "stage": "retrain",
         "message": output.splitlines()[0][:500] if output else "",
     }

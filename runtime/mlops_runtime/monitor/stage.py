@@ -1,10 +1,11 @@
 """`python -m mlops_runtime monitor`: one monitoring run over the prediction log's window.
 
-Writes reports/monitor/report-<time>.json (and latest.json), dashboard.html, the Prometheus
-textfile, and at level 3 sends the webhook alerts. Exit codes (docs/runtime-exit-codes.md):
+Writes reports/monitor/report-<time>.json (and latest.json), dashboard.html (whose path it
+prints: on stdout after the summary, on stderr with --json, whose stdout is the report alone),
+the Prometheus textfile, and at level 3 sends the webhook alerts. Exit codes (docs/runtime-exit-codes.md):
 0 ok, 1 warning, 3 alert, 2 configuration or usage error. Bad input (an empty window, a
-corrupt log file, a missing or older reference, labels matching nothing) is a status in the
-report, never a traceback. The monitor never changes a model; from level 2 it moves the
+corrupt log file, a missing or older reference, a named labels file that is absent or
+unusable, labels matching nothing) is a problem in the report, never a traceback. The monitor never changes a model; from level 2 it moves the
 registry's aliases when a rollback trigger decides (rollback/automatic.py), and at level 3 it
 may retrain (retraining.py).
 """
@@ -17,11 +18,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from mlops_runtime.project import Project
+from mlops_runtime.project import Project, Stopped, stop_on_signals
 
 EXIT_USAGE = 2
 HISTORY = 50  # past reports the dashboard's time series show
@@ -33,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--window-records", type=int, help="the last N records instead")
     parser.add_argument("--end", help="end of the window, ISO 8601 UTC (default: now)")
     parser.add_argument("--labels", type=Path, help="labels file instead of the spec's")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as one JSON document (the dashboard's path goes to stderr)",
+    )
     parser.add_argument("--no-dashboard", action="store_true", help="skip dashboard.html")
     return parser
 
@@ -57,9 +63,12 @@ def _end(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def load_reference(root: Path, run_id: str | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def load_reference(
+    root: Path, run_id: str | None, *, downloaded: bool = False
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The reference profile of the run that served the newest requests (reports/reference/
-    <run id>.json, written when it was trained), else the latest profile trained here."""
+    <run id>.json, written when it was trained), else the latest profile trained here, else
+    the serving run's profile from the tracking store."""
     from mlops_runtime.train.reference_profile import PROFILE_PATH, PROFILE_VERSION, RUN_PROFILES
 
     candidates = []
@@ -89,6 +98,16 @@ def load_reference(root: Path, run_id: str | None) -> tuple[dict[str, Any] | Non
         if run_id and profile.get("run_id") not in (None, run_id):
             status["served_run_id"] = run_id  # the serving run's own profile is not here
         return profile, {**status, "status": "ok", "rows": profile.get("rows")}
+    if run_id and not downloaded:
+        # Not trained on this machine: the serving run's profile is in the tracking store.
+        from mlops_runtime.monitor.reference_download import download_run_profile
+        from mlops_runtime.project import load_project
+
+        why = download_run_profile(root, load_project(root).config, run_id, candidates[0])
+        if why is None:
+            return load_reference(root, run_id, downloaded=True)
+        message = f"no reference profile here, nor in the tracking store ({why}): train first"
+        return None, {"status": "missing", "message": message}
     return None, {"status": "missing", "message": "no reference profile: train the model first"}
 
 
@@ -138,7 +157,8 @@ def run_monitor(
     )
     if since is not None:
         start = max(start, since)
-    reference, reference_status = (None, {"status": "not_used"})
+    reference: dict[str, Any] | None = None
+    reference_status: dict[str, Any] = {"status": "not_used"}
     if monitor.get("reference"):
         served_run = run_id if version is not None else _newest_run(scan)
         reference, reference_status = load_reference(root, served_run)
@@ -170,6 +190,13 @@ def run_monitor(
         mine = part if version is None else restrict(part, version)
         if mine is not None:
             summary.add(mine)
+    if reference is not None:
+        # The profile names its training run, not the registered version: the log says which
+        # version served that run's model (None when it served nothing in the window).
+        ref_run = reference_status.get("run_id")
+        reference_status["model_version"] = summary.version_of_run(ref_run) or (
+            version if version is not None and ref_run == run_id else None
+        )
     for bad in scan.corrupt_files:
         problems.append({"status": "corrupt_log_file", "message": bad})
     if scan.corrupt_lines:
@@ -179,7 +206,7 @@ def run_monitor(
                 "message": f"{scan.corrupt_lines} lines of the log are not JSON and were skipped",
             }
         )
-    if not summary.rows and not summary.errors:
+    if not summary.rows and not summary.errors and not summary.client_errors:
         problems.append(
             {
                 "status": "empty_window",
@@ -188,15 +215,28 @@ def run_monitor(
         )
     performance = None
     outcomes = None
+    target = config["data"]["target"] if monitor.get("performance") else None
+    if labels_cfg is not None:
+        path = Path(args.labels or (root / labels_cfg["path"]))
+        join_key = labels_cfg.get("join_key", "request_id")
+    if labels_cfg is not None and not wants_labels:
+        # Named but nothing here reads it: still say when it is not there.
+        missing = late_labels.check_labels_file(path, join_key, None)
+        if missing is not None:
+            problems.append(missing)
     if wants_labels and labels_cfg is not None:
-        path = args.labels or (root / labels_cfg["path"])
-        frame, why = late_labels.read_labels(Path(path), labels_cfg.get("join_key", "request_id"))
+        frame, problem = late_labels.read_labels(path, join_key, target)
+        why = None if problem is None else problem["message"]
+        if problem is not None:
+            problems.append(problem)
         joined = late_labels.join(summary.labelled_frame(), frame)
-        if why is None and joined is not None and not len(joined) and summary.rows:
+        if frame is not None and joined is not None and not len(joined) and summary.rows:
             problems.append(
                 {
                     "status": "labels_unmatched",
-                    "message": "no label matches a request id in the window",
+                    "message": f"none of the {len(frame)} labels of {path.name} matches a "
+                    f"request id ({join_key!r}, and `row`) of the window's {summary.rows} "
+                    "predictions",
                 }
             )
         outcomes = joined
@@ -317,7 +357,15 @@ def _exact_ks(drift_cfg: Mapping[str, Any], name: str, reference: Mapping[str, A
     return method == "auto" and int(reference.get("rows", 0)) <= SMALL_REFERENCE_ROWS
 
 
-def write_outputs(project: Project, report: Mapping[str, Any], now: float, dashboard: bool) -> Path:
+@dataclass(frozen=True)
+class Outputs:
+    report: Path
+    dashboard: Path | None  # None with --no-dashboard
+
+
+def write_outputs(
+    project: Project, report: Mapping[str, Any], now: float, dashboard: bool
+) -> Outputs:
     from mlops_runtime.monitor import prometheus_textfile
 
     monitor = project.config.get("monitor") or {}
@@ -332,11 +380,13 @@ def write_outputs(project: Project, report: Mapping[str, Any], now: float, dashb
     textfile = project.root / str(monitor.get("textfile", "reports/monitor/mlops_monitor.prom"))
     textfile.parent.mkdir(parents=True, exist_ok=True)
     _atomic(textfile, prometheus_textfile.render(report, now))
-    if dashboard:
-        from mlops_runtime.monitor.dashboard import render_dashboard
+    if not dashboard:
+        return Outputs(path, None)
+    from mlops_runtime.monitor.dashboard import render_dashboard
 
-        _atomic(folder / "dashboard.html", render_dashboard(report, read_history(folder)))
-    return path
+    page = folder / "dashboard.html"
+    _atomic(page, render_dashboard(report, read_history(folder)))
+    return Outputs(path, page)
 
 
 def reports_dir(project: Project) -> Path:
@@ -381,6 +431,17 @@ def main(argv: list[str], project: Project) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        with stop_on_signals():
+            return _monitor(project, args)
+    except Stopped as stop:
+        # Every file the monitor writes is replaced whole, so a stop leaves each as it was
+        # or as the new run wrote it; the next run starts from what is there.
+        print(f"{project.config.get('name')}: monitor stopped by {stop.name}", file=sys.stderr)
+        return stop.exit_code
+
+
+def _monitor(project: Project, args: argparse.Namespace) -> int:
     now = time.time()
     report = run_monitor(project, args, now=now)
     earlier = read_history(reports_dir(project))
@@ -396,12 +457,19 @@ def main(argv: list[str], project: Project) -> int:
                 "outcome": retrained["outcome"],
                 "data": retrained.get("data"),
             }
-    path = write_outputs(project, report, now, not args.no_dashboard)
+    outputs = write_outputs(project, report, now, not args.no_dashboard)
     _alert(project, report)
     if args.json:
         print(json.dumps(report, indent=1, sort_keys=True, allow_nan=False, default=str))
     else:
-        print(_summary(report, path.relative_to(project.root)))
+        print(_summary(report, outputs.report.relative_to(project.root)))
+    if outputs.dashboard is not None:
+        # Absolute: `mlops run` runs the stage in the project's folder, not the user's. With
+        # --json, stdout is the report alone.
+        print(
+            f"dashboard: {outputs.dashboard.resolve()}",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     return int(report["exit_code"])
 
 
@@ -418,7 +486,15 @@ def _roll_back_if_needed(
     from mlops_runtime.rollback.automatic import evaluate
 
     try:
-        section = evaluate(project, report, earlier, args, now=now)
+        section = evaluate(
+            project,
+            report,
+            earlier,
+            lambda judging, version, since, run_id: run_monitor(
+                judging, args, now=now, version=version, since=since, run_id=run_id
+            ),
+            now=now,
+        )
     except Exception as exc:  # noqa: BLE001 - reported, and the next run tries again
         from mlops_runtime.monitor.checks import EXIT_CODES, status_of
 

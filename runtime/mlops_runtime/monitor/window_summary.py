@@ -1,6 +1,6 @@
 """A window's statistics, folded partition by partition so none needs the whole window.
 
-Feature distributions become sketches on the reference's bins (monitor/sketches.py) and are
+Feature distributions become sketches on the reference's bins (sketches.py) and are
 merged; data quality is counted against the same contract the training gate and the serving
 door use; latencies, predictions and, when labels are configured, the (request id, row,
 prediction) pairs to join are kept as compact arrays.
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_runtime.monitor import sketches
+from mlops_runtime import sketches
 from mlops_runtime.monitor.prediction_window import Partition
 
 # The exact two-sample KS test keeps each numeric column's window values up to here; beyond
@@ -44,13 +44,15 @@ class WindowSummary:
     keep_values: set[str] = field(default_factory=set)  # columns tested with exact KS
     keep_pairs: bool = False  # labels configured: keep what the join needs
     rows: int = 0
-    requests: int = 0
-    errors: int = 0
+    requests: int = 0  # served requests
+    errors: int = 0  # server errors (5xx): the model or the server failed
+    client_errors: int = 0  # client errors (4xx): the request was refused
     rejected: int = 0  # 422: the serving door's contract check refused the request
     partitions: int = 0
     latencies: list[np.ndarray] = field(default_factory=list)
     versions: Counter[str] = field(default_factory=Counter)
     runs: Counter[str] = field(default_factory=Counter)
+    run_versions: dict[str, Counter[str]] = field(default_factory=dict)  # run id: versions
     classes: Counter[str] = field(default_factory=Counter)
     predicted_values: list[np.ndarray] = field(default_factory=list)
     sketches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -67,10 +69,15 @@ class WindowSummary:
         self.partitions += 1
         status = cols["status"]
         ok = status < 400
-        failed_requests = pd.unique(cols["request_id"][~ok]) if (~ok).any() else ()
-        self.errors += len(failed_requests)
-        if len(failed_requests):
-            self.rejected += len(pd.unique(cols["request_id"][status == 422]))
+        if not ok.all():
+            # A failed request is one log line; a client error (4xx: unreadable, too large,
+            # refused by the contract) says nothing about the model and is counted apart.
+            ids = cols["request_id"]
+            server = status >= 500
+            self.errors += len(pd.unique(ids[server])) if server.any() else 0
+            client = ~ok & ~server
+            self.client_errors += len(pd.unique(ids[client])) if client.any() else 0
+            self.rejected += len(pd.unique(ids[status == 422]))
         first_rows = np.asarray(cols.get("row", np.zeros(part.rows)), dtype="float64") == 0
         self.requests += int((first_rows & ok).sum())  # served requests; failures are errors
         self.latencies.append(np.asarray(cols["latency_ms"], dtype="float64")[first_rows])
@@ -83,6 +90,7 @@ class WindowSummary:
             runs = _text_counts(cols["run_id"][ok])
             runs.pop("None", None)
             self.runs.update(runs)
+            self._add_run_versions(cols["run_id"][ok], cols["model_version"][ok])
         served = int(ok.sum())
         self.rows += served
         if not served:
@@ -104,6 +112,20 @@ class WindowSummary:
                 for i in range(part.probabilities.shape[1]):
                     frame[f"proba_{i}"] = part.probabilities[ok, i]
             self.pairs.append(frame)
+
+    def _add_run_versions(self, runs: np.ndarray, versions: np.ndarray) -> None:
+        if not len(runs):
+            return
+        pairs = pd.DataFrame({"run": np.asarray(runs), "version": np.asarray(versions)})
+        for (run, version), count in pairs.value_counts(dropna=True).items():
+            served = self.run_versions.setdefault(str(run), Counter())
+            served[sketches.category_text(version)] += int(count)
+
+    def version_of_run(self, run_id: object) -> str | None:
+        """The model version that served `run_id`'s model in the window (the one that served
+        most of its rows, should one run be registered twice), or None."""
+        served = self.run_versions.get(str(run_id)) if run_id else None
+        return served.most_common(1)[0][0] if served else None
 
     def _add_predictions(self, prediction: np.ndarray) -> None:
         reference = (self.reference or {}).get("predictions", {})

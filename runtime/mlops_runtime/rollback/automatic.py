@@ -14,10 +14,9 @@ champion keeps serving.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mlops_runtime.project import Project
@@ -25,6 +24,10 @@ from mlops_runtime.rollback import history
 from mlops_runtime.rollback.triggers import grace, judge
 
 MONITOR = "monitor"
+
+# The monitor's report of what one version served: (project, version, since, run_id) -> report.
+# The monitor stage passes its own window builder, so rollback never imports the stage.
+WindowOf = Callable[[Project, str, "float | None", "str | None"], dict[str, Any]]
 
 
 def _arms(client: Any, name: str, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -80,17 +83,19 @@ def evaluate(
     project: Project,
     report: dict[str, Any],
     earlier_reports: Sequence[Mapping[str, Any]],
-    args: argparse.Namespace,
+    window_of: WindowOf,
     *,
     now: float | None = None,
 ) -> dict[str, Any] | None:
-    """Judge and act; returns the report's `rollback` section (None when not automatic)."""
+    """Judge and act; returns the report's `rollback` section (None when not automatic).
+
+    `window_of(project, version, since, run_id)` builds the report of the rows `version`
+    served since `since` (when the window's own `report` is not already that)."""
     config = project.config
     policy = config.get("rollback") or {}
     triggers = list(policy.get("triggers") or [])
     if not policy.get("automatic") or not triggers:
         return None
-    from mlops_runtime.monitor.stage import run_monitor
     from mlops_runtime.rollback import registry_versions
     from mlops_runtime.rollback.stage import model_name
     from mlops_runtime.tracking.registry import CHAMPION
@@ -112,9 +117,7 @@ def evaluate(
         window = (
             report
             if reusable(report, ident, since)
-            else run_monitor(
-                judging, args, now=now, version=ident, since=since or None, run_id=version.run_id
-            )
+            else window_of(judging, ident, since or None, version.run_id)
         )
         judged = judge(window, triggers, _earlier(earlier_reports, arm, ident, since))
         over = grace(window, int(policy.get("grace_samples", 200)), labelled)

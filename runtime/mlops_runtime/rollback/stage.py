@@ -6,7 +6,8 @@ above, rollback/local_versions.py at level 0). Exit codes: 0 rolled back; 5 refu
 changed (no good version to go back to, or --to names one that is not good: the message says
 why); 2 usage or configuration error.
 
-history: the serving history, oldest first, as a table (or JSON lines with --json).
+history: the serving history, oldest first, as a table, or with --json as one JSON document:
+{"model": <registered model name>, "entries": [<history record>, ...]} (docs/rollback.md).
 """
 
 from __future__ import annotations
@@ -87,12 +88,16 @@ def rollback_main(argv: list[str], project: Project) -> int:
 
 def history_main(argv: list[str], project: Project) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_runtime history")
-    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON document instead of a table: {"model": NAME, "entries": [...]}',
+    )
     args = parser.parse_args(argv)
     entries = history.read(history.history_path(project.root, project.config))
     if args.json:
-        for entry in entries:
-            print(json.dumps(entry, sort_keys=True))
+        document = {"model": model_name(project.config), "entries": entries}
+        print(json.dumps(document, indent=1, sort_keys=True, default=str))
         return EXIT_OK
     print(table(entries) if entries else "no change of the serving model recorded yet")
     return EXIT_OK

@@ -1,8 +1,8 @@
 """The rollback policy's triggers, judged on the window of one serving version.
 
 Each trigger of config.json's rollback.triggers reads one value of that version's monitor
-report (the live metric from late labels, the error rate, the p99 latency, the share of
-drifted features, a KPI) with the number of samples behind it. It *fires* in a window when
+report (the live metric from late labels, the error rate of server errors, the p99 latency,
+the share of drifted features, a KPI) with the number of samples behind it. It *fires* in a window when
 the value is past its bound on at least `min_samples` samples, and *decides* when it fired in
 `k` of the last `n` windows judged for that version (Argo Rollouts' failureLimit, Flagger's
 threshold). Before a new champion has served `grace_samples` labelled predictions (served
@@ -37,11 +37,15 @@ def observe(report: Mapping[str, Any], trigger: Mapping[str, Any]) -> tuple[floa
     if on == "performance":
         perf = report.get("performance") or {}
         return perf.get("value"), int(perf.get("labelled") or 0)
+    requests = int(traffic.get("requests") or 0)
+    client_errors = int(traffic.get("client_errors") or 0)
     if on == "error_rate":
-        return traffic.get("error_rate"), int(traffic.get("requests") or 0)
+        # Server errors among the requests the model was asked to answer: client errors
+        # (4xx) are the callers', and a flood of them must not roll a good model back.
+        return traffic.get("error_rate"), requests - client_errors
     if on == "latency":
         latency = traffic.get("latency_ms") or {}
-        served = int(traffic.get("requests") or 0) - int(traffic.get("errors") or 0)
+        served = requests - client_errors - int(traffic.get("errors") or 0)
         return latency.get("p99"), served
     if on == "drift":
         drift = report.get("drift") or {}

@@ -39,6 +39,7 @@ import numpy as np
 import orjson
 
 from mlops_runtime.features.columns import feature_split
+from mlops_runtime.project import train_command
 from mlops_runtime.serve.ab import CHALLENGER, CHAMPION, ab_config, choose_arm, sticky_key
 from mlops_runtime.serve.batching import MicroBatcher, ModelInputError
 from mlops_runtime.serve.fast_predict import Prediction
@@ -154,13 +155,14 @@ class ServingApp:
         self.numeric, self.categorical = feature_split(config, contract)
         self.base_door = Door(config, contract, self.numeric, self.categorical)
         self._source = source
+        self.root = root or Path.cwd()
+        # Why no model serves yet, for the log and every 503 (see unready()).
+        self._waiting: str | None = None
         store = bool(config.get("feature_store"))
         self.metrics = ServingMetrics(self.task, feature_store=store)
         # Feast is imported (at startup) only by projects that declare a store.
         self.features = (
-            FeatureLookup(config, root or Path.cwd(), self.metrics.observe_lookup)
-            if store
-            else None
+            FeatureLookup(config, self.root, self.metrics.observe_lookup) if store else None
         )
         log_cfg = serving.get("prediction_log") or {}
         self.prediction_log = PredictionLog(
@@ -221,6 +223,8 @@ class ServingApp:
             if ref is None:
                 # A champion that vanished from the registry keeps serving rather than nothing.
                 out[arm] = current if arm == CHAMPION else None
+                if arm == CHAMPION and current is None:
+                    self._waiting = self._untrained(self.source.missing(alias))
                 continue
             if current is not None and current.model.ref == ref:
                 out[arm] = current
@@ -283,9 +287,22 @@ class ServingApp:
 
     def _ready(self) -> bool:
         """A model is loaded and, with a feature store, the store is open."""
-        return self.champion is not None and (
-            self.features is None or self.features.online is not None
+        return self.unready() is None
+
+    def _untrained(self, what: str) -> str:
+        return (
+            f"no model to serve yet: {what}; train one with {train_command(self.root)}. "
+            "The server keeps answering 503 until then and serves the model as soon as "
+            "training registers it"
         )
+
+    def unready(self) -> str | None:
+        """Why the server is not ready, in one line for people; None when it is ready."""
+        if self.champion is None:
+            return self._waiting or "no model loaded yet"
+        if self.features is not None and self.features.online is None:
+            return "the online feature store is not open yet (the server's log says why)"
+        return None
 
     async def startup(self) -> None:
         self.prediction_log.start()
@@ -293,8 +310,13 @@ class ServingApp:
         opening = asyncio.create_task(self._open_store())
         try:
             self.install(await asyncio.to_thread(self.refresh))
-        except Exception:  # noqa: BLE001 - start unready and keep polling instead of dying
+        except Exception as exc:  # noqa: BLE001 - start unready and keep polling, not dying
             log.warning("no model loaded at startup:\n%s", traceback.format_exc())
+            first = (str(exc).splitlines() or [""])[0]
+            self._waiting = f"the model could not be loaded ({type(exc).__name__}: {first})"
+        else:
+            if self.champion is None and self._waiting is not None:
+                log.warning("%s: %s", self.config.get("name"), self._waiting)
         await opening
         self._reload_task = asyncio.create_task(self._reload_loop())
 
@@ -317,7 +339,7 @@ class ServingApp:
     def pick(self, first: Any, headers: Mapping[bytes, bytes], request_id: str) -> Served:
         champion = self.champion
         if champion is None:
-            raise HttpError(503, "no model loaded yet")
+            raise HttpError(503, "no model loaded yet", {"detail": self.unready()})
         challenger = self.challenger
         if challenger is None or self.ab is None:
             return champion
@@ -328,7 +350,7 @@ class ServingApp:
 
     def by_version(self, version: str | None) -> Served:
         if self.champion is None:
-            raise HttpError(503, "no model loaded yet")
+            raise HttpError(503, "no model loaded yet", {"detail": self.unready()})
         if version is None:
             return self.champion
         for served in (self.champion, self.challenger):
@@ -495,8 +517,10 @@ class ServingApp:
         return Reply(200, _dumps(out), "/invocations", served)
 
     async def ping(self, ctx: Context) -> Reply:
-        status = 200 if self._ready() else 503
-        return Reply(status, b"\n", "/ping", self.champion, b"text/plain")
+        detail = self.unready()
+        if detail is None:
+            return Reply(200, b"\n", "/ping", self.champion, b"text/plain")
+        return Reply(503, detail.encode() + b"\n", "/ping", self.champion, b"text/plain")
 
     async def health(self, ctx: Context) -> Reply:
         models = [
@@ -505,13 +529,22 @@ class ServingApp:
             if s is not None
         ]
         body: dict[str, Any] = {"status": "ok", "ready": self._ready(), "models": models}
+        detail = self.unready()
+        if detail is not None:
+            body["detail"] = detail
         if self.features is not None:
             body["feature_store"] = {"open": self.features.online is not None}
         return Reply(200, _dumps(body), "/health", self.champion)
 
     async def ready(self, ctx: Context) -> Reply:
-        ok = self._ready()
-        return Reply(200 if ok else 503, _dumps({"ready": ok}), "/ready", self.champion)
+        return self._readiness({}, "/ready", self.champion)
+
+    def _readiness(self, body: dict[str, Any], endpoint: str, served: Served | None) -> Reply:
+        """200 {ready: true} or 503 {ready: false, detail: why}."""
+        detail = self.unready()
+        if detail is None:
+            return Reply(200, _dumps({**body, "ready": True}), endpoint, served)
+        return Reply(503, _dumps({**body, "ready": False, "detail": detail}), endpoint, served)
 
     async def v2_server(self, ctx: Context) -> Reply:
         body = {
@@ -525,8 +558,7 @@ class ServingApp:
         return Reply(200, _dumps({"live": True}), "/v2/health/live", self.champion)
 
     async def v2_ready(self, ctx: Context) -> Reply:
-        ok = self._ready()
-        return Reply(200 if ok else 503, _dumps({"ready": ok}), "/v2/health/ready", self.champion)
+        return self._readiness({}, "/v2/health/ready", self.champion)
 
     async def metrics_endpoint(self, ctx: Context) -> Reply:
         return Reply(
@@ -543,9 +575,13 @@ class ServingApp:
         if action == "/ready":
             if ctx.method != "GET":
                 raise HttpError(405, "use GET")
-            served = self.champion if version is None else self._version_or_none(version)
+            if version is None:
+                return self._readiness({"name": name}, endpoint, self.champion)
+            served = self._version_or_none(version)
             ok = served is not None
-            body = {"name": name, "ready": ok}
+            body: dict[str, Any] = {"name": name, "ready": ok}
+            if not ok:
+                body["detail"] = self.unready() or f"version {version!r} is not being served"
             return Reply(200 if ok else 503, _dumps(body), endpoint, served)
         if action == "/infer":
             if ctx.method != "POST":

@@ -50,7 +50,29 @@ class ModelInput:
         return pd.DataFrame({name: data[name] for name in self.order})
 
 
-class PipelinePredictor:
+class _Answers:
+    """The classes as the server answers them (serve/labels.py), when not as trained."""
+
+    classes: np.ndarray | None
+    answers: np.ndarray | None = None
+    _class_index: pd.Index | None = None
+
+    def answer_with(self, answers: np.ndarray | None) -> None:
+        """Answer each class as `answers` holds it (same order as `classes`), not as trained."""
+        self.answers = answers
+        self._class_index = None if self.classes is None else pd.Index(self.classes)
+
+    def _answered(self, labels: np.ndarray) -> np.ndarray:
+        """Each predicted class as answered: one hash lookup per row, no Python loop."""
+        if self.answers is None or self._class_index is None:
+            return labels
+        index = self._class_index.get_indexer(labels)
+        if (index < 0).any():  # not one of the model's classes (no sklearn classifier does this)
+            return labels
+        return np.asarray(self.answers[index])
+
+
+class PipelinePredictor(_Answers):
     """Runs the real sklearn pipeline on a DataFrame built like `model_frame`."""
 
     fast = False
@@ -62,13 +84,14 @@ class PipelinePredictor:
 
     def predict(self, numeric: np.ndarray, categorical: np.ndarray) -> Prediction:
         frame = self.model_input.frame(numeric, categorical)
+        labels = self._answered(np.asarray(self.pipeline.predict(frame)))
         if self.classes is not None and hasattr(self.pipeline, "predict_proba"):
             proba = np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64)
-            return Prediction(np.asarray(self.pipeline.predict(frame)), proba)
-        return Prediction(np.asarray(self.pipeline.predict(frame)), None)
+            return Prediction(labels, proba)
+        return Prediction(labels, None)
 
 
-class CompiledPredictor:
+class CompiledPredictor(_Answers):
     """Preprocessing as numpy on fitted attributes, then the final estimator on the matrix."""
 
     fast = True
@@ -89,8 +112,9 @@ class CompiledPredictor:
             assert self.classes is not None
             proba = np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
             # argmax of the probabilities is how these classifiers predict; `verify` checks it.
-            return Prediction(self.classes[np.argmax(proba, axis=1)], proba)
-        return Prediction(np.asarray(self.estimator.predict(matrix)), None)
+            named = self.classes if self.answers is None else self.answers
+            return Prediction(named[np.argmax(proba, axis=1)], proba)
+        return Prediction(self._answered(np.asarray(self.estimator.predict(matrix))), None)
 
 
 def _classes(pipeline: Any) -> np.ndarray | None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mlops_runtime.features.columns import feature_columns, feature_split
+from mlops_runtime.serve import labels
 from mlops_runtime.serve.fast_predict import CompiledPredictor, PipelinePredictor, build_predictor
 from mlops_runtime.tracking.store import PICKLE, ModelLoadRefused
 
@@ -63,6 +64,8 @@ class LoadedModel:
 class ModelSource(Protocol):
     def lookup(self, alias: str) -> ModelRef | None: ...
 
+    def missing(self, alias: str) -> str: ...
+
     def load(self, ref: ModelRef) -> Any: ...
 
 
@@ -86,10 +89,14 @@ def prepare(
     numeric, categorical = feature_split(config, contract)
     predictor = build_predictor(pipeline, numeric, categorical, feature_columns(config))
     classes = predictor.classes
+    # Predictions in the target's type (labels.py): 1, not the "1" training read.
+    answers = labels.answers(classes, labels.label_kind(config, contract))
+    predictor.answer_with(answers)
+    shown = answers if answers is not None else classes
     return LoadedModel(
         ref=ref,
         predictor=predictor,
-        classes=None if classes is None else np.asarray(classes).tolist(),
+        classes=None if shown is None else np.asarray(shown).tolist(),
         known_categories=known_categories(pipeline),
     )
 
@@ -123,6 +130,11 @@ class LocalSource:
             self._ref = ModelRef(self.name, f"local-{digest}", None, str(self.path))
             self._stat = key
         return self._ref
+
+    def missing(self, alias: str) -> str:
+        """What `lookup` found nothing of, for people."""
+        del alias
+        return f"no model file {self.path.resolve()} (nothing trained yet)"
 
     def load(self, ref: ModelRef) -> Any:
         import joblib
@@ -176,6 +188,7 @@ class RegistrySource:
 
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         self.client = connect(config)
+        self.uri = str(self.client.tracking_uri)
         self.name = config.get("tracking", {}).get("registered_model") or str(config["name"])
         self.serialization = serialization_of(config)
         self.allowed_roots = allowed_roots(str(config["model"]["estimator"]))
@@ -191,6 +204,13 @@ class RegistrySource:
             str(version.version),
             version.run_id,
             f"models:/{self.name}/{version.version}",
+        )
+
+    def missing(self, alias: str) -> str:
+        """What `lookup` found nothing of, for people."""
+        return (
+            f"no version of model {self.name!r} has the alias {alias!r} in the registry "
+            f"{self.uri} (nothing trained yet)"
         )
 
     def load(self, ref: ModelRef) -> Any:

@@ -16,6 +16,7 @@ from mlops_runtime.contract.rules import (
     forbids_extra_columns,
     is_nullable,
 )
+from mlops_runtime.serve.labels import label_schema
 
 _JSON_BOUNDS = {"min": "minimum", "max": "maximum"}
 _CONTRACT_422 = "Data-contract violations, one entry per field at fault"
@@ -151,6 +152,8 @@ def _store_responses(config: Mapping[str, Any], responses: dict[str, Any]) -> di
 
 def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
     record = {"$ref": "#/components/schemas/Record"}
+    label = {"$ref": "#/components/schemas/Label"}
+    classification = config["model"]["task"] != "regression"
     tensor = {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -222,7 +225,10 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
                 "responses": _store_responses(
                     config,
                     _responses(
-                        {"type": "object", "properties": {"predictions": {"type": "array"}}},
+                        {
+                            "type": "object",
+                            "properties": {"predictions": {"type": "array", "items": label}},
+                        },
                         *standard,
                     ),
                 ),
@@ -290,6 +296,11 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
         "components": {
             "schemas": {
                 "Record": record_schema(config, contract),
+                "Label": {
+                    **label_schema(config, contract),
+                    "description": "One prediction, of the type the contract gives the target "
+                    f"{config['data']['target']!r}",
+                },
                 "Prediction": {
                     "type": "object",
                     "required": ["request_id", "model", "model_version", "arm"],
@@ -299,10 +310,12 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
                         "model_version": {"type": "string"},
                         "run_id": {"type": ["string", "null"]},
                         "arm": {"type": "string", "enum": ["champion", "challenger"]},
-                        "prediction": {},
-                        "predictions": {"type": "array"},
+                        "prediction": label,
+                        "predictions": {"type": "array", "items": label},
                         "probabilities": {"type": "array"},
-                        "classes": {"type": "array"},
+                        **(
+                            {"classes": {"type": "array", "items": label}} if classification else {}
+                        ),
                         "stale_features": {
                             "description": "With a feature store under `stale: serve`, only "
                             "when a view was older than its ttl: its name (per prediction in a "
@@ -316,6 +329,10 @@ def build_openapi(config: Mapping[str, Any], contract: Mapping[str, Any]) -> dic
                     "required": ["error"],
                     "properties": {
                         "error": {"type": "string"},
+                        "detail": {
+                            "type": "string",
+                            "description": "503: why no model serves yet and how to train one",
+                        },
                         "request_id": {"type": "string"},
                         "violations": {
                             "type": "array",

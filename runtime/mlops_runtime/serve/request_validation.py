@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from mlops_runtime.contract.coercion import coerce_value
 from mlops_runtime.contract.record_check import check_record
 from mlops_runtime.contract.rules import (
     BOUNDS,
@@ -41,7 +42,6 @@ from mlops_runtime.contract.rules import (
     forbids_extra_columns,
     is_nullable,
 )
-from mlops_runtime.data import coerce_value
 
 _MISSING = object()
 _NAN = float("nan")

@@ -19,18 +19,31 @@ socket (and restarts any that dies); Prometheus metrics are then kept in files u
 $PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder unless set) so /metrics, whichever worker
 answers, reports the sum over all of them.
 
-Exit codes: 0 stopped normally; 2 configuration error.
+Stopping: SIGTERM or SIGINT (Ctrl-C) drains the server (uvicorn stops accepting, finishes
+the requests in flight, runs the app's shutdown: the prediction log is flushed), frees the port
+and exits 0, with every worker process gone. A second SIGINT while draining stops at once.
+
+Exit codes: 0 stopped normally, also by SIGTERM or SIGINT; 2 configuration error; 3 the
+address cannot be listened on (the port is taken, or needs privileges): one line says which,
+before anything is loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
-from typing import Any
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from mlops_runtime.project import Project
+from mlops_runtime.project import STOP_SIGNALS, Project, Stopped, stop_on_signals
+
+if TYPE_CHECKING:
+    import uvicorn
 
 # Set before numpy/sklearn load their thread pools: for the small batches a server scores,
 # OpenMP workers spin-waiting on a busy machine cost more than they save (measured: a 16-row
@@ -40,6 +53,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
+EXIT_CANNOT_LISTEN = 3
 
 
 def listen_address(
@@ -51,6 +65,28 @@ def listen_address(
     host = env.get("HOST") or str(serving.get("host", "127.0.0.1"))
     port = int(env.get("PORT") or serving.get("port", 8080))
     return host, port
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, found by binding it as uvicorn will
+    (SO_REUSEADDR: a port left in TIME_WAIT is free); None when it can."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is already in use (set PORT to a free one)"
+            if exc.errno == errno.EACCES:
+                return f"port {port} needs privileges this user lacks (set PORT above 1023)"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"{host} is not an address of this machine (set HOST)"
+            return exc.strerror or str(exc)
+    return None
 
 
 def _available(module: str) -> bool:
@@ -98,8 +134,57 @@ def record_ab_weight(project: Project) -> bool:
         return True
 
 
+def example_command(config: dict[str, object], host: str, port: int) -> str | None:
+    """A request to copy, from the project's requests/ (made from its contract at build)."""
+    serving = config.get("serving") or {}
+    assert isinstance(serving, dict)
+    examples = serving.get("example_requests") or []
+    if not examples:
+        return None
+    first = examples[0]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return (
+        f"try: curl -s -H 'Content-Type: application/json' -d @{first['file']} "
+        f"http://{shown}:{port}{first['endpoint']}   (other protocols: requests/)"
+    )
+
+
+def _server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn's server, except that a stop by signal ends in a plain return.
+
+    uvicorn drains on SIGTERM and SIGINT and then raises the signal again with the previous
+    handlers back, so the process dies by SIGTERM, or Python turns the SIGINT into a
+    KeyboardInterrupt traceback. A server asked to stop has stopped normally: exit 0.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
+
+
 def main(argv: list[str], project: Project) -> int:
     del argv  # everything comes from the project and the environment
+    try:
+        # Until uvicorn takes the signals over (and again once it is done), a stop unwinds.
+        with stop_on_signals():
+            return _main(project)
+    except Stopped:  # stopped while starting: nothing was served, nothing to drain
+        return EXIT_OK
+
+
+def _main(project: Project) -> int:
     import uvicorn
 
     CONFIG, CONTRACT = project.config, project.contract  # noqa: N806
@@ -111,6 +196,10 @@ def main(argv: list[str], project: Project) -> int:
     except (ValueError, KeyError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    problem = cannot_listen(host, port)
+    if problem is not None:
+        print(f"{CONFIG.get('name')}: cannot serve on {host}:{port}: {problem}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     settings: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -132,7 +221,10 @@ def main(argv: list[str], project: Project) -> int:
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         print(f"{CONFIG.get('name')}: serving on http://{host}:{port}", flush=True)
-        uvicorn.Server(uvicorn.Config(app, **settings)).run()
+        example = example_command(CONFIG, host, port)
+        if example is not None:
+            print(example, flush=True)
+        _server(uvicorn.Config(app, **settings)).run()
         return EXIT_OK
     # Each worker is a fresh interpreter (its own GIL) that builds the app from CONFIG. The
     # metrics folder must exist, empty, before any worker imports prometheus_client.
@@ -140,6 +232,9 @@ def main(argv: list[str], project: Project) -> int:
     if own_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlops-metrics-")
     print(f"{CONFIG.get('name')}: serving on http://{host}:{port} ({workers} workers)", flush=True)
+    example = example_command(CONFIG, host, port)
+    if example is not None:
+        print(example, flush=True)
     try:
         uvicorn.run(
             "mlops_runtime.serve.app:app_from_config",

@@ -17,21 +17,31 @@ processes of the same stage, so the pipe carries trusted data.
             replies with the outcome.
 
 End of input before "finish" (the stage failed) ends a started run as FAILED.
+
+Stopping: the worker dies with the stage. It ignores SIGINT (Ctrl-C reaches the whole process
+group; the stage decides and stops the worker); SIGTERM, which the stage sends when it is
+stopped and which on Linux the kernel sends when the stage dies any other way
+(PR_SET_PDEATHSIG), ends a started run as FAILED and exits 143. One step finishes first: once
+a version is being registered, the worker completes the registration and its alias and
+replies, so a stop never leaves a version half registered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
+import signal
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from mlops_runtime.data import file_sha256
+from mlops_runtime.project import Stopped
 from mlops_runtime.tracking.store import environment_tags, git_commit, model_requirements
 from mlops_runtime.train.evaluation import evaluate_vs_champion
 
@@ -96,7 +106,10 @@ def start_run(session: Session, message: Mapping[str, Any]) -> None:
     if session.client is None:
         session.client = connect(session.config, uri=session.uri)
     experiment_id = ensure_experiment(session.client, session.config)
-    run = mlflow.start_run(experiment_id=experiment_id)
+    # MLflow writes the run's row (RUNNING) before it makes the run active; a stop in between
+    # would leave nothing for the ending to find, and the run RUNNING for good.
+    with _STOPPING.deferred():
+        run = mlflow.start_run(experiment_id=experiment_id)
     session.run_id, session.rows = run.info.run_id, int(message["rows"])
     session.feature_views = _feature_views(session.config)
     if session.feature_views:
@@ -195,6 +208,7 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
         **metric_tags(metrics),
         **artifact_tags(session, info.model_id),
     }
+    _STOPPING.critical = True  # until the reply is sent: registered, aliased, answered
     version = str(register(info.model_uri, session.model_name, version_tags).version)
     promote(
         session.client,
@@ -229,6 +243,54 @@ def artifact_tags(session: Session, model_id: str) -> dict[str, str]:
     return {MODEL_SHA256_TAG: files.sha256, SERIALIZATION_TAG: files.serialization}
 
 
+class _Stopping:
+    """SIGTERM's handler: raise Stopped, unless a registration or the ending of the run is
+    under way (then the worker exits once that is done)."""
+
+    def __init__(self) -> None:
+        self.critical = False
+        self.pending: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        del frame
+        if self.critical:
+            self.pending = signum
+            return
+        signal.signal(signum, signal.SIG_IGN)  # once is enough: let the cleanup run
+        raise Stopped(signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A step a stop must not cut in two: a SIGTERM meanwhile is raised once it is done."""
+        self.critical = True
+        try:
+            yield
+        finally:
+            self.critical = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            signal.signal(signum, signal.SIG_IGN)
+            raise Stopped(signum)
+
+
+_STOPPING = _Stopping()
+
+
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel send SIGTERM when the stage dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the stage was gone before the call took effect
+        raise Stopped(signal.SIGTERM)
+
+
 def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
     session: Session | None = None
     try:
@@ -251,6 +313,9 @@ def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
         reply(outbox, {"error": traceback.format_exc()})
         return 1
     finally:
+        # A SIGTERM arriving now (the stage may close our input and signal us at once) waits
+        # until the run is ended, instead of interrupting the ending.
+        _STOPPING.critical = True
         _end_unfinished_run()
 
 
@@ -262,15 +327,27 @@ def reply(outbox: IO[bytes], value: Mapping[str, Any]) -> None:
 def _end_unfinished_run() -> None:
     if "mlflow" not in sys.modules:
         return
-    import mlflow
+    try:
+        import mlflow
 
-    if mlflow.active_run() is not None:
-        mlflow.end_run(status="FAILED")
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status="FAILED")
+    except Exception:  # noqa: BLE001 - stopped mid-import: there is no run to end
+        return
 
 
 def main(argv: list[str]) -> NoReturn:
-    with os.fdopen(int(argv[0]), "wb") as outbox:
-        code = serve(sys.stdin.buffer, outbox)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _STOPPING)
+    try:
+        if len(argv) > 1:
+            _die_with(int(argv[1]))
+        with os.fdopen(int(argv[0]), "wb") as outbox:
+            code = serve(sys.stdin.buffer, outbox)
+        if _STOPPING.pending is not None:
+            code = 128 + _STOPPING.pending
+    except Stopped as stop:
+        code = stop.exit_code
     sys.stdout.flush()
     sys.stderr.flush()
     # Nothing is left to clean up; skip tearing down MLflow's module graph.

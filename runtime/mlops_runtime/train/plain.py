@@ -6,12 +6,15 @@ trained file is also kept in model/versions/ for `rollback` (rollback/local_vers
 the change of model is a line of the serving history. No tracking, no registry, no contract
 gate: imports neither MLflow nor pandera.
 
-Exit codes: 0 trained and saved; 2 configuration error; 3 the data file cannot be read or is
-empty (reports/contract_report.json says why).
+Exit codes: 0 trained and saved; 2 configuration error, or no data file at the path
+(`error: training data not found: PATH`); 3 the data file cannot be read or is empty
+(reports/contract_report.json says why); 130 / 143 stopped by SIGINT / SIGTERM (nothing
+installed, the half-written file removed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -20,9 +23,10 @@ from typing import Any
 
 import joblib
 
+from mlops_runtime.contract.coercion import coerce_frame
 from mlops_runtime.contract.report import ContractViolation
-from mlops_runtime.data import coerce_frame, file_sha256, load_table, resolve_data_path
-from mlops_runtime.project import Project
+from mlops_runtime.data import DataNotFound, file_sha256, load_table, require_data
+from mlops_runtime.project import Project, Stopped, stop_on_signals
 from mlops_runtime.train.fitting import fit_and_evaluate
 
 MODEL_PATH = Path("model") / "model.joblib"
@@ -39,7 +43,7 @@ def train(
     model_path: Path | None = None,
 ) -> tuple[dict[str, float], Path]:
     """Fit, score on the held-out split, save; returns (metrics, path of the saved model)."""
-    raw = load_table(resolve_data_path(config, environ), contract)
+    raw = load_table(require_data(config, environ), contract)
     # Without a contract pandas' own inference types the columns.
     frame = coerce_frame(raw, contract)[0] if contract else raw
     fitted = fit_and_evaluate(frame, config)
@@ -70,18 +74,32 @@ def main(argv: list[str], project: Project) -> int:
     from mlops_runtime.rollback import history, local_versions
 
     fresh = project.root / local_versions.VERSIONS_DIR / f".training-{os.getpid()}.joblib"
+    name = project.config.get("name")
     try:
-        metrics, fresh = train(project.config, project.contract, model_path=fresh)
+        with stop_on_signals():
+            try:
+                metrics, fresh = train(project.config, project.contract, model_path=fresh)
+            except Stopped:
+                for partial in (fresh, fresh.with_name(fresh.name + DIGEST_SUFFIX)):
+                    with contextlib.suppress(OSError):
+                        partial.unlink()
+                raise
+            change = local_versions.keep_trained(
+                project.root, project.config, fresh, why={"trained": metrics}, by=history.actor()
+            )
+    except Stopped as stop:
+        print(f"{name}: training stopped by {stop.name}: nothing installed", file=sys.stderr)
+        return stop.exit_code
+    except DataNotFound as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return EXIT_CONFIG
     except ContractViolation as violation:
         print(violation, file=sys.stderr)
         return EXIT_DATA
     except (ImportError, ValueError, KeyError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    change = local_versions.keep_trained(
-        project.root, project.config, fresh, why={"trained": metrics}, by=history.actor()
-    )
     path = project.root / local_versions.MODEL_FILE
-    print(f"{project.config.get('name')}: saved {path} ({change.entry['to']})")
+    print(f"{name}: saved {path} ({change.entry['to']})")
     print("  metrics: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     return EXIT_OK

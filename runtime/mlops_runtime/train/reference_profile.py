@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_runtime import sketches
 from mlops_runtime.contract.report import jsonable
-from mlops_runtime.monitor import sketches
 
-PROFILE_VERSION = 2  # 2 added mergeable sketches (monitor/sketches.py) and baseline metrics
+PROFILE_VERSION = 2  # 2 added mergeable sketches (sketches.py) and baseline metrics
 PROFILE_PATH = Path("reports") / "reference_profile.json"
 # One copy per training run, named by its MLflow run id: the monitor compares a window with
 # the reference of the run that served it, which need not be the latest run trained here.

@@ -5,10 +5,13 @@ load -> data-contract gate -> split -> fit -> metrics -> model gate -> log run -
 Exit codes (also in docs/runtime-exit-codes.md):
     0  trained and registered (as champion or challenger)
     1  unexpected error (a traceback is printed)
-    2  configuration error (e.g. the estimator cannot be imported)
+    2  configuration error (e.g. the estimator cannot be imported), or no training data file
+       at the path (`error: training data not found: PATH`)
     3  data contract failed: reports/contract_report.json says why; nothing was written to
        the tracking server or the registry, aliases are untouched
     4  model gate failed: the run is logged and tagged mlops.gate=failed; no version registered
+    130, 143  stopped by SIGINT / SIGTERM (128 + the signal): the tracking worker is stopped
+       with the stage and a started run ends FAILED; one line says so, no traceback
 
 Tracking goes to $MLFLOW_TRACKING_URI if set, else CONFIG["tracking"]["uri"]; the data file is
 $<CONFIG["data"]["path_env"]> if set, else CONFIG["data"]["path"].
@@ -19,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -30,9 +35,15 @@ from typing import IO, Any, NoReturn
 import pandas as pd
 
 from mlops_runtime.contract.report import ContractViolation
-from mlops_runtime.data import load_table, resolve_data_path
+from mlops_runtime.data import DataNotFound, load_table, require_data
 from mlops_runtime.features.pipeline import build_pipeline
-from mlops_runtime.project import Project
+from mlops_runtime.project import (
+    STOP_SIGNALS,
+    Project,
+    Stopped,
+    stop_on_signals,
+    stop_received,
+)
 from mlops_runtime.tracking.store import absolute_uri, loggable_params, resolve_tracking_uri
 from mlops_runtime.train.evaluation import describe, evaluate_absolute
 from mlops_runtime.train.fitting import Fitted, fit_and_evaluate
@@ -42,6 +53,7 @@ EXIT_ERROR = 1
 EXIT_CONFIG = 2
 EXIT_CONTRACT = 3
 EXIT_GATE = 4
+STOP_TIMEOUT_S = 10.0  # a stopped stage waits this long for its tracking worker, then kills it
 
 
 @dataclass
@@ -59,10 +71,11 @@ class TrainResult:
 def load_validated(
     config: Mapping[str, Any], contract: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> tuple[pd.DataFrame, Path, dict[str, Any]]:
-    """Read and gate the data; raises ContractViolation (report already written)."""
+    """Read and gate the data; raises DataNotFound when there is no file, ContractViolation
+    (report already written) when it fails the contract."""
     from mlops_runtime.contract.training_gate import validate_frame
 
-    path = resolve_data_path(config, environ)
+    path = require_data(config, environ)
     if (config.get("feature_store") or {}).get("entity_timestamp"):
         from mlops_runtime.features.store.offline import load_training_rows
 
@@ -74,14 +87,24 @@ def load_validated(
 
 
 class TrackingWorker:
-    """The stage's end of mlops_runtime.tracking.worker (see there for why and how)."""
+    """The stage's end of mlops_runtime.tracking.worker (see there for why and how).
+
+    The worker dies with the stage: a stage stopped by SIGTERM or SIGINT stops it (`stop`), and
+    on Linux the kernel sends it SIGTERM if the stage dies any other way (even by SIGKILL).
+    """
 
     def __init__(self, uri: str, config: Mapping[str, Any], data_path: Path):
         self.started = False
         reply_read, reply_write = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlops_runtime.tracking.worker", str(reply_write)],
+                [
+                    sys.executable,
+                    "-m",
+                    "mlops_runtime.tracking.worker",
+                    str(reply_write),
+                    str(os.getpid()),
+                ],
                 stdin=subprocess.PIPE,
                 pass_fds=(reply_write,),
             )
@@ -128,6 +151,27 @@ class TrackingWorker:
                 self.process.stdin.close()
         self.process.wait()
 
+    def stop(self) -> dict[str, Any] | None:
+        """The stage was stopped: SIGTERM to the worker (it ends a started run as FAILED, or
+        finishes the registration it is in the middle of), wait for it, and return its reply
+        if it had sent one. Further signals are ignored meanwhile: this ends in seconds."""
+        with _signals_ignored():
+            if self.process.poll() is None:
+                self.process.terminate()
+            if self.process.stdin is not None and not self.process.stdin.closed:
+                with contextlib.suppress(BrokenPipeError):
+                    self.process.stdin.close()
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            try:
+                answer: dict[str, Any] = pickle.load(self.replies)
+            except Exception:  # noqa: BLE001 - no reply, or half of one read before the signal
+                return None
+            return answer
+
     def __enter__(self) -> TrackingWorker:
         return self
 
@@ -137,8 +181,28 @@ class TrackingWorker:
         value: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.close()
+        if isinstance(value, Stopped) or stop_received() is not None:
+            answer = self.stop()
+            if value is not None and answer is not None and answer.get("version"):
+                value.add_note(
+                    f"registered version {answer['version']} as {answer['alias']} before stopping"
+                )
+        else:
+            self.close()
         self.replies.close()
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_training(
@@ -151,8 +215,13 @@ def run_training(
         pipeline = build_pipeline(config)
     except (ImportError, ValueError, TypeError, KeyError) as exc:
         return TrainResult(EXIT_CONFIG, message=f"configuration error: {type(exc).__name__}: {exc}")
+    try:
+        data_path = require_data(config, environ)
+    except DataNotFound as missing:
+        # Before the tracking worker starts: a wrong path is said at once, nothing else runs.
+        return TrainResult(EXIT_CONFIG, message=f"error: {missing}")
     uri = absolute_uri(resolve_tracking_uri(config, environ))
-    with TrackingWorker(uri, config, resolve_data_path(config, environ)) as worker:
+    with TrackingWorker(uri, config, data_path) as worker:
         try:
             frame, _, contract_report = load_validated(config, contract, environ)
         except ContractViolation as violation:
@@ -236,6 +305,8 @@ def _finish(
 def summary(result: TrainResult, config: Mapping[str, Any]) -> str:
     metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
     name = config.get("tracking", {}).get("registered_model") or config.get("name")
+    if result.message.startswith("error: "):
+        return result.message  # a usage error says only what to fix
     if result.exit_code == EXIT_OK:
         head = f"{name}: registered version {result.version} as {result.alias}"
     elif result.exit_code == EXIT_CONTRACT:
@@ -252,10 +323,23 @@ def summary(result: TrainResult, config: Mapping[str, Any]) -> str:
 
 def main(argv: list[str], project: Project) -> int:
     del argv  # the stage takes no arguments; everything comes from the project and environment
-    result = run_training(project.config, project.contract)
+    try:
+        with stop_on_signals():
+            result = run_training(project.config, project.contract)
+    except Stopped as stop:
+        print(stopped_message(project.config, stop), file=sys.stderr)
+        return stop.exit_code
     stream = sys.stdout if result.exit_code == EXIT_OK else sys.stderr
     print(summary(result, project.config), file=stream)
     return result.exit_code
+
+
+def stopped_message(config: Mapping[str, Any], stop: Stopped) -> str:
+    name = config.get("tracking", {}).get("registered_model") or config.get("name")
+    notes = getattr(stop, "__notes__", None) or [
+        "nothing registered; a started run is marked FAILED"
+    ]
+    return f"{name}: training stopped by {stop.name}: {'; '.join(notes)}"
 
 
 def exit_now(code: int) -> NoReturn:

@@ -65,6 +65,13 @@ class _Svg:
             f'<text{cls_attr} x="{_c(x)}" y="{_c(y)}" text-anchor="{anchor}">{tip}{_esc(text)}</text>'
         )
 
+    def group(self, cls: str, title: str) -> None:
+        """Opens a group whose one title is the tooltip of everything drawn in it."""
+        self.parts.append(f'<g class="{cls}"><title>{_esc(title)}</title>')
+
+    def end_group(self) -> None:
+        self.parts.append("</g>")
+
     def _add(self, tag: str, attrs: str, title: str) -> None:
         if title:
             self.parts.append(f"<{tag} {attrs}><title>{_esc(title)}</title></{tag}>")
@@ -104,7 +111,8 @@ def _grouped_bars(
     box: tuple[float, float, float, float],
     outside: Sequence[bool] = (),
 ) -> float:
-    """Two bars per group (reference, current) of shares; returns the slot width."""
+    """Two bars per group (reference, current) of shares, titled once per group (a bin or a
+    category) with both shares; returns the slot width."""
     left, top, width, height = box
     shares = [s for ref, cur, _ in groups for s in (ref, cur) if s is not None]
     top_share = _nice_share(max(shares, default=0.0))
@@ -120,14 +128,16 @@ def _grouped_bars(
     bar_w = slot * 0.8 / max(1, len(present))
     for index, (ref, cur, title) in enumerate(groups):
         x = left + index * slot + slot * 0.1
+        svg.group("bin", title)
         for kind in present:
             share = ref if kind == "ref" else cur
             if share is None:
                 x += bar_w
                 continue
             h = share / top_share * height
-            svg.rect(x, top + height - h, bar_w, h, f"bar {kind}", title)
+            svg.rect(x, top + height - h, bar_w, h, f"bar {kind}")
             x += bar_w
+        svg.end_group()
     return slot
 
 

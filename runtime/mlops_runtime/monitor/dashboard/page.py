@@ -154,8 +154,12 @@ def _header(report: Mapping[str, Any]) -> str:
     busiest = max(versions, key=lambda k: _num(versions[k]) or 0.0) if versions else None
     ref_status = reference.get("status")
     ref_sub_parts = []
-    if reference.get("version") is not None:
-        ref_sub_parts.append(f"model v{_esc(reference.get('version'))}")
+    # The model the profile was trained with: its registered version, found in the log, else
+    # its run. `version` is the profile's format, not a model's.
+    if reference.get("model_version") is not None:
+        ref_sub_parts.append(f"model v{_esc(reference.get('model_version'))}")
+    elif reference.get("run_id"):
+        ref_sub_parts.append(f"run {_esc(str(reference.get('run_id'))[:12])}")
     if reference.get("rows") is not None:
         ref_sub_parts.append(f"{_fmt(reference.get('rows'))} rows")
     tiles = [
@@ -380,9 +384,14 @@ def _traffic(report: Mapping[str, Any]) -> str:
     tiles = [
         _tile("requests", _fmt(traffic.get("requests"))),
         _tile("rows", _fmt(traffic.get("rows"))),
-        _tile("errors", _fmt(traffic.get("errors"))),
-        _tile("error rate", _pct(traffic.get("error_rate"))),
+        _tile("errors", _fmt(traffic.get("errors")), "server errors (5xx)"),
+        _tile("error rate", _pct(traffic.get("error_rate")), "5xx share, 4xx not counted"),
     ]
+    if "client_errors" in traffic:
+        tiles += [
+            _tile("client errors", _fmt(traffic.get("client_errors")), "refused requests (4xx)"),
+            _tile("client error rate", _pct(traffic.get("client_error_rate")), "of all requests"),
+        ]
     latency = _float_map(traffic.get("latency_ms"))
     chart = _latency_chart(latency) if latency else _note("No latency figures in this window.")
     return (
@@ -541,7 +550,12 @@ def _series_section(report: Mapping[str, Any], history: Sequence[Mapping[str, An
         )
     errors = [_num(_map(p.get("traffic")).get("error_rate")) for p in points]
     if any(e is not None for e in errors):
-        card("error rate", "failed requests", _series_chart("error rate", errors, labels, fmt=_pct))
+        chart = _series_chart("error rate", errors, labels, fmt=_pct)
+        card("error rate", "server errors (5xx)", chart)
+    refused = [_num(_map(p.get("traffic")).get("client_error_rate")) for p in points]
+    if any(r is not None for r in refused):
+        chart = _series_chart("client error rate", refused, labels, fmt=_pct)
+        card("client error rate", "refused requests (4xx)", chart)
 
     head = f'<h3 style="margin-top:14px">Over time ({len(points)} report{"s" if len(points) != 1 else ""})</h3>'
     if not cards:
