@@ -21,7 +21,7 @@ import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,14 +59,6 @@ class LoadedModel:
     @property
     def version(self) -> str:
         return self.ref.version
-
-
-class ModelSource(Protocol):
-    def lookup(self, alias: str) -> ModelRef | None: ...
-
-    def missing(self, alias: str) -> str: ...
-
-    def load(self, ref: ModelRef) -> Any: ...
 
 
 def known_categories(pipeline: Any) -> dict[str, frozenset[str]]:
