@@ -2,6 +2,7 @@
 
     python benchmarks/compile_speed.py [--spec FILE] [--runs N] [--sizes 1,10,...] [--no-hyperfine]
     python benchmarks/compile_speed.py --ratio-only [--ratio-spec FILE] [--ratio-runs N]
+    python benchmarks/compile_speed.py --quick     # 10 specs instead of 200, one run each
 
 1. Cold start: `mlops --help` (target <= 150 ms) and `mlops build` of one spec into a fresh
    --out (target <= 400 ms), beside the interpreter floor `python -c pass` and the import floor
@@ -25,7 +26,6 @@ subprocess runs. A missed target is printed as MISSED; the exit code is non-zero
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -43,25 +43,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import cpu_model, print_table
+from harness import PYTHON, ROOT, BenchError, Target, cpu_model, parser, print_table, run_checked
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT / "specs" / "diabetes.mlops.yaml"
 RATIO_SPEC = ROOT / "specs" / "penguins.mlops.yaml"  # level 2, with CI and a deployment
-RATIO_TARGET = 4.0  # building MONOREPO_SPECS copies of a spec against building one
-PYTHON = sys.executable
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 SUMMARY_RE = re.compile(r"^(?P<name>[^:\s]+): .*\((?P<summary>[^)]*)\)$")
 MONOREPO_SPECS = 200
+QUICK_SPECS = 10  # --quick: the monorepo's size
+COUNT = MONOREPO_SPECS  # the monorepo's size in this run
 FRESH_TARGET = 2.0  # seconds: build MONOREPO_SPECS specs into a new --out
 NOOP_TARGET = 0.8  # seconds: rebuild them when nothing changed
+# Building MONOREPO_SPECS copies of a spec against building one, ratio of the means.
+RATIO = Target("monorepo / one spec", "ratio", 4.0)
 # The same two figures before the projects' Python moved into mlops-runtime (29 files per
 # level-1 project, 5,800 in all): docs/benchmarks.md, 2026-11-25, commit aa604d6 and later.
 BEFORE_RUNTIME = {"fresh": 4.33, "noop": 1.30}
-
-
-class BenchError(Exception):
-    """Something did not run as it should: the script exits non-zero."""
 
 
 @dataclass(frozen=True)
@@ -88,16 +85,6 @@ class Row:
 # --- running and timing -----------------------------------------------------------------------
 
 
-def run_checked(cmd: Sequence[str], *, cwd: Path | None = None) -> str:
-    """Run once, untimed; return stdout, raise BenchError on a non-zero exit."""
-    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BenchError(
-            f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-        )
-    return proc.stdout
-
-
 class Timer:
     """Times whole commands with hyperfine if available, else with a perf_counter loop."""
 
@@ -110,8 +97,7 @@ class Timer:
     def tool(self) -> str:
         if not self.hyperfine:
             return "perf_counter loop over subprocess.run"
-        version = run_checked([self.hyperfine, "--version"]).strip()
-        return version
+        return run_checked([self.hyperfine, "--version"]).stdout.strip()
 
     def time(
         self,
@@ -362,19 +348,19 @@ def monorepo(
         built = len(list(out.glob("*/mlops-manifest.json")))
         if built != n:
             raise BenchError(f"building {n} specs produced {built} manifests")
-        target = FRESH_TARGET if n == MONOREPO_SPECS else None
+        target = FRESH_TARGET if n == COUNT else None
         timing = timer.time(
             f"{n} spec{'' if n == 1 else 's'}", cmd, runs=runs, warmup=1, fresh_dir=out
         )
         scaling.append((n, Row(timing, target)))
 
     # No-op rebuild of the 200-spec set (the largest), which the loop above left built.
-    n = MONOREPO_SPECS
+    n = COUNT
     out = work / f"out-{n}"
     cmd = [*mlops, "build", str(repo), "--out", str(out)]
     run_checked(cmd)  # the output as a fresh build leaves it; from here on nothing may change
     before = snapshot(out)
-    problems = check_noop_stdout(run_checked(cmd), n)
+    problems = check_noop_stdout(run_checked(cmd).stdout, n)
     noop_timing = timer.time(f"no-op rebuild, {n} specs", cmd, runs=runs, warmup=1)
     after = snapshot(out)
     if before.keys() != after.keys():
@@ -392,7 +378,7 @@ def monorepo(
 @dataclass(frozen=True)
 class Ratio:
     one: list[float]  # seconds, run i of the one-spec build
-    many: list[float]  # seconds, run i of the MONOREPO_SPECS build, right after it
+    many: list[float]  # seconds, run i of the COUNT build, right after it
     cpu_one: list[float]  # user + system seconds of the same runs, child processes included
     cpu_many: list[float]
     load_before: float
@@ -408,7 +394,7 @@ class Ratio:
 
 
 def monorepo_ratio(spec: Path, work: Path, runs: int) -> Ratio:
-    """One copy of `spec` and MONOREPO_SPECS copies, each built by `mlops build DIR --out OUT`
+    """One copy of `spec` and COUNT copies, each built by `mlops build DIR --out OUT`
     into a fresh folder, alternately (warm-up pair untimed).
 
     Each build gets a workspace of its own holding OUT: a spec with CI writes its pipeline file
@@ -417,7 +403,7 @@ def monorepo_ratio(spec: Path, work: Path, runs: int) -> Ratio:
     """
     mlops = mlops_command()
     repo = work / "ratio-specs"
-    folders = make_monorepo(spec, repo, MONOREPO_SPECS)
+    folders = make_monorepo(spec, repo, COUNT)
     one_repo = work / "ratio-one"
     one_repo.mkdir()
     shutil.move(str(folders[0]), one_repo / folders[0].name)  # a folder holding one spec
@@ -439,7 +425,7 @@ def monorepo_ratio(spec: Path, work: Path, runs: int) -> Ratio:
         return elapsed, cpu
 
     print(
-        f"  timing 1 and {MONOREPO_SPECS} copies of {spec.name}, alternating "
+        f"  timing 1 and {COUNT} copies of {spec.name}, alternating "
         f"({runs} runs each, 1 warmup) ...",
         file=sys.stderr,
         flush=True,
@@ -447,8 +433,8 @@ def monorepo_ratio(spec: Path, work: Path, runs: int) -> Ratio:
     once(one_repo, "one")
     once(repo, "many")
     built = len(list((work / "ratio-ws-many" / "out").glob("*/mlops-manifest.json")))
-    if built != MONOREPO_SPECS:
-        raise BenchError(f"building {MONOREPO_SPECS} specs produced {built} manifests")
+    if built != COUNT:
+        raise BenchError(f"building {COUNT} specs produced {built} manifests")
     load_before = os.getloadavg()[0]
     one: list[tuple[float, float]] = []
     many: list[tuple[float, float]] = []
@@ -483,14 +469,14 @@ def print_ratio(spec: Path, result: Ratio) -> None:
         ["build", "mean", "stddev", "min", "max", "runs"],
         [
             ["1 spec (fresh --out)", *stats(result.one), str(len(result.one))],
-            [f"{MONOREPO_SPECS} specs (fresh --out)", *stats(result.many), str(len(result.many))],
+            [f"{COUNT} specs (fresh --out)", *stats(result.many), str(len(result.many))],
         ],
     )
     pairs = result.pairs
-    verdict = "pass" if result.ratio <= RATIO_TARGET else "MISSED"
+    verdict = "pass" if RATIO.met(result.ratio) else "MISSED"
     print(
-        f"\nratio {MONOREPO_SPECS} specs / 1 spec (of the means): {result.ratio:.2f}x, "
-        f"target <= {RATIO_TARGET:.0f}x: {verdict}"
+        f"\nratio {COUNT} specs / 1 spec (of the means): {result.ratio:.2f}x, "
+        f"target <= {RATIO.limit:.0f}x: {verdict}"
     )
     print(
         f"per-run ratios: {' '.join(f'{r:.2f}' for r in pairs)} "
@@ -506,29 +492,34 @@ def print_ratio(spec: Path, result: Ratio) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="example spec to copy")
-    parser.add_argument("--runs", type=int, default=15, help="timed runs per cold-start command")
-    parser.add_argument("--monorepo-runs", type=int, default=3, help="timed runs per build size")
-    parser.add_argument(
+    parser_ = parser(__doc__, quick=f"{QUICK_SPECS} specs, one timed run of everything")
+    parser_.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="example spec to copy")
+    parser_.add_argument("--runs", type=int, default=15, help="timed runs per cold-start command")
+    parser_.add_argument("--monorepo-runs", type=int, default=3, help="timed runs per build size")
+    parser_.add_argument(
         "--sizes",
         default="1,10,50,100,200",
         help=f"spec counts to build, each <= {MONOREPO_SPECS} ({MONOREPO_SPECS} is always built)",
     )
-    parser.add_argument("--no-hyperfine", action="store_true", help="use the perf_counter loop")
-    parser.add_argument(
+    parser_.add_argument("--no-hyperfine", action="store_true", help="use the perf_counter loop")
+    parser_.add_argument(
         "--ratio-spec", type=Path, default=RATIO_SPEC, help="spec whose copies the ratio builds"
     )
-    parser.add_argument(
+    parser_.add_argument(
         "--ratio-runs", type=int, default=7, help="timed runs of each build for the ratio"
     )
-    parser.add_argument(
+    parser_.add_argument(
         "--ratio-only", action="store_true", help="run the monorepo/one-spec ratio alone"
     )
-    args = parser.parse_args(argv)
-    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | {MONOREPO_SPECS})
-    if sizes[0] < 1 or sizes[-1] > MONOREPO_SPECS:
-        parser.error(f"--sizes: each count must be 1..{MONOREPO_SPECS}")
+    args = parser_.parse_args(argv)
+    global COUNT
+    COUNT = QUICK_SPECS if args.quick else MONOREPO_SPECS
+    if args.quick:
+        args.runs, args.monorepo_runs, args.ratio_runs = 2, 1, 1
+        args.sizes = f"1,{QUICK_SPECS}"
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | {COUNT})
+    if sizes[0] < 1 or sizes[-1] > COUNT:
+        parser_.error(f"--sizes: each count must be 1..{COUNT}")
     spec = args.spec.resolve()
 
     started = time.perf_counter()
@@ -630,8 +621,8 @@ def main(argv: list[str] | None = None) -> int:
             print("no-op rebuild writes nothing: " + ("yes" if noop_ok else "NO"))
             for line in noop_check:
                 print(f"  {line}")
-            fresh = dict(scaling)[MONOREPO_SPECS]
-            print(f"\n### Targets: {MONOREPO_SPECS}-spec monorepo\n")
+            fresh = dict(scaling)[COUNT]
+            print(f"\n### Targets: {COUNT}-spec monorepo\n")
             print_table(
                 [
                     "figure",
@@ -653,8 +644,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{BEFORE_RUNTIME[key] / r.timing.mean:.1f}x",
                     ]
                     for label, key, r in (
-                        (f"fresh build, {MONOREPO_SPECS} specs", "fresh", fresh),
-                        (f"no-op rebuild, {MONOREPO_SPECS} specs", "noop", noop),
+                        (f"fresh build, {COUNT} specs", "fresh", fresh),
+                        (f"no-op rebuild, {COUNT} specs", "noop", noop),
                     )
                 ],
             )
@@ -664,8 +655,8 @@ def main(argv: list[str] | None = None) -> int:
 
             every = [*cold, *(r for _, r in scaling), noop]
             missed = [r.timing.label for r in every if r.status == "MISSED"]
-            if result.ratio > RATIO_TARGET:
-                missed.append(f"{MONOREPO_SPECS} specs / 1 spec: {result.ratio:.2f}x")
+            if not RATIO.met(result.ratio):
+                missed.append(f"{COUNT} specs / 1 spec: {result.ratio:.2f}x")
             if not noop_ok:
                 missed.append("no-op rebuild wrote files")
             print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
