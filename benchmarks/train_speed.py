@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py [--rows N] [--runs N] [--gate-runs N] [--threads N]
                                      [--no-profile] [--keep]
+    python benchmarks/train_speed.py --quick   # 20,000 rows, one run of each, no profile
 
 The script makes a seeded synthetic table (16 numeric + 4 categorical features, a binary target
 and a row id: 22 columns), writes it as Parquet in a temp dir, writes an mlops.yaml for it and
@@ -47,9 +48,7 @@ import pstats
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,14 +58,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from common import cpu_model, load_text, print_table, revision, versions
+from harness import (
+    PYTHON,
+    BenchError,
+    Target,
+    cpu_model,
+    load_text,
+    parser,
+    print_table,
+    revision,
+    run_checked,
+    verdict,
+    versions,
+    workdir,
+)
+from harness import child_env as clean_env
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 NAME = "train-speed"
 SEED = 20261125
-OVERHEAD_TARGET = 0.15  # train stage / baseline - 1
-GATE_TARGET = 1.0  # seconds
+OVERHEAD = Target("train stage / baseline - 1", "overhead", 0.15, show=lambda x: f"{x:+.0%}")
+GATE = Target("contract gate, fastest run", "gate", 1.0, show=lambda x: f"{x:.0f} s")
+QUICK_ROWS = 20_000
 ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
 PARAMS: dict[str, Any] = {"max_iter": 50, "random_state": 42}
 SPLIT: dict[str, Any] = {"test_size": 0.2, "seed": 42, "stratify": True}
@@ -92,11 +104,6 @@ PACKAGES = (
 # predictions and probabilities from one predict_proba (predict only for tied rows).
 SHARED = ("Pipeline.fit", "Pipeline.predict", "Pipeline.predict_proba")
 COUNTED = ("model_frame (feature dtypes)", "target_array", "Pipeline.predict")
-QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-
-
-class BenchError(Exception):
-    """Something did not run as it should: the script exits non-zero."""
 
 
 # --- data, spec and project -------------------------------------------------------------------
@@ -183,17 +190,6 @@ def spec_document(data_file: str) -> dict[str, Any]:
     }
 
 
-def run_checked(
-    cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BenchError(
-            f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-        )
-    return proc
-
-
 def build_project(work: Path) -> Path:
     spec = work / f"{NAME}.mlops.yaml"
     spec.write_text(yaml.safe_dump(spec_document("data/train.parquet"), sort_keys=False))
@@ -212,12 +208,9 @@ THREADS: int | None = None  # --threads
 
 
 def child_env() -> dict[str, str]:
-    drop = ("MLFLOW_TRACKING_URI", "MLOPS_TRAIN_DATA", "MLOPS_PROJECT_DIR", "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(QUIET_ENV)
-    if THREADS is not None:
-        env.update(OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS))
-    return env
+    if THREADS is None:
+        return clean_env()
+    return clean_env(OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS))
 
 
 # --- the two programs being compared ----------------------------------------------------------
@@ -772,28 +765,33 @@ def print_profile(stats: pstats.Stats, title: str, limit: int, *, own: bool) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of synthetic data")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each training program")
-    parser.add_argument("--gate-runs", type=int, default=3, help="runs of each gate check")
-    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile runs")
-    parser.add_argument(
+    parser_ = parser(__doc__, quick=f"{QUICK_ROWS:,} rows, one run of each, no profile")
+    parser_.add_argument("--rows", type=int, default=1_000_000, help="rows of synthetic data")
+    parser_.add_argument("--runs", type=int, default=3, help="runs of each training program")
+    parser_.add_argument("--gate-runs", type=int, default=3, help="runs of each gate check")
+    parser_.add_argument("--no-profile", action="store_true", help="skip the cProfile runs")
+    parser_.add_argument(
         "--threads",
         type=int,
         default=None,
         help="set OMP_NUM_THREADS/OPENBLAS_NUM_THREADS for both programs (default: unset)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir and print it")
-    args = parser.parse_args(argv)
+    parser_.add_argument("--keep", action="store_true", help="keep the temp dir and print it")
+    args = parser_.parse_args(argv)
+    if args.quick:
+        args.rows, args.runs, args.gate_runs, args.no_profile = QUICK_ROWS, 1, 1, True
     if args.runs < 1 or args.gate_runs < 1 or args.rows < 1000:
-        parser.error("--runs and --gate-runs must be >= 1, --rows >= 1000")
+        parser_.error("--runs and --gate-runs must be >= 1, --rows >= 1000")
 
     global THREADS
     THREADS = args.threads
     started = time.perf_counter()
-    tmp = tempfile.mkdtemp(prefix="mlops-train-bench-")
+    with workdir("mlops-train-bench-", keep=args.keep) as work:
+        return measure(args, argv, work, started)
+
+
+def measure(args: argparse.Namespace, argv: list[str] | None, work: Path, started: float) -> int:
     try:
-        work = Path(tmp)
         print(f"date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
         print(
             f"machine: nproc {os.cpu_count()}, {cpu_model()}, "
@@ -864,8 +862,8 @@ def main(argv: list[str] | None = None) -> int:
         composite = est_stage / est_base - 1
         whole = fastest_stage / fastest_base - 1
         overhead = max(composite, whole)
-        verdict = "ok" if overhead <= OVERHEAD_TARGET else "MISSED"
-        target = f"<= +{OVERHEAD_TARGET:.0%}"
+        overhead_verdict = verdict(OVERHEAD.met(overhead), passed="ok")
+        target = f"<= {OVERHEAD.show(OVERHEAD.limit)}"
         print()
         print_table(
             ["measure", "baseline script", "train stage", "ratio", "overhead", "target", "result"],
@@ -877,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fastest_stage / fastest_base:.2f}x",
                     f"{whole:+.0%}",
                     target,
-                    "ok" if whole <= OVERHEAD_TARGET else "MISSED",
+                    verdict(OVERHEAD.met(whole), passed="ok"),
                 ],
                 [
                     f"whole runs, mean of {args.runs}",
@@ -896,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{est_stage / est_base:.2f}x",
                     f"{composite:+.0%}",
                     target,
-                    "ok" if composite <= OVERHEAD_TARGET else "MISSED",
+                    verdict(OVERHEAD.met(composite), passed="ok"),
                 ],
             ],
         )
@@ -917,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n### 2. Contract gate, {shape[0]:,} rows x {shape[1]} columns\n", flush=True)
         print("  timing the gate ...", file=sys.stderr, flush=True)
         g = bench_gate(work, project, data, args.gate_runs, not args.no_profile)
-        gate_verdict = "ok" if min(g.gate) <= GATE_TARGET else "MISSED"
+        gate_verdict = verdict(GATE.met(min(g.gate)), passed="ok")
         numpy_min = min(g.numpy)
         print_table(
             ["check", "min", "mean", "x hand-written", "target", "result"],
@@ -927,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
                     sec(min(g.gate)),
                     sec(statistics.fmean(g.gate)),
                     f"{min(g.gate) / numpy_min:.1f}x",
-                    f"<= {GATE_TARGET:.0f} s",
+                    f"<= {GATE.show(GATE.limit)}",
                     gate_verdict,
                 ],
                 [
@@ -986,17 +984,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nload average (1/5/15 min) at end: {load_text()}")
         print(f"benchmark wall time: {time.perf_counter() - started:.0f} s")
         print(
-            f"\nsummary: train stage overhead {overhead:+.0%} ({verdict}); "
+            f"\nsummary: train stage overhead {overhead:+.0%} ({overhead_verdict}); "
             f"contract gate {sec(min(g.gate))} ({gate_verdict})"
         )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if args.keep:
-            print(f"kept: {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
