@@ -2,6 +2,9 @@
 
     python benchmarks/serve_speed.py [--quick] [--profile] [--wait-quiet SECONDS] [--json PATH]
 
+(--quick: 2 s wrk runs, batches of 100 and 1,000 rows, a 6 s soak: every server and path once,
+in about a minute.)
+
 The script trains a real project from `specs/breast-cancer.mlops.yaml` in a temp dir
 (`python -m mlops_compiler run SPEC train`, which runs `python -m mlops_runtime train` in the
 project folder: MLflow registry in the project's SQLite file, alias `champion`), and then
@@ -41,49 +44,85 @@ answer with the wrong number of predictions).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import http.client
 import json
 import os
 import platform
 import shlex
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from common import cpu_model, table, versions, wait_quiet, wrk_figures, wrk_summary
+from harness import (
+    LUA,
+    PYTHON,
+    ROOT,
+    BackgroundWrk,
+    BenchError,
+    Server,
+    Target,
+    add_output,
+    add_quiet,
+    child_env,
+    command_line,
+    cpu_model,
+    free_port,
+    http_get,
+    judge,
+    parser,
+    require_wrk,
+    run_checked,
+    run_wrk,
+    table,
+    utc_now,
+    verdict,
+    versions,
+    wait_quiet,
+    workdir,
+    write_json,
+    wrk_command,
+    wrk_figures,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 SPEC = ROOT / "specs" / "breast-cancer.mlops.yaml"
-LUA = ROOT / "benchmarks" / "wrk" / "post_json.lua"
+POST_JSON = LUA / "post_json.lua"
 ALIAS = "champion"
 
 WORKERS = 2
 WORKERS_LABEL = f"generated /predict, {WORKERS} workers"
-RATIO_TARGET = 50.0  # generated /predict req/s over MLflow /invocations req/s
-RPS_TARGET = 5_000.0
-RPS_STRETCH = 10_000.0
-P99_TARGET_MS = 25.0
-ROWS_TARGET = 200_000.0  # batch rows/s
+ROWS_TARGET = 200_000.0  # batch rows/s, every format and size of the generated app
+
+
+def _rps(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms"
+
+
+# Single records under wrk; keys as report() measures them.
+TARGETS = (
+    Target(
+        "generated / MLflow throughput", "ratio", 50.0, at_least=True, show=lambda x: f"{x:,.1f}x"
+    ),
+    Target("generated /predict req/s", "rps", 5_000.0, at_least=True, show=_rps),
+    Target("generated /predict req/s (stretch)", "rps", 10_000.0, at_least=True, show=_rps),
+    Target(f"{WORKERS_LABEL} req/s (stretch)", "workers_rps", 10_000.0, at_least=True, show=_rps),
+    Target(f"{WORKERS_LABEL} p99", "workers_p99", 25.0, show=_ms),
+    Target("generated /predict p99", "p99", 25.0, show=_ms),
+    Target("generated /predict non-2xx", "non_2xx", 0, show=lambda x: f"{x:.0f}"),
+)
 FORMATS = ("records JSON", "dataframe_split", "V2 JSON", "V2 binary")
 RSS_GROWTH_MIB = 10.0  # soak: end - start
 RSS_SLOPE_MIB_MIN = 0.5  # soak: least-squares slope over the second half
 
-QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 PACKAGES = (
     "uvicorn",
     "uvloop",
@@ -98,10 +137,6 @@ PACKAGES = (
     "prometheus-client",
     "mlops-runtime",
 )
-
-
-class BenchError(Exception):
-    """Something did not run as it should: the script exits non-zero."""
 
 
 @dataclass(frozen=True)
@@ -198,136 +233,6 @@ class Results:
     errors: list[str] = field(default_factory=list)
 
 
-# --- processes --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    drop = ("MLFLOW_TRACKING_URI", "MLOPS_PROJECT_DIR", "PYTHONPATH", "HOST", "PORT")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(QUIET_ENV)
-    env.update(extra)
-    return env
-
-
-def run_checked(
-    cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-4000:]
-        raise BenchError(f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{tail}")
-    return proc
-
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
-
-
-class Server:
-    """A server process in its own process group, stopped (group-wide) on exit."""
-
-    def __init__(
-        self,
-        name: str,
-        cmd: Sequence[str],
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        port: int,
-        ready_path: str,
-        log: Path,
-        ready: Callable[[int, bytes], bool] | None = None,
-        timeout: float = 120.0,
-    ):
-        self.name = name
-        self.cmd = list(cmd)
-        self.cwd = cwd
-        self.env = dict(env)
-        self.port = port
-        self.ready_path = ready_path
-        self.log = log
-        self.ready = ready or (lambda status, body: status == 200)
-        self.timeout = timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def __enter__(self) -> Server:
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _wait_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(
-                    f"{self.name} exited {self.proc.returncode} before it was ready:\n"
-                    + self.log.read_text(errors="replace")[-4000:]
-                )
-            with contextlib.suppress(OSError):
-                status, body = http_get(self.base + self.ready_path, timeout=1.0)
-                if self.ready(status, body):
-                    return
-            time.sleep(0.25)
-        raise BenchError(
-            f"{self.name} not ready after {self.timeout:.0f} s:\n"
-            + self.log.read_text(errors="replace")[-4000:]
-        )
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        # The group is the one start_new_session made for this server (pgid == its pid): it
-        # holds the server and the children it started (mlflow starts uvicorn), nothing else.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        # Children of the group that outlive the leader (mlflow's uvicorn) get the same end.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 # --- the project ------------------------------------------------------------------------------
 
 
@@ -419,25 +324,10 @@ def cycle(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 
 
 def wrk(name: str, url: str, body: Path, seconds: float, s: Settings) -> WrkRun:
-    cmd = [
-        "wrk",
-        f"-t{s.threads}",
-        f"-c{s.connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "5s",
-        "--latency",
-        "-s",
-        str(LUA),
-        url,
-        "--",
-        str(body),
-    ]
-    proc = run_checked(cmd)
-    data = wrk_summary(proc.stdout)
-    if data is None:
-        raise BenchError(f"wrk printed no summary:\n{proc.stdout}{proc.stderr}")
-    return WrkRun(name=name, url=url, **wrk_figures(data))
+    cmd = wrk_command(
+        url, POST_JSON, str(body), seconds=seconds, connections=s.connections, threads=s.threads
+    )
+    return WrkRun(name=name, url=url, **wrk_figures(run_wrk(cmd, seconds)))
 
 
 def measure(name: str, url: str, body: Path, s: Settings) -> WrkRun:
@@ -514,7 +404,7 @@ def batch_requests(
     """The same rows in every batch format, keyed by format (plus "/predict records")."""
     columns = list(rows[0])
     split = {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
-    tensors = [
+    tensors: list[dict[str, Any]] = [
         {"name": c, "shape": [len(rows)], "datatype": V2_TYPE[types.get(c, "float")],
          "data": [r[c] for r in rows]}
         for c in columns
@@ -716,27 +606,19 @@ def soak(server: Server, body: Path, log_dir: Path, s: Settings) -> Soak:
     lines_before = count_lines(log_dir)
     dropped_before = metric_values(server.base, ["mlops_prediction_log_dropped_total"])
     out_file = log_dir.parent / "soak-wrk.txt"
-    cmd = [
-        "wrk",
-        f"-t{s.threads}",
-        f"-c{s.connections}",
-        f"-d{s.soak}s",
-        "--timeout",
-        "5s",
-        "--latency",
-        "-s",
-        str(LUA),
+    cmd = wrk_command(
         f"{server.base}/predict",
-        "--",
+        POST_JSON,
         str(body),
-    ]
+        seconds=s.soak,
+        connections=s.connections,
+        threads=s.threads,
+    )
     print(f"  soak: {s.soak} s of wrk on /predict, RSS every {s.sample_every:g} s ...", flush=True)
-    with out_file.open("w") as out:
-        load = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with BackgroundWrk(cmd, out_file) as load:
         start = time.monotonic()
         next_sample = start
-        while load.poll() is None:
+        while load.running:
             now = time.monotonic()
             if now >= next_sample:
                 result.samples.append((now - start, rss_mib(server.pid), folder_size(log_dir)[0]))
@@ -745,16 +627,7 @@ def soak(server: Server, body: Path, log_dir: Path, s: Settings) -> Soak:
         result.samples.append(
             (time.monotonic() - start, rss_mib(server.pid), folder_size(log_dir)[0])
         )
-    finally:
-        if load.poll() is None:
-            os.killpg(load.pid, signal.SIGTERM)
-            load.wait(timeout=10)
-    if load.returncode != 0:
-        raise BenchError(f"soak wrk exited {load.returncode}:\n{out_file.read_text()[-3000:]}")
-    text = out_file.read_text()
-    data = wrk_summary(text)
-    if data is None:
-        raise BenchError(f"soak wrk printed no summary:\n{text[-3000:]}")
+        data = load.wait(timeout=10)
     result.wrk = WrkRun("generated /predict (soak)", f"{server.base}/predict", **wrk_figures(data))
     time.sleep(1.0)  # let the log writer drain
     after = metric_values(server.base, ["mlops_prediction_log_dropped_total"])
@@ -776,23 +649,17 @@ def profile(
         print("  py-spy not on PATH: no profile (pip install py-spy)", flush=True)
         return []
     raw = work / "serve.pyspy.txt"
-    load = subprocess.Popen(
-        [
-            "wrk",
-            f"-t{s.threads}",
-            f"-c{s.connections}",
-            f"-d{seconds + 4}s",
-            "-s",
-            str(LUA),
-            f"{server.base}/predict",
-            "--",
-            str(body),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    cmd = wrk_command(
+        f"{server.base}/predict",
+        POST_JSON,
+        str(body),
+        seconds=seconds + 4,
+        connections=s.connections,
+        threads=s.threads,
+        timeout_s=None,
+        latency=False,
     )
-    try:
+    with BackgroundWrk(cmd, work / "profile-wrk.txt") as load:
         time.sleep(2)
         run_checked(
             [
@@ -811,7 +678,6 @@ def profile(
                 str(raw),
             ]
         )
-    finally:
         load.wait(timeout=seconds + 30)
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
@@ -838,10 +704,6 @@ def profile(
 
 
 # --- reporting --------------------------------------------------------------------------------
-
-
-def verdict(ok: bool) -> str:
-    return "pass" if ok else "**MISSED**"
 
 
 def report(r: Results, s: Settings) -> str:
@@ -888,63 +750,15 @@ def report(r: Results, s: Settings) -> str:
         )
     )
     out.append("")
-    targets: list[list[str]] = []
+    measured: dict[str, float] = {}
     if gen is not None:
         if mlf is not None and mlf.rps > 0:
-            times = gen.rps / mlf.rps
-            targets.append(
-                [
-                    "generated / MLflow throughput",
-                    f"≥ {RATIO_TARGET:.0f}x",
-                    f"{times:,.1f}x",
-                    verdict(times >= RATIO_TARGET),
-                ]
-            )
-        targets.append(
-            [
-                "generated /predict req/s",
-                f"≥ {RPS_TARGET:,.0f}",
-                f"{gen.rps:,.0f}",
-                verdict(gen.rps >= RPS_TARGET),
-            ]
-        )
-        targets.append(
-            [
-                "generated /predict req/s (stretch)",
-                f"≥ {RPS_STRETCH:,.0f}",
-                f"{gen.rps:,.0f}",
-                verdict(gen.rps >= RPS_STRETCH),
-            ]
-        )
+            measured["ratio"] = gen.rps / mlf.rps
+        measured.update(rps=gen.rps, p99=gen.p99_ms, non_2xx=gen.non_2xx)
         workers2 = by_name.get(WORKERS_LABEL)
         if workers2 is not None:
-            targets.append(
-                [
-                    f"{WORKERS_LABEL} req/s (stretch)",
-                    f"≥ {RPS_STRETCH:,.0f}",
-                    f"{workers2.rps:,.0f}",
-                    verdict(workers2.rps >= RPS_STRETCH),
-                ]
-            )
-            targets.append(
-                [
-                    f"{WORKERS_LABEL} p99",
-                    f"≤ {P99_TARGET_MS:.0f} ms",
-                    f"{workers2.p99_ms:.2f} ms",
-                    verdict(workers2.p99_ms <= P99_TARGET_MS),
-                ]
-            )
-        targets.append(
-            [
-                "generated /predict p99",
-                f"≤ {P99_TARGET_MS:.0f} ms",
-                f"{gen.p99_ms:.2f} ms",
-                verdict(gen.p99_ms <= P99_TARGET_MS),
-            ]
-        )
-        targets.append(
-            ["generated /predict non-2xx", "0", f"{gen.non_2xx}", verdict(gen.non_2xx == 0)]
-        )
+            measured.update(workers_rps=workers2.rps, workers_p99=workers2.p99_ms)
+    targets, _ = judge(TARGETS, measured, bold=True)
     for batch in r.batch:
         if batch.server == "generated":
             targets.append(
@@ -952,7 +766,7 @@ def report(r: Results, s: Settings) -> str:
                     f"batch of {batch.rows:,} rows, {batch.name.removeprefix('generated ')}",
                     f"≥ {ROWS_TARGET:,.0f} rows/s",
                     f"{batch.rows_per_s:,.0f} rows/s",
-                    verdict(batch.rows_per_s >= ROWS_TARGET),
+                    verdict(bold=True, ok=batch.rows_per_s >= ROWS_TARGET),
                 ]
             )
     if r.soak is not None and r.soak.samples:
@@ -965,7 +779,7 @@ def report(r: Results, s: Settings) -> str:
                 f"RSS flat over {r.soak.seconds} s",
                 f"growth ≤ {RSS_GROWTH_MIB:.0f} MiB, 2nd-half slope ≤ {RSS_SLOPE_MIB_MIN} MiB/min",
                 f"{growth:+.1f} MiB, {slope2:+.2f} MiB/min",
-                verdict(ok),
+                verdict(bold=True, ok=ok),
             ]
         )
     out.append("### Targets\n")
@@ -998,7 +812,7 @@ def report(r: Results, s: Settings) -> str:
                         "-"
                         if mlf_run is None
                         else f"{gen_run.rows_per_s / mlf_run.rows_per_s:.1f}x",
-                        verdict(gen_run.rows_per_s >= ROWS_TARGET),
+                        verdict(bold=True, ok=gen_run.rows_per_s >= ROWS_TARGET),
                     ]
                 )
         out.append(
@@ -1335,27 +1149,26 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="5 s runs, 30 s soak: a smoke run")
-    parser.add_argument("--spec", default=str(SPEC), help="spec to train (default breast-cancer)")
-    parser.add_argument("--duration", type=int, help="seconds per measured wrk run (default 30)")
-    parser.add_argument("--warmup", type=int, help="seconds of wrk warm-up per run (default 5)")
-    parser.add_argument("--soak", type=int, help="seconds of the RSS soak (default 300)")
-    parser.add_argument("--skip-soak", action="store_true", help="no RSS soak")
-    parser.add_argument(
+    parser_ = parser(__doc__, quick="2 s wrk runs, batches of 100 and 1,000 rows, 6 s soak")
+    parser_.add_argument("--spec", default=str(SPEC), help="spec to train (default breast-cancer)")
+    parser_.add_argument("--duration", type=int, help="seconds per measured wrk run (default 30)")
+    parser_.add_argument("--warmup", type=int, help="seconds of wrk warm-up per run (default 5)")
+    parser_.add_argument("--soak", type=int, help="seconds of the RSS soak (default 300)")
+    parser_.add_argument("--skip-soak", action="store_true", help="no RSS soak")
+    parser_.add_argument(
         "--skip-single", action="store_true", help="no single-record runs: batches and floors only"
     )
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--batch-sizes", default="1000,10000", help="rows per batch request")
-    parser.add_argument("--batch-reps", type=int, help="timed repetitions per batch (default 5)")
-    parser.add_argument(
+    parser_.add_argument("--connections", type=int, default=16)
+    parser_.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser_.add_argument("--batch-sizes", help="rows per batch request (default 1000,10000)")
+    parser_.add_argument("--batch-reps", type=int, help="timed repetitions per batch (default 5)")
+    parser_.add_argument(
         "--max-body-bytes",
         type=int,
         default=32_000_000,
         help="serving.max_body_bytes for the spec copy (0 keeps the spec's, 1 MB by default)",
     )
-    parser.add_argument(
+    parser_.add_argument(
         "--profile",
         type=int,
         nargs="?",
@@ -1363,41 +1176,34 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="also sample the generated server with py-spy for N s (default 15) under load",
     )
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        help="wait up to this many seconds for the 1-minute load to drop below --quiet-load",
-    )
-    parser.add_argument("--quiet-load", type=float, default=1.0)
-    parser.add_argument("--json", help="also write the results as JSON to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    args = parser.parse_args(argv)
+    add_quiet(parser_)
+    add_output(parser_)
+    args = parser_.parse_args(argv)
 
     quick = args.quick
+    batch_sizes = args.batch_sizes or ("100,1000" if quick else "1000,10000")
     s = Settings(
-        duration=args.duration or (5 if quick else 30),
-        warmup=args.warmup or (2 if quick else 5),
+        duration=args.duration or (2 if quick else 30),
+        warmup=args.warmup or (1 if quick else 5),
         connections=args.connections,
         threads=args.threads,
-        soak=0 if args.skip_soak else args.soak or (30 if quick else 300),
-        sample_every=5.0,
-        batch_sizes=tuple(int(x) for x in args.batch_sizes.split(",") if x.strip()),
-        batch_reps=args.batch_reps or (2 if quick else 5),
+        soak=0 if args.skip_soak else args.soak or (6 if quick else 300),
+        sample_every=2.0 if quick else 5.0,
+        batch_sizes=tuple(int(x) for x in batch_sizes.split(",") if x.strip()),
+        batch_reps=args.batch_reps or (1 if quick else 5),
         max_body_bytes=args.max_body_bytes,
         profile=args.profile,
         single=not args.skip_single,
     )
-    if shutil.which("wrk") is None:
-        print("error: wrk is not on PATH (apt-get install wrk)", file=sys.stderr)
+    missing = require_wrk()
+    if missing is not None:
+        print(f"error: {missing}", file=sys.stderr)
         return 1
 
     wait_quiet(args.wait_quiet, args.quiet_load)
     r = Results(
-        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        command=shlex.join(
-            ["python", "benchmarks/serve_speed.py", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        started=utc_now(),
+        command=command_line("serve_speed.py", argv),
         machine={
             "nproc": str(os.cpu_count()),
             "cpu": cpu_model(),
@@ -1408,18 +1214,14 @@ def main(argv: list[str] | None = None) -> int:
         load_before=os.getloadavg(),
     )
     print(f"load average before: {' '.join(f'{x:.2f}' for x in r.load_before)}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="mlops-serve-bench-"))
     failed: str | None = None
-    try:
-        run(args, s, r, work)
-    except BenchError as exc:
-        failed = str(exc)
-    finally:
-        r.load_after = os.getloadavg()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    with workdir("mlops-serve-bench-", keep=args.keep) as work:
+        try:
+            run(args, s, r, work)
+        except BenchError as exc:
+            failed = str(exc)
+        finally:
+            r.load_after = os.getloadavg()
 
     print()
     print(f"- date: {r.started}")
@@ -1437,9 +1239,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- MLflow: `{r.mlflow_command}`")
     print()
     print(report(r, s))
-    if args.json:
-        payload = asdict(r)
-        Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
+    write_json(args.json, r)
     if failed is not None:
         print(f"error: {failed}", file=sys.stderr)
         return 1
