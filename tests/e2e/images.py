@@ -3,7 +3,7 @@
 An example's image holds its generated project files and the runtime, never a model (the
 container pulls the registry's alias at start), so every test of one example can run the
 same image against its own trained project. The tag names a digest of what goes into the
-image: the project's build inputs and the runtime's source; under the runtime's
+image: the project's build inputs, the runtime's source and the host's library versions; under the runtime's
 cross-process lock, the first test to need it builds it and the others (other pytest-xdist
 workers, later runs on the same machine) find it in the engine's store.
 
@@ -31,7 +31,13 @@ from typing import Any
 
 import pytest
 
-from mlops_runtime.container.image import allowed_files, cache_root, locked, source_digest
+from mlops_runtime.container.image import (
+    allowed_files,
+    cache_root,
+    host_pins,
+    locked,
+    source_digest,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
@@ -98,13 +104,16 @@ def trained_project(spec: str, root: Path) -> Path:
 
 
 def image_digest(project: Path) -> str:
-    """What decides the image's content: the build context's project files and the runtime."""
+    """What decides the image's content: the build context's project files, the runtime and
+    the host's library versions."""
     digest = hashlib.sha256()
     for name in sorted(["Dockerfile", ".dockerignore", *allowed_files(project)]):
         path = project / name
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(source_digest(REPO / "runtime").encode())
+    # The image takes this machine's library versions: other versions, another image.
+    digest.update("\n".join(host_pins()).encode())
     return digest.hexdigest()[:16]
 
 

@@ -120,3 +120,30 @@ def test_image_stage_says_clearly_when_the_engine_does_not_answer(tmp_path: Path
     assert "no container engine answers" in message and "Cannot connect" in message
     asked = run_image_stage(project, {"PATH": str(bin_dir)}, "--engine", "podman")
     assert asked.returncode == 2 and "podman is not installed" in asked.stderr
+
+
+def fake_distribution(site: Path, name: str, version: str, direct_url: bool = False) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    if direct_url:
+        (info / "direct_url.json").write_text('{"url": "file:///src", "dir_info": {}}')
+
+
+def test_the_image_pins_the_versions_python_imports_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image that installed a newer MLflow than the host's upgraded the project's tracking
+    database, and the host could no longer open its registry: the wheels are pinned to the
+    host's versions, the copy first on the path (the one imported), never a shadowed one."""
+    from mlops_runtime.container.image import host_pins
+
+    first, second = tmp_path / "venv", tmp_path / "system"
+    fake_distribution(first, "MLflow", "3.0.1")
+    fake_distribution(second, "mlflow", "9.9.9")
+    fake_distribution(first, "local-thing", "0.1", direct_url=True)
+    fake_distribution(first, "mlops-runtime", "0.0.1")
+    monkeypatch.setattr(sys, "path", [str(first), str(second), *sys.path])
+    pins = host_pins()
+    assert "mlflow==3.0.1" in pins
+    assert not any(p.startswith(("mlflow==9", "local-thing==", "mlops-runtime==")) for p in pins)

@@ -109,6 +109,22 @@ def test_the_container_runs_hardened_as_its_own_user(container: Running) -> None
     assert not info["EffectiveCaps"]
 
 
+def test_the_image_runs_the_library_versions_the_host_trained_with(container: Running) -> None:
+    """A tracking database one MLflow wrote must be read by the same MLflow (an image with a
+    newer one upgraded nothing and the host could no longer open the registry), and the model
+    must be unpickled by the scikit-learn that fitted it."""
+    from importlib import metadata
+
+    names = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "joblib"]
+    probe = (
+        "import json, sys; from importlib import metadata; "
+        "print(json.dumps({n: metadata.version(n) for n in sys.argv[1:]}))"
+    )
+    ran = container.podman.run("exec", container.name, "python", "-c", probe, *names)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {name: metadata.version(name) for name in names}
+
+
 def test_200_requests_answer_exactly_as_the_local_serve_stage(
     container: Running, local: str
 ) -> None:

@@ -13,7 +13,9 @@ takes docker when its command is installed, else podman.
 Before building, the stage prepares on the host every wheel the image installs, for the
 base image's Python and platform (it asks the base image): the runtime itself, built from the
 installed source when the runtime was installed from one (else downloaded by its pin), and
-everything requirements.txt pins. The wheels are cached under
+everything requirements.txt pins, at the versions installed on the host where the host has
+them (so the image runs the libraries the model was trained and tested with: an MLflow
+database written by one MLflow must be read by the same MLflow). The wheels are cached under
 `${XDG_CACHE_HOME:-~/.cache}/mlops-runtime/wheels/`, keyed by what they were made for, and
 the build runs with `--network=none` on a context holding only what .dockerignore lets in and
 those wheels. The engine tags the image only when the build succeeds.
@@ -31,6 +33,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -256,6 +259,46 @@ def runtime_wheel(version: str) -> Path:
     return folder
 
 
+def host_pins() -> list[str]:
+    """`name==version` of every distribution installed here from an index. pip applies a pin
+    only to what the requirements resolve to, so the others cost nothing."""
+    from importlib import metadata
+
+    pins: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        # A path, VCS or URL install has no wheel on an index under its version.
+        if not name or dist.read_text("direct_url.json") is not None:
+            continue
+        canonical = re.sub(r"[-_.]+", "-", name).lower()
+        # The first on the path is the one Python imports; a shadowed copy is not.
+        if canonical not in ("mlops-runtime", "mlops-compiler"):
+            pins.setdefault(canonical, f"{canonical}=={dist.version}")
+    return sorted(pins.values())
+
+
+def download_wheels(
+    into: Path, requirements: Path, runtime: Path, python: str, tags: Sequence[str], pins: Path
+) -> subprocess.CompletedProcess[str]:
+    platforms = [arg for tag in tags for arg in ("--platform", tag)]
+    return pip(
+        "download",
+        "--dest",
+        str(into),
+        "--only-binary=:all:",
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        *platforms,
+        "--find-links",
+        str(runtime),
+        "-r",
+        str(requirements),
+        *(("-c", str(pins)) if pins.stat().st_size else ()),
+    )
+
+
 def wheelhouse(project: Path, target: Mapping[str, Any]) -> Path:
     """Every wheel requirements.txt needs for the base image's platform, cached by what they
     are for: the requirements, the runtime wheel and the target platform."""
@@ -272,8 +315,9 @@ def wheelhouse(project: Path, target: Mapping[str, Any]) -> Path:
     (wheel,) = sorted(runtime.glob("mlops_runtime-*.whl"))
     tags = platform_tags(target["machine"], target["libc"][1])
     python = target["python"]
+    pins = host_pins()
     key = hashlib.sha256(
-        json.dumps([requirements, wheel.name, runtime.name, python, tags]).encode()
+        json.dumps([requirements, wheel.name, runtime.name, python, tags, pins]).encode()
     ).hexdigest()[:16]
     folder = cache_root() / "wheels" / key
     with locked(folder.with_name(folder.name + ".lock")):
@@ -281,22 +325,22 @@ def wheelhouse(project: Path, target: Mapping[str, Any]) -> Path:
             return folder
         folder.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
-        platforms = [arg for tag in tags for arg in ("--platform", tag)]
-        got = pip(
-            "download",
-            "--dest",
-            str(partial),
-            "--only-binary=:all:",
-            "--python-version",
-            python,
-            "--implementation",
-            "cp",
-            *platforms,
-            "--find-links",
-            str(runtime),
-            "-r",
-            str(project / "requirements.txt"),
-        )
+        host = partial / "host-pins.txt"
+        host.write_text("".join(f"{pin}\n" for pin in pins))
+        got = download_wheels(partial, project / "requirements.txt", runtime, python, tags, host)
+        if got.returncode != 0 and pins:
+            # The host's versions may have no wheel for the image's Python or platform.
+            print(
+                "image: the host's library versions have no wheels for Python "
+                f"{python} on {tags[0]} ({last_line(got.stderr)}); the image gets the newest "
+                "versions requirements.txt allows",
+                file=sys.stderr,
+            )
+            host.write_text("")
+            got = download_wheels(
+                partial, project / "requirements.txt", runtime, python, tags, host
+            )
+        host.unlink()
         if got.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
             raise ImageError(
