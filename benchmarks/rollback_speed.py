@@ -3,6 +3,9 @@
     python benchmarks/rollback_speed.py [--quick] [--repeats N] [--lead S] [--tail S]
                                         [--connections N] [--threads N] [--json PATH] [--keep]
 
+(--quick: one repeat, 2 s of load before and after each switch, MLflow's restart under load
+only.)
+
 Target: from the decision to roll back to the first response served by the previous version,
 at most 10 s with default settings, and no failed request under load meanwhile.
 
@@ -47,43 +50,75 @@ measured (a command that fails, a server that does not start, a switch that neve
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
-import datetime as dt
 import json
 import os
 import platform
 import shlex
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from common import cpu_model, revision, table, versions
+from harness import (
+    PYTHON,
+    ROOT,
+    BackgroundWrk,
+    BenchError,
+    Server,
+    Target,
+    add_output,
+    child_env,
+    command_line,
+    cpu_model,
+    free_port,
+    judge,
+    parser,
+    require_wrk,
+    revision,
+    run_checked,
+    table,
+    utc_now,
+    versions,
+    workdir,
+    write_json,
+    wrk_command,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 SPEC = ROOT / "specs" / "breast-cancer.mlops.yaml"
 HISTORY = "reports/serving-history.jsonl"
-TARGET_S = 10.0  # decision -> first answer from the previous version
-TARGET_FAILURES = 0
+TARGETS = (
+    Target(
+        "decision → first answer from the previous version, worst repeat",
+        "worst_s",
+        10.0,
+        show=lambda x: f"{x:.2f} s",
+    ),
+    Target(
+        "failed requests under load (wrk + probe), all repeats",
+        "failures",
+        0,
+        show=lambda x: f"{x:.0f}",
+    ),
+    Target(
+        "answers from the rolled-back version after the switch",
+        "mixed",
+        0,
+        show=lambda x: f"{x:.0f}",
+    ),
+)
 WRK_TIMEOUT_S = 5
 SWITCH_TIMEOUT_S = 120.0  # give up waiting for a switch after this long
 READY_TIMEOUT_S = 180.0
 PROBE_INTERVAL_S = 0.005
-QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 PACKAGES = ("mlops-runtime", "mlflow", "uvicorn", "httpx", "scikit-learn", "skops")
 
 # wrk script: POST the body file's bytes; count non-200 answers and x-model-version per answer
@@ -138,10 +173,6 @@ end
 """
 
 
-class BenchError(Exception):
-    """Something could not be measured: the script exits non-zero."""
-
-
 @dataclass(frozen=True)
 class Settings:
     repeats: int
@@ -149,6 +180,7 @@ class Settings:
     tail: float  # seconds of load after the first answer from the previous version
     connections: int
     threads: int
+    probe_only: bool = True  # MLflow's restart timed once more without wrk
 
 
 @dataclass
@@ -222,183 +254,37 @@ class Results:
     errors: list[str] = field(default_factory=list)
 
 
-# --- processes --------------------------------------------------------------------------------
+def load_wrk(
+    url: str, body: Path, lua: Path, log: Path, s: Settings, ceiling: float
+) -> BackgroundWrk:
+    """wrk for the whole switch: started with a -d beyond it, ended by finish()."""
+    cmd = wrk_command(
+        url,
+        lua,
+        str(body),
+        seconds=ceiling,
+        connections=s.connections,
+        threads=s.threads,
+        timeout_s=WRK_TIMEOUT_S,
+    )
+    return BackgroundWrk(cmd, log)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without anything that would change the project's defaults."""
-    drop = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PYTHONPATH", "HOST", "PORT")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in drop and not k.startswith("MLOPS_") and k != "WEB_CONCURRENCY"
-    }
-    env.update(QUIET_ENV)
-    env.update(extra)
-    return env
-
-
-def run_checked(
-    cmd: Sequence[str],
-    *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600.0,
-) -> subprocess.CompletedProcess[str]:
-    try:
-        proc = subprocess.run(
-            list(cmd),
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"`{shlex.join(cmd)}` did not finish within {timeout:.0f} s") from exc
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-4000:]
-        raise BenchError(f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{tail}")
-    return proc
-
-
-class Server:
-    """A server process in its own process group, stopped group-wide."""
-
-    def __init__(
-        self, name: str, cmd: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
-    ):
-        self.name = name
-        self.cmd = list(cmd)
-        self.cwd = cwd
-        self.env = dict(env)
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            code = None if self.proc is None else self.proc.returncode
-            raise BenchError(f"{self.name} is not running (exit {code}):\n{self.output()}")
-
-    def wait_ready(self, url: str, timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=2.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise BenchError(f"{self.name} not ready after {timeout:.0f} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            # The group is the one start_new_session made for this server (pgid == its pid):
-            # it holds the server and what it started (mlflow starts uvicorn), nothing else.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived the leader
-
-
-class Wrk:
-    """wrk in the background: a long run, ended with SIGINT (wrk then prints its summary)."""
-
-    def __init__(self, url: str, body: Path, lua: Path, log: Path, s: Settings, ceiling: float):
-        self.cmd = [
-            "wrk",
-            f"-t{s.threads}",
-            f"-c{s.connections}",
-            f"-d{round(ceiling)}s",
-            "--timeout",
-            f"{WRK_TIMEOUT_S}s",
-            "--latency",
-            "-s",
-            str(lua),
-            url,
-            "--",
-            str(body),
-        ]
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Wrk:
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-
-    def check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            raise BenchError(f"wrk ended early:\n{self.log.read_text(errors='replace')[-2000:]}")
-
-    def finish(self) -> WrkResult:
-        self.check_alive()
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired as exc:
-            raise BenchError("wrk did not stop within 30 s of SIGINT") from exc
-        text = self.log.read_text(errors="replace")
-        line = next((ln for ln in text.splitlines() if ln.startswith("WRK_JSON ")), None)
-        if line is None:
-            raise BenchError(f"wrk printed no summary:\n{text[-2000:]}")
-        d = json.loads(line.removeprefix("WRK_JSON "))
-        return WrkResult(
-            requests=int(d["requests"]),
-            seconds=d["duration_us"] / 1e6,
-            non200=int(d["non200"]),
-            connect=int(d["connect"]),
-            read=int(d["read"]),
-            write=int(d["write"]),
-            timeout=int(d["timeout"]),
-            versions={str(k): int(v) for k, v in d["versions"].items()},
-            p50_ms=d["p50_us"] / 1000,
-            p99_ms=d["p99_us"] / 1000,
-            max_ms=d["max_us"] / 1000,
-        )
+def wrk_result(d: dict[str, Any]) -> WrkResult:
+    """The summary post_count.lua prints."""
+    return WrkResult(
+        requests=int(d["requests"]),
+        seconds=d["duration_us"] / 1e6,
+        non200=int(d["non200"]),
+        connect=int(d["connect"]),
+        read=int(d["read"]),
+        write=int(d["write"]),
+        timeout=int(d["timeout"]),
+        versions={str(k): int(v) for k, v in d["versions"].items()},
+        p50_ms=d["p50_us"] / 1000,
+        p99_ms=d["p99_us"] / 1000,
+        max_ms=d["max_us"] / 1000,
+    )
 
 
 @dataclass(frozen=True)
@@ -451,7 +337,7 @@ class Probe:
         return list(self.answers)
 
     def wait_for(
-        self, ok: Any, timeout: float, what: str, *alive: Server | Wrk, start: int = 0
+        self, ok: Any, timeout: float, what: str, *alive: Server | BackgroundWrk, start: int = 0
     ) -> Answer:
         """The first answer from index `start` on for which ok(answer) holds, waiting up to
         `timeout` seconds."""
@@ -566,7 +452,7 @@ def generated_switch(
             server,
         )
         ceiling = s.lead + SWITCH_TIMEOUT_S + s.tail + 60
-        with Wrk(url, body, lua, work / f"wrk-generated-{repeat}.log", s, ceiling) as load:
+        with load_wrk(url, body, lua, work / f"wrk-generated-{repeat}.log", s, ceiling) as load:
             time.sleep(s.lead)
             load.check_alive()
             server.check_alive()
@@ -598,7 +484,7 @@ def generated_switch(
                 start=start,
             )
             time.sleep(s.tail)
-            result = load.finish()
+            result = wrk_result(load.finish())
     answers = probe.snapshot()
     after = answers[answers.index(first) :]
     # Between the new champion's first answer and the decision, only the new champion answers.
@@ -665,34 +551,33 @@ def mlflow_switch(
         MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
     )
     tag = f"{repeat}-{'wrk' if under_load else 'probe'}"
-    old = Server(
-        f"mlflow models serve (version {from_version})",
-        mlflow_cmd(name, from_version, port),
-        cwd=project,
-        env=env,
-        log=work / f"mlflow-{tag}-old.log",
-    )
-    new = Server(
-        f"mlflow models serve (version {to_version})",
-        mlflow_cmd(name, to_version, port),
-        cwd=project,
-        env=env,
-        log=work / f"mlflow-{tag}-new.log",
+    old, new = (
+        Server(
+            f"mlflow models serve (version {version})",
+            mlflow_cmd(name, version, port),
+            cwd=project,
+            env=env,
+            log=work / f"mlflow-{tag}-{which}.log",
+            port=port,
+            ready_path="/ping",
+            timeout=READY_TIMEOUT_S,
+        )
+        for version, which in ((from_version, "old"), (to_version, "new"))
     )
     result: WrkResult | None = None
     try:
         old.start()
-        old.wait_ready(f"{base}/ping")
+        old.wait_ready()
         with contextlib.ExitStack() as stack:
             probe = stack.enter_context(Probe(url, body.read_bytes()))
             probe.wait_for(lambda a: a.status == 200, 60, "MLflow's first answer", old)
-            load: Wrk | None = None
+            load: BackgroundWrk | None = None
             if under_load:
                 ceiling = s.lead + SWITCH_TIMEOUT_S + s.tail + 60
                 load = stack.enter_context(
-                    Wrk(url, body, lua, work / f"wrk-mlflow-{repeat}.log", s, ceiling)
+                    load_wrk(url, body, lua, work / f"wrk-mlflow-{repeat}.log", s, ceiling)
                 )
-            watched: list[Server | Wrk] = [new] if load is None else [new, load]
+            watched: list[Server | BackgroundWrk] = [new] if load is None else [new, load]
             time.sleep(s.lead)
             for process in (old, *watched[1:]):
                 process.check_alive()
@@ -709,7 +594,7 @@ def mlflow_switch(
             if load is not None:
                 time.sleep(s.tail)
                 new.check_alive()
-                result = load.finish()
+                result = wrk_result(load.finish())
         answers = probe.snapshot()
     finally:
         old.stop()
@@ -731,10 +616,6 @@ def mlflow_switch(
 
 
 # --- reporting --------------------------------------------------------------------------------
-
-
-def verdict(ok: bool) -> str:
-    return "pass" if ok else "**MISSED**"
 
 
 def loaded(sw: Switch) -> WrkResult:
@@ -870,32 +751,17 @@ def report(r: Results) -> str:
         worst = max(sw.seconds for sw in ours.values())
         failures = sum(loaded(sw).failed + sw.probe_failed for sw in ours.values())
         mixed = sum(sw.mixed_after for sw in ours.values())
+        rows, _ = judge(
+            TARGETS, {"worst_s": worst, "failures": failures, "mixed": mixed}, bold=True
+        )
         out.append(
             table(
                 ["target (generated server, default settings)", "wanted", "measured", "result"],
-                [
-                    [
-                        "decision → first answer from the previous version, every repeat",
-                        f"≤ {TARGET_S:.0f} s",
-                        f"median {statistics.median(sw.seconds for sw in ours.values()):.2f} s, "
-                        f"worst {worst:.2f} s",
-                        verdict(worst <= TARGET_S),
-                    ],
-                    [
-                        "failed requests under load (wrk + probe), all repeats",
-                        str(TARGET_FAILURES),
-                        str(failures),
-                        verdict(failures <= TARGET_FAILURES),
-                    ],
-                    [
-                        "answers from the rolled-back version after the switch",
-                        "0",
-                        str(mixed),
-                        verdict(mixed == 0),
-                    ],
-                ],
+                rows,
             )
         )
+        median = statistics.median(sw.seconds for sw in ours.values())
+        out.append(f"\nswitch, median of the repeats: {median:.2f} s")
     return "\n".join(out)
 
 
@@ -929,6 +795,8 @@ def run(s: Settings, r: Results, work: Path) -> None:
         cwd=project,
         env=child_env(HOST="127.0.0.1", PORT=str(port)),
         log=work / "serve.log",
+        port=port,
+        timeout=READY_TIMEOUT_S,
     )
     r.generated_command = "python -m mlops_runtime serve  # HOST=127.0.0.1 PORT=<free>"
     r.rollback_command = "python -m mlops_runtime rollback --reason benchmark"
@@ -939,7 +807,7 @@ def run(s: Settings, r: Results, work: Path) -> None:
     )
     try:
         server.start()
-        server.wait_ready(f"{base}/ready")
+        server.wait_ready()
         for repeat in range(1, s.repeats + 1):
             if repeat > 1:
                 t0 = time.monotonic()
@@ -957,7 +825,7 @@ def run(s: Settings, r: Results, work: Path) -> None:
                 flush=True,
             )
             print(f"repeat {repeat}: mlflow models serve, restart on version {ours.to_version} ...")
-            for under_load in (True, False):
+            for under_load in (True, False) if s.probe_only else (True,):
                 theirs = mlflow_switch(
                     repeat,
                     project,
@@ -983,44 +851,37 @@ def run(s: Settings, r: Results, work: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one repeat: a smoke run")
-    parser.add_argument("--repeats", type=int, help="switches per server (default 3)")
-    parser.add_argument("--lead", type=float, default=5.0, help="seconds of load before a switch")
-    parser.add_argument(
-        "--tail", type=float, default=5.0, help="seconds of load after the first new answer"
+    parser_ = parser(
+        __doc__, quick="one repeat, 2 s of load around each switch, MLflow under load only"
     )
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--json", help="also write the results as JSON to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    args = parser.parse_args(argv)
+    parser_.add_argument("--repeats", type=int, help="switches per server (default 3)")
+    parser_.add_argument("--lead", type=float, help="seconds of load before a switch (default 5)")
+    parser_.add_argument(
+        "--tail", type=float, help="seconds of load after the first new answer (default 5)"
+    )
+    parser_.add_argument("--connections", type=int, default=16)
+    parser_.add_argument("--threads", type=int, default=2, help="wrk threads")
+    add_output(parser_)
+    args = parser_.parse_args(argv)
+    quick_s = 2.0 if args.quick else 5.0
     s = Settings(
         repeats=args.repeats or (1 if args.quick else 3),
-        lead=args.lead,
-        tail=args.tail,
+        lead=quick_s if args.lead is None else args.lead,
+        tail=quick_s if args.tail is None else args.tail,
         connections=args.connections,
         threads=args.threads,
+        probe_only=not args.quick,
     )
     if s.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    if shutil.which("wrk") is None:
-        print(
-            "error: wrk is not on PATH; install it (Debian/Ubuntu: apt-get install wrk, "
-            "macOS: brew install wrk)",
-            file=sys.stderr,
-        )
+        parser_.error("--repeats must be at least 1")
+    missing = require_wrk()
+    if missing is not None:
+        print(f"error: {missing}", file=sys.stderr)
         return 2
 
     r = Results(
-        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        command=shlex.join(
-            [
-                "python",
-                "benchmarks/rollback_speed.py",
-                *(argv if argv is not None else sys.argv[1:]),
-            ]
-        ),
+        started=utc_now(),
+        command=command_line("rollback_speed.py", argv),
         revision=revision(),
         machine={
             "nproc": str(os.cpu_count()),
@@ -1031,18 +892,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         load_before=os.getloadavg(),
     )
-    work = Path(tempfile.mkdtemp(prefix="mlops-rollback-bench-"))
     failed: str | None = None
-    try:
-        run(s, r, work)
-    except BenchError as exc:
-        failed = str(exc)
-    finally:
-        r.load_after = os.getloadavg()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    with workdir("mlops-rollback-bench-", keep=args.keep) as work:
+        try:
+            run(s, r, work)
+        except BenchError as exc:
+            failed = str(exc)
+        finally:
+            r.load_after = os.getloadavg()
 
     print()
     print(f"- date: {r.started}")
@@ -1064,8 +921,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if r.switches:
         print(report(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(r), indent=1, default=str))
+    write_json(args.json, r)
     if failed is not None:
         print(f"error: {failed}", file=sys.stderr)
         return 1
