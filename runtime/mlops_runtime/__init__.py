@@ -3,13 +3,19 @@
 A generated project holds only what its spec decides (config.json, contract.json and its
 infrastructure files); the stages that read them live here, organised by capability:
 
+    project.py  a generated project as read here (version-checked) and stopping on signals
+    data.py     reading data files;  sketches.py  the sketches training and monitor share
     contract/   the data contract: its rules, the training gate, the per-record check, reports
-    features/   the feature pipeline fitted in training and reused in serving
-    train/      split, fit, evaluation metrics, the model's quality gate, reference profile
+    features/   the feature pipeline fitted in training and reused in serving; store/: the
+                feature store (offline tables, point-in-time rows, materialising, online reads)
+    train/      the check-data gate, split, fit, evaluation, the quality gate, reference profile
     tracking/   MLflow tracking and registry, the tracking worker, lineage
-    serve/      the ASGI app: request validation, micro-batching, Prometheus export, logs
+    serve/      the ASGI server: a module per protocol, record validation, micro-batching,
+                OpenAPI, Prometheus export, the prediction log
     monitor/    the prediction log's window against the reference: drift, data quality,
-                late-label metrics, KPIs, reports, dashboard, gauges, webhook alerts
+                late-label metrics, KPIs, feature freshness, reports, dashboard, gauges,
+                webhook alerts, retraining
+    rollback/   serving history, versions, rollback by hand and automatic triggers
     container/  building the serving image
 
 `python -m mlops_runtime STAGE` runs a stage from a generated project's folder.
