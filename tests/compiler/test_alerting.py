@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -30,6 +31,7 @@ from mlops_compiler.plan.alerting import (
     grafana_provisioning,
     promql_string,
     rule_tests,
+    runbook_entries,
 )
 from mlops_compiler.render.environment import make_environment
 from mlops_compiler.render.filters import yaml_document
@@ -87,6 +89,12 @@ MINIMAL: dict[str, Any] = {
     "latency": None,
     "error_rate": None,
     "kpis": [],
+}
+# Beyond RICH: both metric bounds and a feature store, so every row of the tables applies.
+EVERYTHING: dict[str, Any] = {
+    **RICH,
+    "performance": {**RICH["performance"], "max": 0.99},
+    "feature_views": ["customer", "orders"],
 }
 RICH_ALERTS = {
     "MlopsMonitorStale",
@@ -159,7 +167,9 @@ def rules_of(monitor: dict[str, Any], name: str = "churn") -> list[dict[str, Any
     return rules
 
 
-@pytest.mark.parametrize("monitor", [RICH, MINIMAL], ids=["rich", "minimal"])
+@pytest.mark.parametrize(
+    "monitor", [RICH, MINIMAL, EVERYTHING], ids=["rich", "minimal", "everything"]
+)
 def test_promtool_checks_the_rules_and_passes_their_tests(
     monitor: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -181,6 +191,65 @@ def test_the_alerts_are_those_the_monitor_declares() -> None:
     (high,) = [r for r in rules_of(lower_is_better) if r["alert"].startswith("MlopsModelMetric")]
     assert high["alert"] == "MlopsModelMetricHigh"
     assert high["expr"] == 'mlops_monitor_metric{model="churn",metric="rmse"} > 40'
+
+
+# What each conditional alert and panel needs declared (docs/monitoring-alerting.md).
+EMITTED_WHEN = {
+    "drift": {"MlopsDatasetDrift", "MlopsFeatureDrift", "MlopsPredictionDrift"},
+    "performance": {"MlopsModelMetricLow", "MlopsModelMetricHigh"},
+    "latency": {"MlopsLatencyP99High"},
+    "error_rate": {"MlopsErrorRateHigh"},
+    "kpis": {"MlopsKpiOutOfBounds"},
+    "feature_views": {"MlopsFeatureStale"},
+}
+PANELS_WHEN = {
+    "drift": {"Drift score per feature", "Drifted feature share"},
+    "performance": {"Live metric vs baseline"},
+    "kpis": {"KPIs"},
+}
+
+
+def test_every_row_of_the_tables_applies_to_a_monitor_declaring_everything() -> None:
+    names = [r["alert"] for r in rules_of(EVERYTHING)]
+    assert list(dict.fromkeys(names)) == [a.name for a in alerting.ALERTS]
+    assert names.count("MlopsKpiOutOfBounds") == len(EVERYTHING["kpis"])
+    titles = [p["title"] for p in grafana_dashboard("churn", EVERYTHING)["panels"]]
+    assert titles == [p.title for p in alerting.PANELS]
+    # One runbook entry per alert name, each saying what to check.
+    entries = runbook_entries("churn", EVERYTHING)
+    assert [alert for alert, _, _ in entries] == list(
+        dict.fromkeys(a.name for a in alerting.ALERTS)
+    )
+    assert all(steps for _, _, steps in entries)
+
+
+@pytest.mark.parametrize("section", sorted(EMITTED_WHEN))
+def test_each_conditional_alert_and_panel_goes_with_its_declaration(section: str) -> None:
+    without = {**EVERYTHING, section: [] if section in ("kpis", "feature_views") else None}
+    everything = {r["alert"] for r in rules_of(EVERYTHING)}
+    assert {r["alert"] for r in rules_of(without)} == everything - EMITTED_WHEN[section]
+    titles = {p["title"] for p in grafana_dashboard("churn", EVERYTHING)["panels"]}
+    kept = {p["title"] for p in grafana_dashboard("churn", without)["panels"]}
+    assert kept == titles - PANELS_WHEN.get(section, set())
+
+
+def test_a_metric_alert_per_declared_bound() -> None:
+    for bounds, alerts in (
+        ({"min": 0.9, "max": None}, {"MlopsModelMetricLow"}),
+        ({"min": None, "max": 0.99}, {"MlopsModelMetricHigh"}),
+        ({"min": None, "max": None}, set()),
+    ):
+        monitor = {**MINIMAL, "performance": {"metric": "roc_auc", **bounds}}
+        assert {r["alert"] for r in rules_of(monitor)} - ALWAYS == alerts
+        # The panel shows the metric whether or not a bound is declared.
+        titles = {p["title"] for p in grafana_dashboard("churn", monitor)["panels"]}
+        assert "Live metric vs baseline" in titles
+
+
+def test_an_alert_carrying_series_labels_has_one_firing_series() -> None:
+    (stale,) = [a for a in alerting.ALERTS if a.name == "MlopsMonitorStale"]
+    with pytest.raises(ValueError, match="one firing series"):
+        dataclasses.replace(stale, firing=[*stale.firing, *stale.firing])
 
 
 def test_the_expressions_read_as_documented() -> None:

@@ -11,13 +11,10 @@ from mlops_compiler.plan.alerting.table import (
     Facts,
     Monitor,
     Panel,
-    Series,
     declared,
+    gauge,
     setting,
 )
-
-_MODEL = {"model": "{name}"}
-_FEATURE = {"model": "{name}", "feature": "example_feature"}
 
 
 def _share(name: str, monitor: Monitor) -> Iterable[Facts]:
@@ -42,8 +39,8 @@ ALERTS = (
             "distributions in dashboard.html; if the new population is the real one, retrain "
             "on fresh data."
         ),
-        firing=[Series("mlops_monitor_dataset_drift", _MODEL, "1x{samples}")],
-        quiet=[Series("mlops_monitor_dataset_drift", _MODEL, "0x{samples}")],
+        firing=gauge("mlops_monitor_dataset_drift", "1x{samples}"),
+        quiet=gauge("mlops_monitor_dataset_drift", "0x{samples}"),
         value="1",
     ),
     Alert(
@@ -64,8 +61,8 @@ ALERTS = (
             "One feature's distribution moved. Check the upstream source of that column (a "
             "schema or unit change) before retraining."
         ),
-        firing=[Series("mlops_monitor_feature_drifted", _FEATURE, "1x{samples}")],
-        quiet=[Series("mlops_monitor_feature_drifted", _FEATURE, "0x{samples}")],
+        firing=gauge("mlops_monitor_feature_drifted", "1x{samples}", feature="example_feature"),
+        quiet=gauge("mlops_monitor_feature_drifted", "0x{samples}", feature="example_feature"),
         value="1",
     ),
     Alert(
@@ -83,8 +80,8 @@ ALERTS = (
             "The distribution of predictions moved. Look for input drift first; if inputs are "
             "stable, the model is seeing a different mix of cases."
         ),
-        firing=[Series("mlops_monitor_prediction_drifted", _MODEL, "1x{samples}")],
-        quiet=[Series("mlops_monitor_prediction_drifted", _MODEL, "0x{samples}")],
+        firing=gauge("mlops_monitor_prediction_drifted", "1x{samples}"),
+        quiet=gauge("mlops_monitor_prediction_drifted", "0x{samples}"),
         value="1",
     ),
 )

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mlops_compiler.plan.alerting.table import MONITOR_FOR, Alert, Facts, Monitor, Series, declared
-
-_VIEW = {"model": "{name}", "view": "{view}"}
+from mlops_compiler.plan.alerting.table import MONITOR_FOR, Alert, Facts, Monitor, declared, gauge
 
 
 def _first_view(name: str, monitor: Monitor) -> Iterable[Facts]:
@@ -35,8 +33,8 @@ ALERTS = (
             "never materialised: requests are answered from old features. Run python -m "
             "mlops_runtime features-materialize and check the view's source."
         ),
-        firing=[Series("mlops_monitor_feature_fresh", _VIEW, "0x{samples}")],
-        quiet=[Series("mlops_monitor_feature_fresh", _VIEW, "1x{samples}")],
+        firing=gauge("mlops_monitor_feature_fresh", "0x{samples}", view="{view}"),
+        quiet=gauge("mlops_monitor_feature_fresh", "1x{samples}", view="{view}"),
         value="0",
     ),
 )

@@ -14,12 +14,10 @@ from mlops_compiler.plan.alerting.table import (
     Facts,
     Monitor,
     Panel,
-    Series,
+    gauge,
 )
 
 _DEFAULT_WINDOW_S = 3600  # a window counted in records has no duration: assume hourly runs
-_MODEL = {"model": "{name}"}
-_STAMP = "mlops_monitor_last_run_timestamp_seconds"
 
 
 def stale_bound(monitor: Monitor) -> int:
@@ -57,8 +55,8 @@ ALERTS = (
             "The monitor stage has not run on schedule. Check the scheduler (CronJob, CI "
             "schedule) and the last run's output; run python -m mlops_runtime monitor by hand."
         ),
-        firing=[Series(_STAMP, _MODEL, "{stamped}x{samples}")],
-        quiet=[Series(_STAMP, _MODEL, "0+60x{samples}")],
+        firing=gauge("mlops_monitor_last_run_timestamp_seconds", "{stamped}x{samples}"),
+        quiet=gauge("mlops_monitor_last_run_timestamp_seconds", "0+60x{samples}"),
         value="{age}",
     ),
     Alert(
@@ -76,8 +74,8 @@ ALERTS = (
             "reports/monitor/latest.json (or dashboard.html): its violations say which check "
             "failed."
         ),
-        firing=[Series("mlops_monitor_status", _MODEL, "2x{samples}")],
-        quiet=[Series("mlops_monitor_status", _MODEL, "1x{samples}")],  # a warning is no failure
+        firing=gauge("mlops_monitor_status", "2x{samples}"),
+        quiet=gauge("mlops_monitor_status", "1x{samples}"),  # a warning is not a failure
         value="2",
     ),
 )

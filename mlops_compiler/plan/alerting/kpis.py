@@ -11,11 +11,9 @@ from mlops_compiler.plan.alerting.table import (
     Facts,
     Monitor,
     Panel,
-    Series,
     declared,
+    gauge,
 )
-
-_KPI = {"model": "{name}", "kpi": "{kpi}"}
 
 
 def _bounds_text(low: float | None, high: float | None) -> str:
@@ -57,8 +55,8 @@ ALERTS = (
             "A business KPI left its bounds. The report's kpis hold the value and bounds; "
             "check whether the model or the business changed."
         ),
-        firing=[Series("mlops_monitor_kpi_ok", _KPI, "0x{samples}")],
-        quiet=[Series("mlops_monitor_kpi_ok", _KPI, "1x{samples}")],
+        firing=gauge("mlops_monitor_kpi_ok", "0x{samples}", kpi="{kpi}"),
+        quiet=gauge("mlops_monitor_kpi_ok", "1x{samples}", kpi="{kpi}"),
         value="0",
     ),
 )

@@ -13,12 +13,10 @@ from mlops_compiler.plan.alerting.table import (
     Facts,
     Monitor,
     Panel,
-    Series,
     declared,
     declares,
+    gauge,
 )
-
-_METRIC = {"model": "{name}", "metric": "{metric}"}
 
 
 def _crossing(key: str, op: str, word: str) -> Callable[[str, Monitor], Iterable[Facts]]:
@@ -57,8 +55,8 @@ _LOW = Alert(
         "The live metric on labelled predictions passed its bound. Compare with the baseline "
         "in the report; roll back to the previous model or retrain."
     ),
-    firing=[Series("mlops_monitor_metric", _METRIC, "{crossed}x{samples}")],
-    quiet=[Series("mlops_monitor_metric", _METRIC, "{limit}x{samples}")],
+    firing=gauge("mlops_monitor_metric", "{crossed}x{samples}", metric="{metric}"),
+    quiet=gauge("mlops_monitor_metric", "{limit}x{samples}", metric="{metric}"),
     value="{crossed}",
 )
 ALERTS = (

@@ -64,6 +64,11 @@ class Series:
     values: str
 
 
+def gauge(metric: str, values: str, /, **labels: str) -> list[Series]:
+    """A test case's one input series: a monitor gauge of the project's model."""
+    return [Series(metric, {"model": "{name}", **labels}, values)]
+
+
 @dataclass(frozen=True)
 class Alert:
     name: str
@@ -85,6 +90,10 @@ class Alert:
     # The alert carries the labels of its one firing series; an expression that aggregates
     # (sum, histogram_quantile) carries none.
     carries_labels: bool = True
+
+    def __post_init__(self) -> None:
+        if self.carries_labels and len(self.firing) != 1:
+            raise ValueError(f"{self.name} carries the labels of one firing series, not several")
 
 
 @dataclass(frozen=True)
