@@ -2,6 +2,7 @@
 
     python benchmarks/materialize_speed.py [--rows N] [--repeats 3] [--sources parquet,csv]
                                            [--profile] [--keep] [--json PATH] [--runtime DIR]
+    python benchmarks/materialize_speed.py --quick   # 20,000 rows, one round, no warm-up
 
 Target: materialising 1M rows takes no more than 2x Feast's own `materialize` on the same data.
 
@@ -40,7 +41,6 @@ its output is wrong.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import math
@@ -51,31 +51,42 @@ import shlex
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import (
-    StoreBenchError,
-    build_churn,
+from harness import (
+    ROOT,
+    BenchError,
+    Target,
+    add_output,
+    add_quiet,
+    add_runtime,
+    command_line,
     cpu_model,
-    feast_python,
+    judge,
     load_text,
-    make_datasets,
+    parser,
     revision,
     run_checked,
-    store_env,
     table,
+    utc_now,
     venv_versions,
     wait_quiet,
+    workdir,
+    write_json,
 )
+from harness.store import build_churn, feast_python, make_datasets, store_env
 
-ROOT = Path(__file__).resolve().parent.parent
-RATIO_TARGET = 2.0  # ours / Feast
+FEAST = "Feast `feast materialize`"
+# Keyed by the runner's name: each of our sources against Feast, medians.
+TARGETS = (
+    Target("ours (Parquet source) / Feast, medians", "ours, parquet source", 2.0),
+    Target("ours (CSV source) / Feast, medians", "ours, csv source", 2.0),
+)
+QUICK_ROWS = 20_000
 SNAPSHOTS = 11  # rows per customer in churn_tables
 DATA_END = "2026-11-30T00:00:00Z"  # fixed: the interval is explicit, freshness plays no part
 SEED = 11
@@ -223,9 +234,9 @@ def timed(runner: Runner, env: dict[str, str]) -> float:
 def check_online(runner: Runner, customers: int, r: Results) -> None:
     rows, entities, digest = online_digest(runner.data)
     if entities != customers:
-        raise StoreBenchError(f"{runner.name}: online store holds {entities} of {customers} keys")
+        raise BenchError(f"{runner.name}: online store holds {entities} of {customers} keys")
     if r.online_digest and digest != r.online_digest:
-        raise StoreBenchError(f"{runner.name}: online store rows differ from the first run's")
+        raise BenchError(f"{runner.name}: online store rows differ from the first run's")
     r.online_rows, r.online_digest = rows, digest
 
 
@@ -272,8 +283,7 @@ PROFILE_FEAST = {
 def run(args: argparse.Namespace, r: Results, work: Path) -> None:
     python = feast_python()
     feast_cli = python.parent / "feast"
-    runtime = Path(args.runtime) if args.runtime else None
-    env = store_env(runtime)
+    env = store_env(args.runtime)
     r.machine["versions"] = venv_versions(python, PACKAGES)
     r.machine["python"] = platform.python_version()
     print(f"Feast interpreter {python}\n  {r.machine['versions']}", flush=True)
@@ -297,7 +307,7 @@ def run(args: argparse.Namespace, r: Results, work: Path) -> None:
             ln.split()[2] for ln in out.stdout.splitlines() if ln.startswith("view activity:")
         ]
         if not counts or not counts[0].isdigit():
-            raise StoreBenchError(f"features-apply printed no row count:\n{out.stdout}")
+            raise BenchError(f"features-apply printed no row count:\n{out.stdout}")
         count = int(counts[0])
         r.rows = count
         data = project / "feature_repo" / "data"
@@ -331,7 +341,7 @@ def run(args: argparse.Namespace, r: Results, work: Path) -> None:
     parquet = projects["parquet"] / "feature_repo"
     runners.append(
         Runner(
-            "Feast `feast materialize`",
+            FEAST,
             [str(feast_cli), "materialize", *r.interval],
             parquet,
             work / "snapshot-parquet",
@@ -375,12 +385,12 @@ def run(args: argparse.Namespace, r: Results, work: Path) -> None:
             (runners[0], PROFILE_OURS, "ours"),
             (runners[-1], PROFILE_FEAST, "feast"),
         ):
-            out = work / f"profile-{key}.pstats"
-            head = [str(python), "-m", "cProfile", "-o", str(out)]
+            stats = work / f"profile-{key}.pstats"
+            head = [str(python), "-m", "cProfile", "-o", str(stats)]
             cmd = head + (runner.cmd[1:] if key == "ours" else runner.cmd)
             restore(runner)
             run_checked(cmd, cwd=runner.cwd, env=env)
-            r.profile[key] = profile_top(out, labels)
+            r.profile[key] = profile_top(stats, labels)
 
 
 def tables_equal(paths: list[Path]) -> bool:
@@ -402,8 +412,7 @@ def tables_equal(paths: list[Path]) -> bool:
 
 
 def report(r: Results) -> None:
-    feast_name = "Feast `feast materialize`"
-    feast = statistics.median(r.runs[feast_name])
+    feast = statistics.median(r.runs[FEAST])
     rows = []
     for name, seconds in r.runs.items():
         median = statistics.median(seconds)
@@ -423,13 +432,8 @@ def report(r: Results) -> None:
     print(f"offline tables from both sources identical: {r.tables_equal}")
     print(table(["command", "median", "min", "max", "runs", "x Feast"], rows))
     print()
-    targets = []
-    for name, seconds in r.runs.items():
-        if name == feast_name:
-            continue
-        ratio = statistics.median(seconds) / feast
-        verdict = "pass" if ratio <= RATIO_TARGET else "MISSED"
-        targets.append([name, f"<= {RATIO_TARGET:.1f}x Feast", f"{ratio:.2f}x", verdict])
+    measured = {n: statistics.median(x) / feast for n, x in r.runs.items() if n != FEAST}
+    targets, _ = judge(TARGETS, measured)
     print(table(["ours", "target", "measured (median / median)", "result"], targets))
     print()
     b = r.breakdown
@@ -455,53 +459,41 @@ def report(r: Results) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="activity rows (about)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each command")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
-    parser.add_argument(
+    parser_ = parser(__doc__, quick=f"{QUICK_ROWS:,} rows, one round, no warm-up, no profile")
+    parser_.add_argument("--rows", type=int, default=1_000_000, help="activity rows (about)")
+    parser_.add_argument("--repeats", type=int, default=3, help="timed runs of each command")
+    parser_.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser_.add_argument(
         "--sources", default="parquet,csv", help="source formats of our runs (parquet, csv)"
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile both commands once")
-    parser.add_argument(
-        "--runtime", help="import mlops_runtime from this folder (a checkout's runtime/)"
-    )
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0,
-        help="first wait up to this many s for a quiet machine",
-    )
-    parser.add_argument("--quiet-load", type=float, default=1.0, help="1-min load that is quiet")
-    parser.add_argument("--json", help="also write the results as JSON to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    args = parser.parse_args(argv)
+    parser_.add_argument("--profile", action="store_true", help="cProfile both commands once")
+    add_runtime(parser_)
+    add_quiet(parser_)
+    add_output(parser_)
+    args = parser_.parse_args(argv)
+    if args.quick:
+        args.rows, args.repeats, args.warmup, args.profile = QUICK_ROWS, 1, 0, False
     wait_quiet(args.wait_quiet, args.quiet_load)
     r = Results(
-        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        command=shlex.join(["python", "benchmarks/materialize_speed.py", *(argv or sys.argv[1:])]),
+        started=utc_now(),
+        command=command_line("materialize_speed.py", argv),
         commit=revision(),
         machine={"cpu": cpu_model(), "cpus": str(os.cpu_count()), "kernel": platform.release()},
         load_before=load_text(),
     )
     print(f"{r.started}; commit {r.commit}; {r.machine['cpus']} CPUs, {r.machine['cpu']}")
     print(f"load average {r.load_before}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="materialize-speed-"))
-    try:
-        run(args, r, work)
-    except (StoreBenchError, subprocess.TimeoutExpired) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        r.load_after = load_text()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    with workdir("materialize-speed-", keep=args.keep) as work:
+        try:
+            run(args, r, work)
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            r.load_after = load_text()
     report(r)
     print(f"\nload average {r.load_before} at the start, {r.load_after} at the end")
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(r), indent=2) + "\n")
+    write_json(args.json, r)
     return 0
 
 
