@@ -32,14 +32,14 @@ from mlops_runtime.data import load_table
 from mlops_runtime.features.pipeline import build_pipeline, model_frame, target_array
 from mlops_runtime.serve.fast_predict import build_predictor
 from mlops_runtime.serve.model_source import feature_split, known_categories
+from mlops_runtime.serve.open_inference_codec import decode_inputs, encode_tensor
 from mlops_runtime.serve.openapi import record_schema
-from mlops_runtime.serve.request_validation import (
+from mlops_runtime.serve.record_validation import (
     Batch,
     ContractRejection,
     Door,
-    Rows,
-    encode_tensor,
 )
+from mlops_runtime.serve.rows import Rows
 from mlops_runtime.train.plain import train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,7 +177,7 @@ def test_v2_integer_tensors_of_codes(served: tuple[Door, Any], datatype: str) ->
     rows = diabetes_rows(12)
     expected = door.validate([dict(r, sex=str(r["sex"])) for r in rows])
     # JSON tensor data
-    json_rows, _ = door.v2_records({"inputs": v2_inputs(rows, datatype)})
+    json_rows, _ = decode_inputs({"inputs": v2_inputs(rows, datatype)})
     got = door.validate_columns(json_rows)
     assert got.categorical.tolist() == expected.categorical.tolist()
     # binary tensor data: the codes arrive as a numpy integer array
@@ -196,7 +196,7 @@ def test_v2_integer_tensors_of_codes(served: tuple[Door, Any], datatype: str) ->
             for n, chunk in zip(names, chunks, strict=True)
         ]
     }
-    binary_rows, _ = door.v2_records(header, b"".join(chunks))
+    binary_rows, _ = decode_inputs(header, b"".join(chunks))
     assert isinstance(binary_rows.columns["sex"], np.ndarray)
     got = door.validate_columns(binary_rows)
     assert got.categorical.tolist() == expected.categorical.tolist()
@@ -210,7 +210,7 @@ def test_fp64_codes_read_as_float_text(dataset_config: Any) -> None:
     rows = diabetes_rows(3)
     # FP64 1.0 reads as "1.0", which the contract does not list: a `values` fault, as JSON 1.0.
     door = Door(config, contract, numeric, categorical)
-    fp64 = door.v2_records({"inputs": v2_inputs(rows, "FP64")})[0]
+    fp64 = decode_inputs({"inputs": v2_inputs(rows, "FP64")})[0]
     fp64.columns["sex"] = np.array([float(r["sex"]) for r in rows])
     with pytest.raises(ContractRejection) as caught:
         door.validate_columns(fp64)
@@ -232,7 +232,7 @@ def test_signed_zero_codes_keep_their_text(dataset_config: Any) -> None:
     contract["columns"]["sex"]["values"] = None  # any category
     numeric, categorical = feature_split(config, contract)
     door = Door(config, contract, numeric, categorical)
-    rows = door.v2_records({"inputs": v2_inputs(diabetes_rows(2), "FP64")})[0]
+    rows = decode_inputs({"inputs": v2_inputs(diabetes_rows(2), "FP64")})[0]
     rows.columns["sex"] = np.array([-0.0, 0.0])  # one distinct number for numpy, two texts
     assert door.validate_columns(rows).categorical[:, 0].tolist() == ["-0.0", "0.0"]
 
@@ -256,7 +256,7 @@ def test_a_code_outside_the_list_is_a_values_fault_everywhere(
     ] == [("sex", "values")]
     assert faults(lambda: door.validate(rows)) == expected
     assert faults(lambda: door.validate_columns(Rows(3, records=rows))) == expected
-    tensors = door.v2_records({"inputs": v2_inputs(rows)})[0]
+    tensors = decode_inputs({"inputs": v2_inputs(rows)})[0]
     assert faults(lambda: door.validate_columns(tensors)) == expected
     tensors.columns["sex"] = np.array([r["sex"] for r in rows], dtype=np.int64)
     assert faults(lambda: door.validate_columns(tensors)) == expected

@@ -37,8 +37,10 @@ from mlops_runtime.contract.report import ContractViolation
 from mlops_runtime.contract.rules import category_number, category_text, normalize_contract
 from mlops_runtime.contract.training_gate import validate_frame
 from mlops_runtime.data import records_to_frame
+from mlops_runtime.serve.mlflow_invocations import invocation_rows
 from mlops_runtime.serve.openapi import record_schema
-from mlops_runtime.serve.request_validation import Batch, ContractRejection, Door, Rows
+from mlops_runtime.serve.record_validation import Batch, ContractRejection, Door
+from mlops_runtime.serve.rows import Rows
 
 TARGET = "target"
 EXTRA = "zz_extra"
@@ -402,7 +404,9 @@ def test_rows_without_fields_are_judged_as_empty_records() -> None:
     field (it once reached the model as zero rows and failed with a 500)."""
     contract = normalize_contract({"columns": {"x": {"type": "float"}, TARGET: {"type": "int"}}})
     door = Door({"data": {"target": TARGET}}, contract, ["x"], [])
-    rows = door.invocation_records({"dataframe_split": {"columns": [], "data": [[], []]}})
+    rows = invocation_rows(
+        {"dataframe_split": {"columns": [], "data": [[], []]}}, [c.name for c in door.columns]
+    )
     assert rows.count == 2
     errors = door_outcome(lambda: door.validate(rows.as_records(), rows))[2]
     assert [(e["record"], e["column"], e["check"]) for e in errors] == [

@@ -29,7 +29,7 @@ from serving_fixtures import (  # noqa: F401 - pytest fixtures
 )
 
 from mlops_runtime.serve.labels import answers, label_kind, label_schema
-from mlops_runtime.serve.request_validation import encode_tensor
+from mlops_runtime.serve.open_inference_codec import encode_tensor
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 

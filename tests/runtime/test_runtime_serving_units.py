@@ -30,7 +30,7 @@ from mlops_runtime.serve.batching import MicroBatcher
 from mlops_runtime.serve.fast_predict import CompiledPredictor, build_predictor
 from mlops_runtime.serve.model_source import feature_split, known_categories
 from mlops_runtime.serve.prediction_log import Entry, PredictionLog
-from mlops_runtime.serve.request_validation import ContractRejection, Door
+from mlops_runtime.serve.record_validation import ContractRejection, Door
 
 SERVING = {
     "host": "127.0.0.1",

@@ -42,8 +42,11 @@ from mlops_runtime.features.columns import feature_split
 from mlops_runtime.project import train_command
 from mlops_runtime.serve.ab import CHALLENGER, CHAMPION, ab_config, choose_arm, sticky_key
 from mlops_runtime.serve.batching import MicroBatcher, ModelInputError
+from mlops_runtime.serve.exchange import BadRequest, HttpError
+from mlops_runtime.serve.exchange import dumps as _dumps
 from mlops_runtime.serve.fast_predict import Prediction
 from mlops_runtime.serve.feature_lookup import Completed, FeatureLookup, LookupRefused
+from mlops_runtime.serve.mlflow_invocations import invocation_rows
 from mlops_runtime.serve.model_source import (
     LoadedModel,
     LocalSource,
@@ -51,18 +54,19 @@ from mlops_runtime.serve.model_source import (
     make_source,
     prepare,
 )
+from mlops_runtime.serve.native_api import predict_rows
+from mlops_runtime.serve.open_inference_codec import (
+    V2_DATATYPE,
+    decode_inputs,
+    encode_tensor,
+    label_datatype,
+    requested_outputs,
+)
 from mlops_runtime.serve.openapi import build_openapi
 from mlops_runtime.serve.prediction_log import Entry, PredictionLog
 from mlops_runtime.serve.prometheus_export import ServingMetrics
-from mlops_runtime.serve.request_validation import (
-    V2_DATATYPE,
-    BadRequest,
-    Batch,
-    ContractRejection,
-    Door,
-    Rows,
-    encode_tensor,
-)
+from mlops_runtime.serve.record_validation import Batch, ContractRejection, Door
+from mlops_runtime.serve.rows import Rows
 
 log = logging.getLogger("mlops_runtime.serve.stage")
 
@@ -96,14 +100,6 @@ class Served:
         ]
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, extra: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra or {}
-
-
 @dataclass
 class Reply:
     status: int
@@ -112,22 +108,6 @@ class Reply:
     served: Served | None = None
     content_type: bytes = JSON
     headers: list[tuple[bytes, bytes]] | None = None
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-
-
-def _label_datatype(classes: list[Any] | None, task: str) -> str:
-    if task == "regression" or classes is None:
-        return "FP64"
-    if all(isinstance(c, bool) for c in classes):
-        return "BOOL"
-    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
-        return "INT64"
-    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
-        return "FP64"
-    return "BYTES"
 
 
 class ServingApp:
@@ -154,6 +134,7 @@ class ServingApp:
         )
         self.numeric, self.categorical = feature_split(config, contract)
         self.base_door = Door(config, contract, self.numeric, self.categorical)
+        self._column_names = [c.name for c in self.base_door.columns]
         self._source = source
         self.root = root or Path.cwd()
         # Why no model serves yet, for the log and every 503 (see unready()).
@@ -477,7 +458,7 @@ class ServingApp:
 
     async def predict(self, ctx: Context) -> Reply:
         payload = ctx.json(await ctx.body())
-        rows, single = self.base_door.predict_records(payload)
+        rows, single = predict_rows(payload)
         served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         ctx.served = served
         labels, proba, stale = await self.score(
@@ -505,7 +486,7 @@ class ServingApp:
         if b"json" not in content_type:
             raise HttpError(415, "only application/json is accepted")
         payload = ctx.json(await ctx.body())
-        rows = self.base_door.invocation_records(payload)
+        rows = invocation_rows(payload, self._column_names)
         served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         ctx.served = served
         labels, _, stale = await self.score(
@@ -621,7 +602,7 @@ class ServingApp:
             ]
         classes = served.model.classes
         outputs = [
-            {"name": "predict", "datatype": _label_datatype(classes, self.task), "shape": [-1]}
+            {"name": "predict", "datatype": label_datatype(classes, self.task), "shape": [-1]}
         ]
         if classes is not None and served.model.predictor.classes is not None:
             outputs.append(
@@ -653,8 +634,8 @@ class ServingApp:
             binary = body[size:]
         else:
             payload = ctx.json(body)
-        rows, client_id = self.base_door.v2_records(payload, binary)
-        wanted, binary_out = _requested_outputs(payload)
+        rows, client_id = decode_inputs(payload, binary)
+        wanted, binary_out = requested_outputs(payload)
         if version is None:
             served = self.pick(rows.first(), ctx.headers, ctx.request_id)
         else:
@@ -662,7 +643,7 @@ class ServingApp:
         ctx.served = served
         labels, proba, stale = await self.score(rows, served, ctx.request_id, endpoint, ctx.started)
         classes = served.model.classes
-        label_type = _label_datatype(classes, self.task)
+        label_type = label_datatype(classes, self.task)
         outputs: list[dict[str, Any]] = [
             {"name": "predict", "datatype": label_type, "shape": [len(labels)], "data": labels}
         ]
@@ -808,37 +789,6 @@ class ServingApp:
                 error=message,
             )
         )
-
-
-def _requested_outputs(payload: Any) -> tuple[list[Any] | None, bool | set[str]]:
-    """(names of the requested outputs or None for all, which of them go binary).
-
-    The binary tensor extension asks per output (`parameters.binary_data`) or for all
-    outputs at once (`parameters.binary_data_output` on the request).
-    """
-    wanted = None
-    binary: set[str] = set()
-    outputs = payload.get("outputs") if isinstance(payload, dict) else None
-    if isinstance(outputs, list):
-        wanted = [o.get("name") for o in outputs if isinstance(o, dict)]
-        for o in outputs:
-            parameters = o.get("parameters") if isinstance(o, dict) else None
-            if isinstance(parameters, dict) and parameters.get("binary_data") is True:
-                binary.add(str(o.get("name")))
-    parameters = payload.get("parameters") if isinstance(payload, dict) else None
-    if isinstance(parameters, dict) and parameters.get("binary_data_output") is True:
-        # Outputs that say binary_data: false stay JSON even then.
-        explicit_json = {
-            str(o.get("name"))
-            for o in (outputs if isinstance(outputs, list) else [])
-            if isinstance(o, dict)
-            and isinstance(o.get("parameters"), dict)
-            and o["parameters"].get("binary_data") is False
-        }
-        if not explicit_json:
-            return wanted, True
-        return wanted, {"predict", "predict_proba"} - explicit_json
-    return wanted, binary
 
 
 _PREDICTION_ENDPOINTS = frozenset({"/predict", "/invocations", "/v2/models/{name}/infer"})

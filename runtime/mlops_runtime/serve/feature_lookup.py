@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_runtime.serve.request_validation import MAX_REPORTED_ERRORS, Rows, clip
+from mlops_runtime.serve.record_validation import MAX_REPORTED_ERRORS, clip
+from mlops_runtime.serve.rows import Rows
 
 if TYPE_CHECKING:
     from mlops_runtime.features.store.online import Assembled, OnlineFeatures
