@@ -21,7 +21,7 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime" / "mlops_runtime"
 # top-level module, or a single module); a module belongs to the longest unit that prefixes it.
 # "mlops_runtime" is the package's own __init__ (its version).
 LAYERS: dict[str, tuple[str, ...]] = {
-    "core": ("mlops_runtime", "contract", "project", "data", "sketches"),
+    "core": ("mlops_runtime", "contract", "project", "data", "sketches", "timestamps"),
     # rollback.history (the serving history) and rollback.{registry,local}_versions (promotion)
     # are tracking by what they do; they stay in rollback/ only because scripts embedded in
     # tests/e2e/test_image_runs.py and test_prometheus_alerts.py import these paths. Moving

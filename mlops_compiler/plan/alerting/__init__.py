@@ -1,6 +1,6 @@
 """Level-3 alerting files computed from config.json's `monitor` section: Prometheus alert
 rules, their `promtool test rules` unit tests, a Grafana dashboard and its file-provisioning
-config (see docs/monitoring-alerting.md).
+config (see docs/monitoring-prometheus-grafana.md).
 
 Each alert family (health, drift, performance, serving, kpis, features) is a table: one row
 per alert, with the scenario that proves it, and one per dashboard panel, each with the

@@ -8,7 +8,6 @@ could not be evaluated). The report's status is the worst of them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from mlops_runtime.monitor import drift
 from mlops_runtime.monitor.window_summary import WindowSummary
+from mlops_runtime.timestamps import iso_seconds
 
 REPORT_SCHEMA = "mlops-monitor-report"
 REPORT_VERSION = 1
@@ -24,9 +24,7 @@ EXIT_CODES = {"ok": 0, "warning": 1, "alert": 3}
 
 
 def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return None if epoch is None else iso_seconds(epoch)
 
 
 class Violations(list[dict[str, Any]]):
@@ -361,16 +359,17 @@ def build_report(
     violations: Violations,
     now: float,
 ) -> dict[str, Any]:
-    monitor = config.get("monitor") or {}
+    # The compiler writes every monitor setting, defaults included (spec/model.py holds them).
+    monitor = config["monitor"]
     task = config["model"]["task"]
-    enough = summary.rows >= int(monitor.get("min_rows", 100))
+    enough = summary.rows >= int(monitor["min_rows"])
     drift_settings = monitor.get("drift") if monitor.get("reference") else None
     drift_section: dict[str, Any] | None
     if drift_settings is not None and summary.reference is not None and not enough:
         drift_section = {
             "status": "insufficient_rows",
             "rows": summary.rows,
-            "min_rows": monitor.get("min_rows", 100),
+            "min_rows": monitor["min_rows"],
         }
     else:
         drift_section = _drift(summary, drift_settings, violations)

@@ -24,6 +24,7 @@ from mlops_runtime.features.store.freshness import (
     newest_values,
 )
 from mlops_runtime.monitor.checks import Violations, iso
+from mlops_runtime.timestamps import iso_seconds
 
 CHECK = "feature_freshness"
 PROBLEM = "feature_freshness_unavailable"
@@ -43,7 +44,7 @@ def check_freshness(
     if not store_config:
         return None
     bounds = {str(v["name"]): _bound(v) for v in store_config["views"]}
-    section: dict[str, Any] = {"checked_at": iso(now), "checked_at_epoch": now}
+    section: dict[str, Any] = {"checked_at": iso_seconds(now), "checked_at_epoch": now}
     try:
         store, newest = newest_values(config, root)
     except FreshnessUnavailable as exc:
@@ -108,7 +109,7 @@ def _verdict(
             age,
             bound,
             "alert",
-            f"feature view {item.view}: {what} {iso(item.epoch)} is {age_text(age)} old, "
+            f"feature view {item.view}: {what} {iso_seconds(item.epoch)} is {age_text(age)} old, "
             f"past its bound of {age_text(bound)}",
         )
     else:

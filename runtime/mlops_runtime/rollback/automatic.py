@@ -22,6 +22,7 @@ from typing import Any
 from mlops_runtime.project import Project
 from mlops_runtime.rollback import history
 from mlops_runtime.rollback.triggers import grace, judge
+from mlops_runtime.timestamps import iso_millis
 
 MONITOR = "monitor"
 
@@ -120,10 +121,10 @@ def evaluate(
             else window_of(judging, ident, since or None, version.run_id)
         )
         judged = judge(window, triggers, _earlier(earlier_reports, arm, ident, since))
-        over = grace(window, int(policy.get("grace_samples", 200)), labelled)
+        over = grace(window, int(policy["grace_samples"]), labelled)
         section["arms"][arm] = {
             "version": ident,
-            "since": history.iso(since) if since else None,
+            "since": iso_millis(since) if since else None,
             "since_epoch": since,
             "rows": window["window"]["rows"],
             "grace": over,

@@ -25,6 +25,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlops_runtime.timestamps import iso_millis
+
 DEFAULT_PATH = "reports/serving-history.jsonl"
 LOCK_TIMEOUT_S = 120.0
 
@@ -63,10 +65,6 @@ def actor(environ: Mapping[str, str] | None = None) -> str:
         return "user:unknown"
 
 
-def iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
-
-
 def record(
     event: str,
     *,
@@ -86,7 +84,7 @@ def record(
         "to": to_version,
         "why": dict(why),
         "by": by,
-        "when": iso(now),
+        "when": iso_millis(now),
         "ts_epoch": now,
         **extra,
     }
