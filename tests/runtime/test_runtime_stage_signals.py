@@ -10,6 +10,7 @@ registered.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -318,3 +319,59 @@ def test_a_stop_while_the_run_is_being_created_waits_for_it_then_stops() -> None
         assert steps[-1] == "again"
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+START_STOPPED_MID_STEP = """
+import json, signal, sqlite3
+from pathlib import Path
+
+import mlflow
+
+from mlops_runtime.project import Stopped
+from mlops_runtime.tracking import worker
+
+config = json.loads(Path("config.json").read_text())
+uri = "sqlite:///" + str(Path("mlruns.db").resolve())
+session = worker.open_session({"uri": uri, "config": config, "data_path": "rows.csv"})
+tag_run = mlflow.set_tags
+
+
+def signalled_while_tagging(tags):
+    worker._STOPPING(signal.SIGTERM, None)  # what the kernel calls when SIGTERM lands here
+    tag_run(tags)
+
+
+mlflow.set_tags = signalled_while_tagging
+try:
+    worker.start_run(session, {"rows": 3, "params": {"depth": "4"}, "contract_report": {}})
+except Stopped:
+    pass
+else:
+    raise SystemExit("the stop was lost")
+worker._end_unfinished_run()
+with sqlite3.connect("mlruns.db") as db:
+    print(json.dumps({
+        "status": [row[0] for row in db.execute("select status from runs")],
+        "params": [row[0] for row in db.execute("select key from params")],
+    }))
+"""
+
+
+def test_a_stop_while_the_run_is_tagged_lets_the_start_finish_then_ends_it_failed(
+    tmp_path: Path,
+) -> None:
+    """The race behind a run left RUNNING after Ctrl-C: the stop landed in one of the writes
+    that follow the run's creation. The start is one step; the stop is raised after it."""
+    project = build_project(tmp_path, "breast-cancer")
+    (project / "rows.csv").write_text("a\n1\n")
+    done = subprocess.run(
+        [sys.executable, "-c", START_STOPPED_MID_STEP],
+        cwd=project,
+        env=stage_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"status": ["FAILED"], "params": ["depth"]}

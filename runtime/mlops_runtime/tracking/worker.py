@@ -106,17 +106,19 @@ def start_run(session: Session, message: Mapping[str, Any]) -> None:
     if session.client is None:
         session.client = connect(session.config, uri=session.uri)
     experiment_id = ensure_experiment(session.client, session.config)
-    # MLflow writes the run's row (RUNNING) before it makes the run active; a stop in between
-    # would leave nothing for the ending to find, and the run RUNNING for good.
+    # The whole step is one: MLflow writes the run's row (RUNNING) before it makes the run
+    # active, and a stop raised inside one of the writes after it can leave the store's session
+    # holding SQLite's write lock, so the ending cannot mark the run FAILED. A stop meanwhile
+    # is raised once the step is done (well under a second).
     with _STOPPING.deferred():
         run = mlflow.start_run(experiment_id=experiment_id)
-    session.run_id, session.rows = run.info.run_id, int(message["rows"])
-    session.feature_views = _feature_views(session.config)
-    if session.feature_views:
-        mlflow.log_dict({"views": session.feature_views}, "reports/feature_views.json")
-    mlflow.set_tags({**lineage_tags(session), **session.environment})
-    mlflow.log_params(message["params"])
-    mlflow.log_dict(message["contract_report"], "reports/contract_report.json")
+        session.run_id, session.rows = run.info.run_id, int(message["rows"])
+        session.feature_views = _feature_views(session.config)
+        if session.feature_views:
+            mlflow.log_dict({"views": session.feature_views}, "reports/feature_views.json")
+        mlflow.set_tags({**lineage_tags(session), **session.environment})
+        mlflow.log_params(message["params"])
+        mlflow.log_dict(message["contract_report"], "reports/contract_report.json")
 
 
 def lineage_tags(session: Session) -> dict[str, str]:
