@@ -9,13 +9,14 @@ infrastructure files); the stages that read them live here, organised by capabil
     features/   the feature pipeline fitted in training and reused in serving; store/: the
                 feature store (offline tables, point-in-time rows, materialising, online reads)
     train/      the check-data gate, split, fit, evaluation, the quality gate, reference profile
-    tracking/   MLflow tracking and registry, the tracking worker, lineage
+    tracking/   MLflow tracking and registry, the tracking worker, lineage, serving history,
+                who serves (promotion and rollback of registry and level-0 versions)
     serve/      the ASGI server: a module per protocol, record validation, micro-batching,
                 OpenAPI, Prometheus export, the prediction log
     monitor/    the prediction log's window against the reference: drift, data quality,
                 late-label metrics, KPIs, feature freshness, reports, dashboard, gauges,
                 webhook alerts, retraining
-    rollback/   serving history, versions, rollback by hand and automatic triggers
+    rollback/   rollback by hand and the automatic triggers
     container/  building the serving image
 
 `python -m mlops_runtime STAGE` runs a stage from a generated project's folder.

@@ -191,8 +191,8 @@ def test_the_container_follows_a_promotion_and_a_rollback_without_restarting(
 # What a user's manual promotion does: the champion alias moves, recorded in the history.
 PROMOTE_V2 = """
 from mlops_runtime.project import load_project
-from mlops_runtime.rollback import history
-from mlops_runtime.rollback.registry_versions import promote
+from mlops_runtime.tracking import serving_history as history
+from mlops_runtime.tracking.registry_versions import promote
 from mlops_runtime.rollback.stage import model_name
 from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
 

@@ -208,8 +208,8 @@ class Stack:
 REGISTRY = """
 import sys
 from mlops_runtime.project import load_project
-from mlops_runtime.rollback import history
-from mlops_runtime.rollback.registry_versions import promote
+from mlops_runtime.tracking import serving_history as history
+from mlops_runtime.tracking.registry_versions import promote
 from mlops_runtime.rollback.stage import model_name
 from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
 

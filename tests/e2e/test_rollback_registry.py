@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from mlops_runtime.rollback.history import actor
 from mlops_runtime.serve.ab import choose_arm
+from mlops_runtime.tracking.serving_history import actor
 from tests.runtime.serving_fixtures import (
     SPECS,
     build_project,
@@ -38,8 +38,8 @@ PROMOTE = """
 import sys
 from pathlib import Path
 from mlops_runtime.project import load_project
-from mlops_runtime.rollback.history import history_path
-from mlops_runtime.rollback.registry_versions import promote
+from mlops_runtime.tracking.serving_history import history_path
+from mlops_runtime.tracking.registry_versions import promote
 from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
 
 project = load_project()

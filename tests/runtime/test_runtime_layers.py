@@ -22,16 +22,8 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime" / "mlops_runtime"
 # "mlops_runtime" is the package's own __init__ (its version).
 LAYERS: dict[str, tuple[str, ...]] = {
     "core": ("mlops_runtime", "contract", "project", "data", "sketches", "timestamps"),
-    # rollback.history (the serving history) and rollback.{registry,local}_versions (promotion)
-    # are tracking by what they do; they stay in rollback/ only because scripts embedded in
-    # tests/e2e/test_image_runs.py and test_prometheus_alerts.py import these paths. Moving
-    # them into tracking/ removes these three entries.
-    "tracking": (
-        "tracking",
-        "rollback.history",
-        "rollback.registry_versions",
-        "rollback.local_versions",
-    ),
+    # tracking: the registry, the serving history and promotion (who serves).
+    "tracking": ("tracking",),
     # tracking.worker is the train stage's second process (it evaluates and registers).
     "capabilities": ("features", "train", "serve", "monitor", "container", "tracking.worker"),
     # The stages that drive the others: the monitor stage, which calls rollback, which may
@@ -194,7 +186,7 @@ def test_the_check_sees_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
     [
         ("mlops_runtime.monitor.stage", "monitor.stage"),
         ("mlops_runtime.monitor.drift", "monitor"),
-        ("mlops_runtime.rollback.history", "rollback.history"),
+        ("mlops_runtime.tracking.serving_history", "tracking"),
         ("mlops_runtime", "mlops_runtime"),
         ("mlops_runtime.features.store.offline", "features"),
     ],

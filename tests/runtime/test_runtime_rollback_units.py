@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mlops_runtime.rollback import history
 from mlops_runtime.rollback.triggers import grace, judge, label, observe
+from mlops_runtime.tracking import serving_history as history
 
 PERFORMANCE = {
     "on": "performance",

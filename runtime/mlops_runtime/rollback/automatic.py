@@ -3,7 +3,7 @@
 For the champion, and with an A/B test the challenger, the monitor builds the report of the
 rows that version served since it took its alias, judges the rollback triggers on it
 (rollback/triggers.py) and, when one decides after the grace period, acts: a failing champion
-is rolled back to the previous good version (rollback/registry_versions.py), a failing
+is rolled back to the previous good version (tracking/registry_versions.py), a failing
 challenger leaves the split. The servers follow by themselves: they poll the aliases.
 
 What was judged and done is the report's `rollback` section; an action, or a rollback refused
@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mlops_runtime.project import Project
-from mlops_runtime.rollback import history
 from mlops_runtime.rollback.triggers import grace, judge
 from mlops_runtime.timestamps import iso_millis
+from mlops_runtime.tracking import serving_history as history
 
 MONITOR = "monitor"
 
@@ -97,8 +97,8 @@ def evaluate(
     triggers = list(policy.get("triggers") or [])
     if not policy.get("automatic") or not triggers:
         return None
-    from mlops_runtime.rollback import registry_versions
     from mlops_runtime.rollback.stage import model_name
+    from mlops_runtime.tracking import registry_versions
     from mlops_runtime.tracking.registry import CHAMPION
     from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
 
@@ -155,8 +155,8 @@ def evaluate(
 def _act(
     project: Project, client: Any, name: str, arm: str, version: str, why: Mapping[str, Any]
 ) -> dict[str, Any]:
-    from mlops_runtime.rollback import registry_versions
     from mlops_runtime.rollback.stage import roll_back
+    from mlops_runtime.tracking import registry_versions
     from mlops_runtime.tracking.registry import CHAMPION
 
     if arm != CHAMPION:

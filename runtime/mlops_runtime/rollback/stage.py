@@ -1,8 +1,8 @@
 """`python -m mlops_runtime rollback [--to VERSION] [--reason TEXT]` and
 `python -m mlops_runtime history [--json]`.
 
-rollback: the previous good model serves again (rollback/registry_versions.py at level 1 and
-above, rollback/local_versions.py at level 0). Exit codes: 0 rolled back; 5 refused, nothing
+rollback: the previous good model serves again (tracking/registry_versions.py at level 1 and
+above, tracking/local_versions.py at level 0). Exit codes: 0 rolled back; 5 refused, nothing
 changed (no good version to go back to, or --to names one that is not good: the message says
 why); 2 usage or configuration error.
 
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlops_runtime.project import Project
-from mlops_runtime.rollback import history
+from mlops_runtime.tracking import serving_history as history
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -52,10 +52,10 @@ def roll_back(
     """The project's rollback, wherever its model lives; raises RollbackRefused."""
     config = project.config
     if not is_registry(config):
-        from mlops_runtime.rollback import local_versions
+        from mlops_runtime.tracking import local_versions
 
         return local_versions.rollback(project.root, config, why=why, by=by, to=to)
-    from mlops_runtime.rollback import registry_versions
+    from mlops_runtime.tracking import registry_versions
     from mlops_runtime.tracking.store import absolute_uri, connect, resolve_tracking_uri
 
     uri = absolute_uri(resolve_tracking_uri(config), project.root)
@@ -72,7 +72,7 @@ def roll_back(
 
 
 def rollback_main(argv: list[str], project: Project) -> int:
-    from mlops_runtime.rollback.registry_versions import RollbackRefused
+    from mlops_runtime.tracking.registry_versions import RollbackRefused
 
     args = _rollback_parser().parse_args(argv)
     why = {"trigger": "manual", "reason": args.reason} if args.reason else {"trigger": "manual"}

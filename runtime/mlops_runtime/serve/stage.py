@@ -110,8 +110,8 @@ def worker_count(
 def record_ab_weight(project: Project) -> bool:
     """A changed A/B weight changes who serves: the serving history records it once, when
     the first server starts with it. Returns whether a record was written."""
-    from mlops_runtime.rollback import history
     from mlops_runtime.serve.ab import CHALLENGER, ab_config
+    from mlops_runtime.tracking import serving_history as history
 
     ab = ab_config(project.config)
     weight = float(ab["challenger_weight"]) if ab is not None else 0.0

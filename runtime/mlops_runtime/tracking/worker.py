@@ -164,8 +164,6 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
     import mlflow
 
     from mlops_runtime.project import project_dir
-    from mlops_runtime.rollback.history import actor, history_path
-    from mlops_runtime.rollback.registry_versions import promote
     from mlops_runtime.tracking.registry import (
         CHAMPION,
         alias_version,
@@ -174,6 +172,8 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
         register,
         version_metrics,
     )
+    from mlops_runtime.tracking.registry_versions import promote
+    from mlops_runtime.tracking.serving_history import actor, history_path
     from mlops_runtime.tracking.store import log_model, serialization_of
 
     config, metrics, checks = session.config, message["metrics"], message["gate"]

@@ -2,7 +2,7 @@
 
 Fits the pipeline, prints test metrics and saves it to model/model.joblib, with its sha256 in
 model/model.joblib.sha256 (`sha256sum` format) that the server checks before loading it. The
-trained file is also kept in model/versions/ for `rollback` (rollback/local_versions.py), and
+trained file is also kept in model/versions/ for `rollback` (tracking/local_versions.py), and
 the change of model is a line of the serving history. No tracking, no registry, no contract
 gate: imports neither MLflow nor pandera.
 
@@ -71,7 +71,8 @@ def write_digest(model_path: Path) -> Path:
 
 def main(argv: list[str], project: Project) -> int:
     del argv
-    from mlops_runtime.rollback import history, local_versions
+    from mlops_runtime.tracking import local_versions
+    from mlops_runtime.tracking import serving_history as history
 
     fresh = project.root / local_versions.VERSIONS_DIR / f".training-{os.getpid()}.joblib"
     name = project.config.get("name")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_runtime.rollback import history
+from mlops_runtime.tracking import serving_history as history
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlops_runtime.rollback import history
-from mlops_runtime.rollback.registry_versions import Change, RollbackRefused
+from mlops_runtime.tracking import serving_history as history
+from mlops_runtime.tracking.registry_versions import Change, RollbackRefused
 
 VERSIONS_DIR = Path("model") / "versions"
 MODEL_FILE = Path("model") / "model.joblib"
