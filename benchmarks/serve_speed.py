@@ -507,8 +507,9 @@ def best(fn, reps):
 
 app = None
 try:
-    from mlops_runtime.serve.request_validation import Door
-    from mlops_runtime.serve.model_source import ModelRef, feature_split, prepare
+    from mlops_runtime.features.columns import feature_split
+    from mlops_runtime.serve.model_source import ModelRef, prepare
+    from mlops_runtime.serve.record_validation import Door
     numeric, categorical = feature_split(CONFIG, CONTRACT)
     loaded = prepare(ModelRef(name, str(version.version), version.run_id, ""), pipeline,
                      CONFIG, CONTRACT)
@@ -533,7 +534,7 @@ for arg in sys.argv[2:]:
          "orjson.loads(body)": best(lambda: orjson.loads(body), reps)}
     if app is not None:
         door, loaded = app
-        from mlops_runtime.serve.request_validation import Rows
+        from mlops_runtime.serve.rows import Rows
         batch = door.validate(records)
         r["door.validate (per record)"] = best(lambda: door.validate(records), reps)
         rows_ = Rows(len(records), records=records)
