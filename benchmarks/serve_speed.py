@@ -1,9 +1,19 @@
 """Serving speed benchmark: the generated model server beside `mlflow models serve`.
 
     python benchmarks/serve_speed.py [--quick] [--profile] [--wait-quiet SECONDS] [--json PATH]
+    python benchmarks/serve_speed.py --against GIT_REF [--against-rounds N] [--quick]
 
 (--quick: 2 s wrk runs, batches of 100 and 1,000 rows, a 6 s soak: every server and path once,
 in about a minute.)
+
+(--against GIT_REF: before and after, in one run. The project is trained as below; then only
+the single-record `POST /predict` scenario runs, on two generated servers: one importing
+`mlops_runtime` from GIT_REF's runtime/ tree (extracted with `git archive` into the temp dir,
+first on the server's PYTHONPATH) and one from the working tree's runtime/, local changes
+included. Both are up together on their own ports; the wrk runs alternate between them,
+--against-rounds rounds (3; 1 with --quick), the order reversed every other round, the same
+wrk settings for both. Printed: req/s, p50 and p99 of every run, their medians per side, and
+now / before; a ratio worse than the tolerance in AGAINST_TARGETS is MISSED.)
 
 The script trains a real project from `specs/breast-cancer.mlops.yaml` in a temp dir
 (`python -m mlops_compiler run SPEC train`, which runs `python -m mlops_runtime train` in the
@@ -44,6 +54,7 @@ answer with the wrong number of predictions).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -54,7 +65,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +100,15 @@ from harness import (
     wrk_command,
     wrk_figures,
 )
+from harness.baseline import (
+    Figure,
+    check_import,
+    compare,
+    extract_runtime,
+    order,
+    working_tree,
+)
+from harness.baseline import medians as side_medians
 
 SPEC = ROOT / "specs" / "breast-cancer.mlops.yaml"
 POST_JSON = LUA / "post_json.lua"
@@ -118,6 +138,17 @@ TARGETS = (
     Target(f"{WORKERS_LABEL} p99", "workers_p99", 25.0, show=_ms),
     Target("generated /predict p99", "p99", 25.0, show=_ms),
     Target("generated /predict non-2xx", "non_2xx", 0, show=lambda x: f"{x:.0f}"),
+)
+# --against: now / before of the medians; the tolerance is the run-to-run noise of this
+# machine (2 cores shared with wrk), not a target of the project.
+AGAINST_FIGURES = (
+    Figure("rps", "req/s", digits=0),
+    Figure("p50_ms", "p50", " ms"),
+    Figure("p99_ms", "p99", " ms"),
+)
+AGAINST_TARGETS = (
+    Target("req/s now / before", "rps", 0.9, at_least=True),
+    Target("p99 now / before", "p99_ms", 1.15),
 )
 FORMATS = ("records JSON", "dataframe_split", "V2 JSON", "V2 binary")
 RSS_GROWTH_MIB = 10.0  # soak: end - start
@@ -231,6 +262,7 @@ class Results:
     rss_ready_mib: float = 0.0
     profile: list[tuple[float, float, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    against: dict[str, Any] = field(default_factory=dict)  # --against: the two sides' runs
 
 
 # --- the project ------------------------------------------------------------------------------
@@ -984,6 +1016,9 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
     for n, formats in batches.items():
         batch_files[n] = work / f"batch-{n}.json"
         batch_files[n].write_bytes(formats["/predict records"].body)
+    if args.against:
+        run_against(args.against, args.against_rounds, s, r, work, project, one)
+        return
 
     print("floors: hello-world apps under uvicorn ...", flush=True)
     (work / "hello_starlette.py").write_text(HELLO_STARLETTE)
@@ -1149,6 +1184,85 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
             )
 
 
+def run_against(
+    ref: str, rounds: int, s: Settings, r: Results, work: Path, project: Path, one: Path
+) -> None:
+    """`POST /predict` of one record on the generated server of `ref`'s runtime and of the
+    working tree's, both up, the wrk runs alternating between them."""
+    before = extract_runtime(ref, work / "against")
+    sides = [before, working_tree()]
+    for side in sides:
+        check_import(PYTHON, side)
+        print(f"{side.label}: mlops_runtime from {side.runtime}", flush=True)
+    r.against = {"ref": ref, "sides": [x.label for x in sides], "rounds": rounds, "runs": []}
+    runs: dict[str, list[WrkRun]] = {x.label: [] for x in sides}
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        for i, side in enumerate(sides):
+            port = free_port()
+            env = side.env(
+                HOST="127.0.0.1",
+                PORT=str(port),
+                MLOPS_PREDICTION_LOG_DIR=str(work / f"prediction_log_against_{i}"),
+            )
+            servers[side.label] = stack.enter_context(
+                Server(
+                    side.label,
+                    [PYTHON, "-m", "mlops_runtime", "serve"],
+                    cwd=project,
+                    env=env,
+                    port=port,
+                    log=work / f"serve-against-{i}.log",
+                )
+            )
+        for round_ in range(rounds):
+            for side in order(sides, round_):
+                run_ = measure(
+                    f"{side.label} /predict", f"{servers[side.label].base}/predict", one, s
+                )
+                runs[side.label].append(run_)
+                r.against["runs"].append({"side": side.label, "round": round_ + 1, **asdict(run_)})
+                if run_.non_2xx or run_.socket_errors:
+                    r.errors.append(
+                        f"{side.label}: {run_.non_2xx} non-2xx answers and "
+                        f"{run_.socket_errors} socket errors"
+                    )
+    r.against["medians"] = {
+        label: side_medians([asdict(x) for x in side_runs], AGAINST_FIGURES)
+        for label, side_runs in runs.items()
+    }
+
+
+def report_against(r: Results, s: Settings) -> str:
+    a = r.against
+    before, now = a["sides"]
+    out = [
+        f"### Before and after: generated `POST /predict`, single records, {s.connections} "
+        f"connections, {s.threads} wrk threads, {s.duration} s after a {s.warmup} s warm-up, "
+        f"{a['rounds']} round(s) alternating\n"
+    ]
+    rows = [
+        [x["side"], str(x["round"]), f"{x['rps']:,.0f}", f"{x['p50_ms']:.2f}",
+         f"{x['p99_ms']:.2f}", str(x["non_2xx"]), str(x["socket_errors"])]
+        for x in a["runs"]
+    ]  # fmt: skip
+    out.append(
+        table(["runtime", "round", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket errors"], rows)
+    )
+    out.append("")
+    if a.get("medians"):
+        rows, ratios = compare(a["medians"][before], a["medians"][now], AGAINST_FIGURES)
+        a["ratios"] = ratios
+        out.append(f"medians; before = {before}, now = {now}:\n")
+        out.append(table(["figure", "before", "now", "now / before"], rows))
+        out.append("")
+        targets, _ = judge(AGAINST_TARGETS, ratios)
+        out.append("### No regression (within this machine's noise)\n")
+        out.append(table(["target", "wanted", "measured", "result"], targets))
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser_ = parser(__doc__, quick="2 s wrk runs, batches of 100 and 1,000 rows, 6 s soak")
     parser_.add_argument("--spec", default=str(SPEC), help="spec to train (default breast-cancer)")
@@ -1177,11 +1291,22 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="also sample the generated server with py-spy for N s (default 15) under load",
     )
+    parser_.add_argument(
+        "--against",
+        metavar="GIT_REF",
+        help="before and after: single-record /predict on GIT_REF's runtime/ and the working "
+        "tree's, in one run (nothing else is measured)",
+    )
+    parser_.add_argument(
+        "--against-rounds", type=int, help="wrk runs per side with --against (3; --quick 1)"
+    )
     add_quiet(parser_)
     add_output(parser_)
     args = parser_.parse_args(argv)
 
     quick = args.quick
+    if args.against_rounds is None:
+        args.against_rounds = 1 if quick else 3
     batch_sizes = args.batch_sizes or ("100,1000" if quick else "1000,10000")
     s = Settings(
         duration=args.duration or (2 if quick else 30),
@@ -1234,12 +1359,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"- load average before: {' '.join(f'{x:.2f}' for x in r.load_before)}, after: {' '.join(f'{x:.2f}' for x in r.load_after)}"
     )
-    print(
-        f"- model: {json.dumps(r.model.get('name'))} version {r.model.get('version')} ({r.model.get('estimator')}), compiled fast path: {r.floors.get('compiled')}"
-    )
-    print(f"- MLflow: `{r.mlflow_command}`")
-    print()
-    print(report(r, s))
+    if r.against:
+        print()
+        print(report_against(r, s))
+    else:
+        print(
+            f"- model: {json.dumps(r.model.get('name'))} version {r.model.get('version')} ({r.model.get('estimator')}), compiled fast path: {r.floors.get('compiled')}"
+        )
+        print(f"- MLflow: `{r.mlflow_command}`")
+        print()
+        print(report(r, s))
     write_json(args.json, r)
     if failed is not None:
         print(f"error: {failed}", file=sys.stderr)
