@@ -462,18 +462,18 @@ def run(args: argparse.Namespace, r: Results, work: Path) -> None:
                 for kind in order:
                     r.runs.append(measure(kind, url, files[kind], load, repeat, args))
         if args.serial > 0:
-            records = {KEY_ONLY: keyed, INLINE: inline}
+            by_kind = {KEY_ONLY: keyed, INLINE: inline}
             for repeat in range(1, args.repeats + 1):
                 order = kinds if repeat % 2 else kinds[::-1]
                 for kind in order:
-                    r.serial.append(serial(kind, server, records[kind], repeat, args.serial))
+                    r.serial.append(serial(kind, server, by_kind[kind], repeat, args.serial))
 
     if r.key_only_served:
         script = work / "floor.py"
         script.write_text(FLOOR)
-        records = work / "keyed.json"
-        records.write_text(json.dumps(keyed))
-        proc = run_checked([str(python), str(script), str(records)], cwd=project, env=env)
+        keyed_file = work / "keyed.json"
+        keyed_file.write_text(json.dumps(keyed))
+        proc = run_checked([str(python), str(script), str(keyed_file)], cwd=project, env=env)
         r.floor = json.loads(json_line(proc.stdout, "FLOOR_JSON "))
 
 
@@ -558,15 +558,16 @@ def report(r: Results, loads: list[Load]) -> bool:
         print("\nserial check: one keep-alive http.client connection, timed in Python:")
         rows = []
         for kind in (KEY_ONLY, INLINE):
-            runs = [x for x in r.serial if x.kind == kind]
-            if runs:
+            serials = [x for x in r.serial if x.kind == kind]
+            if serials:
                 rows.append([
-                    kind, f"{sum(x.requests for x in runs) / sum(x.seconds for x in runs):,.0f}",
-                    f"{statistics.median(x.p50_ms for x in runs):.2f}",
-                    f"{statistics.median(x.p99_ms for x in runs):.2f}",
-                    ", ".join(f"{x.p99_ms:.2f}" for x in runs),
-                    f"{statistics.median(x.p999_ms for x in runs):.2f}",
-                    f"{max(x.max_ms for x in runs):.1f}", str(len(runs)),
+                    kind,
+                    f"{sum(x.requests for x in serials) / sum(x.seconds for x in serials):,.0f}",
+                    f"{statistics.median(x.p50_ms for x in serials):.2f}",
+                    f"{statistics.median(x.p99_ms for x in serials):.2f}",
+                    ", ".join(f"{x.p99_ms:.2f}" for x in serials),
+                    f"{statistics.median(x.p999_ms for x in serials):.2f}",
+                    f"{max(x.max_ms for x in serials):.1f}", str(len(serials)),
                 ])  # fmt: skip
         print(table(["body", "req/s", "p50 ms (median)", "p99 ms (median)", "p99 per repeat",
                      "p99.9 ms", "max ms", "runs"], rows))  # fmt: skip

@@ -25,10 +25,10 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
-    import evidently
+    import evidently  # type: ignore[import-not-found, unused-ignore]  # its own virtualenv
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
+    from evidently.presets import DataDriftPreset  # type: ignore[import-not-found, unused-ignore]
 
     reference_path, current_path, settings_path, out_path = argv
     settings = json.loads(Path(settings_path).read_text())
