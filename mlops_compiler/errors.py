@@ -84,8 +84,12 @@ def _resolved(folder: Path) -> Path:
 
 
 def display_path(path: Path) -> str:
-    """Paths in messages are relative to the working directory when they can be."""
+    """Paths in messages are relative to the working directory when they can be, and a
+    control character in one is shown escaped, so each problem stays on its own line."""
     try:
-        return path.resolve().relative_to(_resolved(Path.cwd())).as_posix()
+        text = path.resolve().relative_to(_resolved(Path.cwd())).as_posix()
     except ValueError:
-        return path.as_posix()
+        text = path.as_posix()
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return text.encode("unicode_escape").decode("ascii")
+    return text

@@ -11,6 +11,7 @@ from mlops_compiler.load.discover import discover
 from mlops_compiler.load.yaml_positions import load_spec
 from mlops_compiler.plan import Plan, make_plan
 from mlops_compiler.plan.levels import REPOSITORY_DIRS
+from mlops_compiler.plan.path_names import path_name_problems
 from mlops_compiler.render.render import render_plan
 from mlops_compiler.spec.validate import validate
 from mlops_compiler.write.changes import Change, compare
@@ -50,6 +51,10 @@ def _compile_one(spec_path: Path, out_root: Path, level: int | None, render: boo
         return _Outcome(display_path(spec_path), "", None, tuple(exc.diagnostics), None)
     at_name = loaded.diagnostic(("name",), "")
     plan = make_plan(spec, loaded, out_root, level)
+    unsafe = path_name_problems(plan)
+    if unsafe:
+        problems = tuple(replace(at_name, message=message) for message in unsafe)
+        return _Outcome(loaded.display, spec.name, at_name, problems, None)
     if not render:
         return _Outcome(loaded.display, spec.name, at_name, (), Compiled(plan, {}))
     files = render_plan(plan)
@@ -57,7 +62,15 @@ def _compile_one(spec_path: Path, out_root: Path, level: int | None, render: boo
     try:
         # Every path is checked against the output folder (symlinks included) here, so a
         # build that would write outside it fails as a spec problem before anything is written.
-        changes = tuple(compare(plan.out_dir, files, repository_dirs(plan)))
+        changes = tuple(
+            compare(
+                plan.out_dir,
+                files,
+                repository_dirs(plan),
+                within=out_root,
+                repository=plan.repository_root,
+            )
+        )
     except ValueError as exc:
         problem = replace(at_name, message=str(exc))
         return _Outcome(loaded.display, spec.name, at_name, (problem,), None)

@@ -43,6 +43,21 @@ def _metric(name: str) -> str:
     return name
 
 
+def _inside_project(text: str) -> str:
+    """A folder the generated server writes to: relative, and inside the project folder (the
+    one place every deployment mounts writable); a volume mounted there serves any other."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("holds a control character")
+    parts = text.replace("\\", "/").split("/")
+    if text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):
+        raise ValueError("must be relative to the project folder, not absolute")
+    if ".." in parts:
+        raise ValueError("must stay inside the project folder (no '..')")
+    if not any(part not in ("", ".") for part in parts):
+        raise ValueError("must name a folder inside the project folder")
+    return text
+
+
 def _no_secret(text: str) -> str:
     kind = scalars.looks_secret(text)
     if kind:
@@ -66,6 +81,12 @@ Duration = Annotated[str, AfterValidator(_duration), Field(examples=["30s", "1h"
 Cron = Annotated[str, AfterValidator(_cron), Field(examples=["0 * * * *"])]
 Metric = Annotated[str, AfterValidator(_metric)]
 FreeText = Annotated[str, StringConstraints(max_length=10_000)]
+ProjectFolder = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255),
+    AfterValidator(_inside_project),
+    Field(description="A folder relative to the project folder, inside it."),
+]
 Scalar = str | int | float | bool
 ParamValue = Scalar | None | list[Scalar | None]
 
@@ -284,7 +305,7 @@ class ABTest(Strict):
 
 
 class PredictionLog(Strict):
-    dir: str = "prediction_log"
+    dir: ProjectFolder = "prediction_log"
     rotate_mb: int = Field(64, ge=1, le=10_000)
     keep_files: int = Field(
         32, ge=1, le=100_000, description="Oldest files beyond this many are deleted."

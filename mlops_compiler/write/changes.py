@@ -29,10 +29,24 @@ class Guard:
     monorepo build checks thousands of files.
     """
 
-    def __init__(self, root: Path, outside: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        outside: tuple[Path, ...] = (),
+        *,
+        within: Path | None = None,
+        repository: Path | None = None,
+    ) -> None:
         self.root = root
         self.base = root.resolve()
+        # The folder the user named (`--out`) may itself be a link; a link below it, or a CI
+        # folder linked out of the repository, would take the writes somewhere nobody asked.
+        if within is not None:
+            _stays_in(root, self.base, within.resolve())
         self.outside = tuple(o.resolve() for o in outside)
+        if repository is not None:
+            for folder, real in zip(outside, self.outside, strict=True):
+                _stays_in(folder, real, repository.resolve())
         self._folders: dict[PurePosixPath, Path] = {}
 
     def __call__(self, relative: str) -> Path:
@@ -55,6 +69,13 @@ class Guard:
         return target
 
 
+def _stays_in(folder: Path, real: Path, anchor: Path) -> None:
+    if not real.is_relative_to(anchor):
+        raise ValueError(
+            f"{folder} is a link to {real}, outside {anchor}: refusing to write through it"
+        )
+
+
 def _read(path: Path) -> bytes | None:
     try:
         with path.open("rb") as handle:
@@ -64,10 +85,17 @@ def _read(path: Path) -> bytes | None:
 
 
 def compare(
-    out_dir: Path, rendered: dict[str, bytes], outside: tuple[Path, ...] = ()
+    out_dir: Path,
+    rendered: dict[str, bytes],
+    outside: tuple[Path, ...] = (),
+    *,
+    within: Path | None = None,
+    repository: Path | None = None,
 ) -> list[Change]:
+    """`within`: the output root out_dir must stay in; `repository`: the root the `outside`
+    folders must stay in, links resolved."""
+    inside = Guard(out_dir, outside, within=within, repository=repository)
     previous = recorded_hashes(read_manifest(out_dir))
-    inside = Guard(out_dir, outside)
     changes: list[Change] = []
     for path, data in sorted(rendered.items()):
         current = _read(inside(path))
