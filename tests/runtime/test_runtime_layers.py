@@ -21,7 +21,16 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime" / "mlops_runtime"
 # top-level module, or a single module); a module belongs to the longest unit that prefixes it.
 # "mlops_runtime" is the package's own __init__ (its version).
 LAYERS: dict[str, tuple[str, ...]] = {
-    "core": ("mlops_runtime", "contract", "project", "data", "sketches", "timestamps"),
+    "core": (
+        "mlops_runtime",
+        "contract",
+        "project",
+        "data",
+        "sketches",
+        "timestamps",
+        "json_records",
+        "monitor_report",
+    ),
     # tracking: the registry, the serving history and promotion (who serves).
     "tracking": ("tracking",),
     # tracking.worker is the train stage's second process (it evaluates and registers).

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from mlops_runtime import sketches
-from mlops_runtime.monitor.checks import Violations, build_report
+from mlops_runtime.monitor.checks import Violations, build_monitor_report
 from mlops_runtime.monitor.prediction_window import Partition
 from mlops_runtime.monitor.window_summary import WindowSummary
+from mlops_runtime.monitor_report import MonitorReport
 
 CONTRACT = {
     "columns": {
@@ -71,7 +72,7 @@ def test_quality_counts_follow_the_contract() -> None:
     q = s.quality
     assert q["island"].unseen == {"Atlantis": 2} and q["island"].nulls == 1
     assert (q["bill"].below_min, q["bill"].above_max, q["bill"].nulls) == (1, 1, 1)
-    report = build_report(
+    report = build_monitor_report(
         {"name": "p", "model": {"task": "classification"}, "monitor": {"min_rows": 1}},
         s,
         window={},
@@ -82,14 +83,14 @@ def test_quality_counts_follow_the_contract() -> None:
         violations=Violations(),
         now=0.0,
     )
-    checks = {(v["check"], v["feature"]) for v in report["violations"]}
+    checks = {(v.check, v.feature) for v in report.violations}
     assert checks == {
         ("unseen_categories", "island"),
         ("out_of_range", "bill"),
         ("null_rate", "bill"),  # 1 of 4 is over the contract's 10 %
         ("null_rate", "island"),  # not nullable
     }
-    assert report["status"] == "warning" and report["exit_code"] == 1
+    assert report.status == "warning" and report.exit_code == 1
 
 
 def test_partitions_merge_to_the_sketch_of_the_whole_window() -> None:
@@ -146,7 +147,7 @@ def test_per_column_drift_methods_override_the_default() -> None:
         "drift_share": 0.5,
         "columns": {"island": {"method": "psi", "threshold": 0.2}},
     }
-    report = build_report(
+    report = build_monitor_report(
         {
             "name": "p",
             "model": {"task": "classification"},
@@ -161,11 +162,12 @@ def test_per_column_drift_methods_override_the_default() -> None:
         violations=Violations(),
         now=0.0,
     )
-    features = report["drift"]["features"]
-    assert (features["island"]["method"], features["island"]["threshold"]) == ("psi", 0.2)
+    assert report.drift is not None
+    features = report.drift.features
+    assert (features["island"].method, features["island"].threshold) == ("psi", 0.2)
     # 5000 reference rows: the default for a numeric column is the normalised Wasserstein.
-    assert features["bill"]["method"] == "wasserstein" and features["bill"]["drifted"]
-    assert features["island"]["drifted"]  # Torgersen vanished from the window
+    assert features["bill"].method == "wasserstein" and features["bill"].drifted
+    assert features["island"].drifted  # Torgersen vanished from the window
 
 
 def with_statuses(part: Partition, statuses: list[int], run_id: str = "run-a") -> Partition:
@@ -177,8 +179,8 @@ def with_statuses(part: Partition, statuses: list[int], run_id: str = "run-a") -
     return Partition(part.path, part.rows, columns, part.probabilities)
 
 
-def traffic_report(s: WindowSummary, error_max: float) -> dict[str, Any]:
-    return build_report(
+def traffic_report(s: WindowSummary, error_max: float) -> MonitorReport:
+    return build_monitor_report(
         {
             "name": "p",
             "model": {"task": "classification"},
@@ -203,34 +205,36 @@ def test_client_errors_are_counted_apart_from_the_error_rate() -> None:
     s.add(with_statuses(partition(["Biscoe"] * n, [40.0] * n), statuses))
     assert (s.requests, s.errors, s.client_errors, s.rejected) == (100, 5, 320, 300)
     report = traffic_report(s, error_max=0.1)
-    traffic = report["traffic"]
-    assert traffic["requests"] == report["window"]["requests"] == n
-    assert traffic["errors"] == 5 and traffic["error_rate"] == pytest.approx(5 / 105)
-    assert traffic["client_errors"] == 320
-    assert traffic["client_error_rate"] == pytest.approx(320 / n)
-    assert "error_rate" not in {v["check"] for v in report["violations"]}, "4xx are not errors"
+    traffic, window = report.traffic, report.window
+    assert traffic is not None and window is not None
+    assert traffic.requests == window.requests == n
+    assert traffic.errors == 5 and traffic.error_rate == pytest.approx(5 / 105)
+    assert traffic.client_errors == 320
+    assert traffic.client_error_rate == pytest.approx(320 / n)
+    assert "error_rate" not in {v.check for v in report.violations}, "4xx are not errors"
     # The rollback trigger reads the same rate, on the requests the model was asked to answer.
     from mlops_runtime.rollback.triggers import judge, observe
 
     trigger = {"on": "error_rate", "min": None, "max": 0.05, "min_samples": 100, "k": 1, "n": 1}
     assert observe(report, trigger) == (pytest.approx(5 / 105), 105)
     (judged,) = judge(report, [trigger], [])
-    assert judged["fired"] is False
+    assert judged.fired is False
     latency = {**trigger, "on": "latency", "max": 50.0}
     assert observe(report, latency)[1] == 100, "latency counts served requests"
     # Past the bound on server errors alone, it fires and says the 4xx were left out.
     strict = traffic_report(s, error_max=0.01)
-    (violation,) = [v for v in strict["violations"] if v["check"] == "error_rate"]
-    assert "5 of 105 requests failed with a server error" in violation["description"]
-    assert "320 client errors (4xx) not counted" in violation["description"]
+    (violation,) = [v for v in strict.violations if v.check == "error_rate"]
+    assert "5 of 105 requests failed with a server error" in str(violation.description)
+    assert "320 client errors (4xx) not counted" in str(violation.description)
 
 
 def test_a_window_of_client_errors_only_is_not_empty_and_has_no_error_rate() -> None:
     s = summary(None)
     s.add(with_statuses(partition(["Biscoe"] * 50, [40.0] * 50), [422] * 50))
     report = traffic_report(s, error_max=0.05)
-    assert report["traffic"]["error_rate"] == 0.0 and report["traffic"]["client_error_rate"] == 1.0
-    assert report["violations"] == [] and report["status"] == "ok"
+    assert report.traffic is not None
+    assert report.traffic.error_rate == 0.0 and report.traffic.client_error_rate == 1.0
+    assert report.violations == [] and report.status == "ok"
 
 
 def test_the_log_says_which_version_served_a_run() -> None:

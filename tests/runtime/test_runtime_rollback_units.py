@@ -54,30 +54,30 @@ def report(
 
 def test_a_trigger_fires_past_its_bound_on_enough_samples() -> None:
     (fired,) = judge(report(value=0.8, labelled=300), [PERFORMANCE], [])
-    assert fired["fired"] and fired["decides"] and fired["trigger"] == "performance roc_auc < 0.9"
+    assert fired.fired and fired.decides and fired.trigger == "performance roc_auc < 0.9"
     (quiet,) = judge(report(value=0.95), [PERFORMANCE], [])
-    assert not quiet["fired"]
+    assert not quiet.fired
     (few,) = judge(report(value=0.5, labelled=99), [PERFORMANCE], [])
-    assert not few["fired"] and few["samples"] == 99, "under min_samples nothing fires"
+    assert not few.fired and few.samples == 99, "under min_samples nothing fires"
     (none,) = judge(report(value=None), [PERFORMANCE], [])
-    assert not none["fired"]
+    assert not none.fired
 
 
 def test_k_of_the_last_n_windows_for_the_same_trigger() -> None:
     trigger = {**PERFORMANCE, "k": 2, "n": 3}
     bad, good = report(value=0.8), report(value=0.95)
     (first,) = judge(bad, [trigger], [])
-    assert first["fired"] and not first["decides"] and first["fired_in"] == 1
+    assert first.fired and not first.decides and first.fired_in == 1
     (second,) = judge(bad, [trigger], [[first]])
-    assert second["decides"] and second["fired_in"] == 2
+    assert second.decides and second.fired_in == 2
     quiet = judge(good, [trigger], [[first]])
     (after_gap,) = judge(bad, [trigger], [[first], quiet])
-    assert after_gap["decides"], "2 of the last 3"
+    assert after_gap.decides, "2 of the last 3"
     (too_old,) = judge(bad, [trigger], [[first], quiet, quiet])
-    assert not too_old["decides"], "the first firing is out of the last 3 windows"
+    assert not too_old.decides, "the first firing is out of the last 3 windows"
     other = {**trigger, "min": 0.5}
     (renamed,) = judge(bad, [other], [[first]])
-    assert renamed["fired_in"] == 0, "a changed bound is another trigger"
+    assert renamed.fired_in == 0, "a changed bound is another trigger"
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_k_of_the_last_n_windows_for_the_same_trigger() -> None:
 def test_each_kind_of_trigger(trigger: dict[str, Any], kwargs: dict[str, Any], fires: bool) -> None:
     full = {"min": None, "max": None, "min_samples": 100, "k": 1, "n": 1, **trigger}
     (judged,) = judge(report(**kwargs), [full], [])
-    assert judged["fired"] is fires, (judged, observe(report(**kwargs), full))
+    assert judged.fired is fires, (judged, observe(report(**kwargs), full))
 
 
 def test_latency_counts_served_requests_only() -> None:
@@ -117,13 +117,13 @@ def test_labels_read_like_the_spec() -> None:
 
 
 def test_grace_counts_labelled_samples_or_served_ones_without_labels() -> None:
-    assert grace(report(labelled=150), 200, labelled=True) == {
+    assert grace(report(labelled=150), 200, labelled=True).to_json() == {
         "counted": "labelled",
         "samples": 150,
         "needed": 200,
         "over": False,
     }
-    assert grace(report(labelled=0, requests=250), 200, labelled=False)["over"]
+    assert grace(report(labelled=0, requests=250), 200, labelled=False).over
 
 
 def _append_many(path: str, writer: int, count: int) -> None:
@@ -254,7 +254,7 @@ def test_the_dashboard_shows_what_was_judged_and_done() -> None:
                     "champion": {
                         "version": "2",
                         "grace": {"samples": 300, "needed": 200, "over": True},
-                        "judged": [judged],
+                        "judged": [judged.to_json()],
                     }
                 },
                 "actions": [

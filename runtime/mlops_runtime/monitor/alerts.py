@@ -28,6 +28,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from mlops_runtime import __version__
+from mlops_runtime.monitor_report import MonitorReport, Violation, read_report
 
 OutcomeStatus = Literal["delivered", "failed", "suppressed", "skipped"]
 
@@ -108,7 +109,7 @@ def _stderr(line: str) -> None:
 
 
 def send_alerts(
-    report: Mapping[str, Any],
+    report: MonitorReport | Mapping[str, Any],
     alerts: Sequence[Mapping[str, Any]],
     settings: Mapping[str, Any],
     state_path: Path,
@@ -123,10 +124,11 @@ def send_alerts(
     Receivers the report does not concern (an "ok" report, a "warning" for a receiver that
     waits for "alert") get no outcome and no log line: nothing was due.
     """
+    report = read_report(report)
     env = os.environ if environ is None else environ
     current = time.time() if now is None else now
     options = AlertSettings.from_mapping(settings)
-    status = str(report.get("status", "ok"))
+    status = _text(report.status, "ok")
     receivers = [_receiver(entry) for entry in alerts]
     due = [r for r in receivers if _reaches(status, r.min_severity)]
     if not due:
@@ -143,52 +145,54 @@ def send_alerts(
             # receiver retries still remembers the ones already paged.
             state.setdefault(receiver.state_key, {})[key] = {
                 "sent_at": current,
-                "model": str(report.get("name", "")),
+                "model": _text(report.name, ""),
             }
             _save_state(state_path, _pruned(state, current, options.cooldown_s), log)
         outcomes.append(outcome)
     return outcomes
 
 
-def dedup_key(report: Mapping[str, Any]) -> str:
+def dedup_key(report: MonitorReport | Mapping[str, Any]) -> str:
     """sha256 of the model name, the report's status and its (check, feature) pairs at that status.
 
     Only the violations at the report's own severity count, so an alert does not become "new"
     because a warning came or went beside it; the status is part of the key so that a warning
     that escalates to an alert on the same check is sent again.
     """
-    status = str(report.get("status", ""))
+    report = read_report(report)
+    status = _text(report.status, "")
     pairs = sorted(
         {
-            (str(v.get("check", "")), "" if v.get("feature") is None else str(v.get("feature")))
-            for v in _violations(report)
-            if str(v.get("severity", "")) == status
+            (_text(v.check, ""), "" if v.feature is None else v.feature)
+            for v in report.violations
+            if _text(v.severity, "") == status
         }
     )
-    material = json.dumps([str(report.get("name", "")), status, pairs], separators=(",", ":"))
+    material = json.dumps([_text(report.name, ""), status, pairs], separators=(",", ":"))
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def build_payload(report: Mapping[str, Any], key: str) -> dict[str, Any]:
+def build_payload(report: MonitorReport | Mapping[str, Any], key: str) -> dict[str, Any]:
     """Slack's incoming webhooks read `text` and ignore the rest; generic receivers get it all."""
+    report = read_report(report)
     return {
         "text": summary_text(report),
-        "model": report.get("name"),
-        "status": report.get("status"),
-        "generated_at": report.get("generated_at"),
-        "violations": list(_violations(report)),
+        "model": report.name,
+        "status": report.status,
+        "generated_at": report.generated_at,
+        "violations": [v.to_json() for v in report.violations],
         "dedup_key": key,
     }
 
 
-def summary_text(report: Mapping[str, Any], limit: int = TEXT_LIMIT) -> str:
+def summary_text(report: MonitorReport | Mapping[str, Any], limit: int = TEXT_LIMIT) -> str:
     """One line: model, status, then each violation (alerts first), cut with a count of the rest."""
+    report = read_report(report)
     violations = sorted(
-        _violations(report),
-        key=lambda v: -SEVERITY_RANK.get(str(v.get("severity", "")), 0),
+        report.violations, key=lambda v: -SEVERITY_RANK.get(_text(v.severity, ""), 0)
     )
     head = _one_line(
-        f"mlops monitor: {report.get('name', '?')} is {str(report.get('status', '?')).upper()}"
+        f"mlops monitor: {_text(report.name, '?')} is {_text(report.status, '?').upper()}"
     )
     if not violations:
         return head[:limit]
@@ -206,18 +210,23 @@ def summary_text(report: Mapping[str, Any], limit: int = TEXT_LIMIT) -> str:
     return text
 
 
-def _describe(violation: Mapping[str, Any]) -> str:
-    check = violation.get("check", "?")
-    if str(check).startswith("rollback") or check == "feature_freshness":
+def _describe(violation: Violation) -> str:
+    check = _text(violation.check, "?")
+    if check.startswith("rollback") or check == "feature_freshness":
         # What the monitor did (or could not do), and an age in seconds or a view never
         # materialised, read better as the sentence it wrote.
-        return _one_line(f"{check}: {violation.get('description', '')}")
-    feature = violation.get("feature")
-    where = f"{check}[{feature}]" if feature is not None else str(check)
+        return _one_line(f"{check}: {_text(violation.description, '')}")
+    feature = violation.feature
+    where = f"{check}[{feature}]" if feature is not None else check
     return _one_line(
-        f"{where} {_number(violation.get('observed'))} vs threshold "
-        f"{_number(violation.get('threshold'))} ({violation.get('severity', '?')})"
+        f"{where} {_number(violation.observed)} vs threshold "
+        f"{_number(violation.threshold)} ({_text(violation.severity, '?')})"
     )
+
+
+def _text(value: str | None, absent: str) -> str:
+    """A text attribute as the alerts show it; `absent` when the report does not say."""
+    return absent if value is None else value
 
 
 def _number(value: Any) -> str:
@@ -228,11 +237,6 @@ def _number(value: Any) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _violations(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    raw = report.get("violations") or []
-    return [v for v in raw if isinstance(v, Mapping)] if isinstance(raw, list) else []
 
 
 def _receiver(entry: Mapping[str, Any]) -> _Receiver:

@@ -8,7 +8,7 @@ could not be evaluated). The report's status is the worst of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,11 +16,8 @@ import pandas as pd
 
 from mlops_runtime.monitor import drift
 from mlops_runtime.monitor.window_summary import WindowSummary
+from mlops_runtime.monitor_report import REPORT_SCHEMA, REPORT_VERSION, MonitorReport, read_report
 from mlops_runtime.timestamps import iso_seconds
-
-REPORT_SCHEMA = "mlops-monitor-report"
-REPORT_VERSION = 1
-EXIT_CODES = {"ok": 0, "warning": 1, "alert": 3}
 
 
 def iso(epoch: float | None) -> str | None:
@@ -337,17 +334,7 @@ def kpi_verdicts(
     return out
 
 
-def status_of(
-    violations: Sequence[Mapping[str, Any]], problems: Sequence[Mapping[str, Any]]
-) -> str:
-    if any(v["severity"] == "alert" for v in violations):
-        return "alert"
-    if violations or problems:
-        return "warning"
-    return "ok"
-
-
-def build_report(
+def build_monitor_report(
     config: Mapping[str, Any],
     summary: WindowSummary,
     *,
@@ -358,7 +345,10 @@ def build_report(
     problems: list[dict[str, Any]],
     violations: Violations,
     now: float,
-) -> dict[str, Any]:
+) -> MonitorReport:
+    """The typed report of one window: every check judged, its violations and its status.
+    The sections are built as the JSON they are written as (a drift verdict's keys depend on
+    what was measured), then read once into the report's types."""
     # The compiler writes every monitor setting, defaults included (spec/model.py holds them).
     monitor = config["monitor"]
     task = config["model"]["task"]
@@ -405,7 +395,6 @@ def build_report(
     }
     for key in ("start_epoch", "end_epoch"):
         report["window"].pop(key, None)
-    status = status_of(report["violations"], problems)
-    report["status"] = status
-    report["exit_code"] = EXIT_CODES[status]
-    return report
+    report["status"] = None
+    report["exit_code"] = None
+    return read_report(report).judged()

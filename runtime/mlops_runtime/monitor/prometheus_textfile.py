@@ -8,8 +8,18 @@ atomically, so the collector never reads half of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+from mlops_runtime.monitor_report import (
+    Drift,
+    FeatureFreshness,
+    MonitorReport,
+    Performance,
+    Traffic,
+    ViewFreshness,
+    read_report,
+)
 
 STATUS_VALUES = {"ok": 0, "warning": 1, "alert": 2}
 
@@ -44,78 +54,82 @@ def _label(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _series(report: Mapping[str, Any], now: float) -> Iterator[tuple[str, dict[str, str], float]]:
-    yield "mlops_monitor_status", {}, STATUS_VALUES.get(str(report.get("status")), 2)
+def _series(report: MonitorReport, now: float) -> Iterator[tuple[str, dict[str, str], float]]:
+    yield "mlops_monitor_status", {}, STATUS_VALUES.get(str(report.status), 2)
     yield "mlops_monitor_last_run_timestamp_seconds", {}, now
-    yield "mlops_monitor_window_rows", {}, float((report.get("window") or {}).get("rows") or 0)
-    drift = report.get("drift") or {}
-    for feature, verdict in sorted((drift.get("features") or {}).items()):
-        if verdict.get("score") is None:
+    yield "mlops_monitor_window_rows", {}, float(report.window_rows)
+    drift = report.drift or Drift()
+    for feature, verdict in sorted(drift.features.items()):
+        if verdict.score is None:
             continue
-        labels = {"feature": feature, "method": str(verdict.get("method"))}
-        yield "mlops_monitor_drift_score", labels, float(verdict["score"])
-        yield "mlops_monitor_drift_threshold", labels, float(verdict["threshold"])
-        yield "mlops_monitor_feature_drifted", {"feature": feature}, float(verdict["drifted"])
-    dataset = drift.get("dataset")
+        labels = {"feature": feature, "method": str(verdict.method)}
+        yield "mlops_monitor_drift_score", labels, float(verdict.score)
+        yield "mlops_monitor_drift_threshold", labels, float(verdict.threshold or 0.0)
+        yield "mlops_monitor_feature_drifted", {"feature": feature}, float(bool(verdict.drifted))
+    dataset = drift.dataset
     if dataset:
-        yield "mlops_monitor_drifted_share", {}, float(dataset["share"])
-        yield "mlops_monitor_dataset_drift", {}, float(dataset["drifted"])
-    prediction_drift = (report.get("predictions") or {}).get("drift")
-    if prediction_drift and prediction_drift.get("score") is not None:
-        yield "mlops_monitor_prediction_drifted", {}, float(prediction_drift["drifted"])
-    performance = report.get("performance") or {}
-    if performance.get("value") is not None:
-        yield "mlops_monitor_metric", {"metric": performance["metric"]}, float(performance["value"])
-    if performance.get("baseline") is not None:
-        labels = {"metric": performance["metric"]}
-        yield "mlops_monitor_metric_baseline", labels, float(performance["baseline"])
-    for kpi in report.get("kpis") or []:
-        if kpi.get("value") is not None:
-            yield "mlops_monitor_kpi", {"kpi": kpi["name"]}, float(kpi["value"])
-            yield "mlops_monitor_kpi_ok", {"kpi": kpi["name"]}, float(kpi["status"] == "ok")
-    traffic = report.get("traffic") or {}
-    latency = traffic.get("latency_ms") or {}
+        yield "mlops_monitor_drifted_share", {}, float(dataset.share or 0.0)
+        yield "mlops_monitor_dataset_drift", {}, float(bool(dataset.drifted))
+    prediction_drift = report.predictions.drift if report.predictions else None
+    if prediction_drift and prediction_drift.score is not None:
+        yield "mlops_monitor_prediction_drifted", {}, float(bool(prediction_drift.drifted))
+    performance = report.performance or Performance()
+    if performance.value is not None:
+        labels = {"metric": str(performance.metric)}
+        yield "mlops_monitor_metric", labels, float(performance.value)
+    if performance.baseline is not None:
+        labels = {"metric": str(performance.metric)}
+        yield "mlops_monitor_metric_baseline", labels, float(performance.baseline)
+    for kpi in report.kpis:
+        if kpi.value is not None:
+            yield "mlops_monitor_kpi", {"kpi": str(kpi.name)}, float(kpi.value)
+            yield "mlops_monitor_kpi_ok", {"kpi": str(kpi.name)}, float(kpi.status == "ok")
+    traffic = report.traffic or Traffic()
+    latency = traffic.latency_ms or {}
     if latency.get("p99") is not None:
         yield "mlops_monitor_latency_p99_seconds", {}, float(latency["p99"]) / 1000.0
-    yield "mlops_monitor_error_rate", {}, float(traffic.get("error_rate") or 0.0)
-    yield "mlops_monitor_client_error_rate", {}, float(traffic.get("client_error_rate") or 0.0)
-    for feature, quality in sorted(
-        ((report.get("data_quality") or {}).get("columns") or {}).items()
-    ):
-        if quality.get("null_rate") is not None:
-            yield "mlops_monitor_null_rate", {"feature": feature}, float(quality["null_rate"])
+    yield "mlops_monitor_error_rate", {}, float(traffic.error_rate or 0.0)
+    yield "mlops_monitor_client_error_rate", {}, float(traffic.client_error_rate or 0.0)
+    columns = report.data_quality.columns if report.data_quality else {}
+    for feature, quality in sorted(columns.items()):
+        if quality.null_rate is not None:
+            yield "mlops_monitor_null_rate", {"feature": feature}, float(quality.null_rate)
     checks: dict[str, int] = {}
-    for violation in report.get("violations") or []:
-        checks[violation["check"]] = checks.get(violation["check"], 0) + 1
+    for violation in report.violations:
+        checks[str(violation.check)] = checks.get(str(violation.check), 0) + 1
     for check, count in sorted(checks.items()):
         yield "mlops_monitor_violations", {"check": check}, float(count)
-    yield from _freshness(report.get("feature_freshness") or {})
-    for arm, judged in sorted(((report.get("rollback") or {}).get("arms") or {}).items()):
-        for trigger in judged.get("judged") or []:
-            labels = {"arm": arm, "version": str(judged["version"]), "trigger": trigger["trigger"]}
-            yield "mlops_monitor_rollback_trigger_fired", labels, float(trigger["fired"])
+    yield from _freshness(report.feature_freshness or FeatureFreshness())
+    arms = report.rollback.arms if report.rollback else {}
+    for arm, judged in sorted(arms.items()):
+        for trigger in judged.judged:
+            labels = {"arm": arm, "version": str(judged.version), "trigger": str(trigger.trigger)}
+            yield "mlops_monitor_rollback_trigger_fired", labels, float(bool(trigger.fired))
 
 
-def _freshness(section: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str], float]]:
-    views = sorted((section.get("views") or {}).items())
+def _freshness(section: FeatureFreshness) -> Iterator[tuple[str, dict[str, str], float]]:
+    views = sorted(section.views.items())
     # Each family's lines together, as the text format wants them, however many views.
-    for name, key in (
-        ("mlops_monitor_feature_age_seconds", "age_s"),
+    families: tuple[tuple[str, Callable[[ViewFreshness], float | None]], ...] = (
+        ("mlops_monitor_feature_age_seconds", lambda v: v.age_s),
         # The event time as well as the age: the textfile keeps its values until the next
         # run, and `time() - mlops_monitor_feature_newest_timestamp_seconds` stays right.
-        ("mlops_monitor_feature_newest_timestamp_seconds", "newest_epoch"),
-        ("mlops_monitor_feature_max_age_seconds", "max_age_s"),
-    ):
+        ("mlops_monitor_feature_newest_timestamp_seconds", lambda v: v.newest_epoch),
+        ("mlops_monitor_feature_max_age_seconds", lambda v: v.max_age_s),
+    )
+    for name, value_of in families:
         for view, verdict in views:
-            if verdict.get(key) is not None:
-                yield name, {"view": view}, float(verdict[key])
+            value = value_of(verdict)
+            if value is not None:
+                yield name, {"view": view}, float(value)
     for view, verdict in views:
-        if verdict.get("status") in ("ok", "violated", "not_materialised"):
-            yield "mlops_monitor_feature_fresh", {"view": view}, float(verdict["status"] == "ok")
+        if verdict.status in ("ok", "violated", "not_materialised"):
+            yield "mlops_monitor_feature_fresh", {"view": view}, float(verdict.status == "ok")
 
 
-def render(report: Mapping[str, Any], now: float) -> str:
-    model = str(report.get("name"))
+def render(report: MonitorReport | Mapping[str, Any], now: float) -> str:
+    report = read_report(report)
+    model = str(report.name)
     lines: list[str] = []
     seen: set[str] = set()
     for name, labels, value in _series(report, now):

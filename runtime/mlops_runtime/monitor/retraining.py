@@ -27,21 +27,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlops_runtime.monitor_report import MonitorReport, read_report
 from mlops_runtime.project import Project
 
 _REGISTERED = re.compile(r"registered version (\S+) as (\w+)")
 TRIGGER_CHECKS = {"drift": {"dataset_drift"}, "performance": {"performance"}}
 
 
-def fired(report: Mapping[str, Any], trigger: str) -> bool:
+def fired(report: MonitorReport | Mapping[str, Any], trigger: str) -> bool:
     if trigger == "schedule":
         return True
-    checks = {v["check"] for v in report.get("violations") or []}
+    checks = {v.check for v in read_report(report).violations}
     return bool(checks & TRIGGER_CHECKS.get(trigger, set()))
 
 
 def triggers(
-    history: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
+    history: Sequence[MonitorReport | Mapping[str, Any]], settings: Mapping[str, Any]
 ) -> dict[str, dict[str, int]]:
     """Triggers that fired in at least k of the last n reports (the newest last)."""
     windows = settings.get("windows") or {}
@@ -107,8 +108,8 @@ def _entry(event: str, now: float, **fields: Any) -> dict[str, Any]:
 
 def maybe_retrain(
     project: Project,
-    report: Mapping[str, Any],
-    history: Sequence[Mapping[str, Any]],
+    report: MonitorReport,
+    history: Sequence[MonitorReport],
     *,
     now: float | None = None,
     environ: Mapping[str, str] | None = None,
@@ -123,8 +124,8 @@ def maybe_retrain(
     if not why:
         return None
     audit = project.root / str(settings.get("audit_log", "reports/monitor/retrain-audit.jsonl"))
-    served = report.get("model", {}).get("versions") or {}
-    context = {"why": why, "report": report.get("generated_at"), "served_versions": served}
+    served = dict(report.served_versions)
+    context = {"why": why, "report": report.generated_at, "served_versions": served}
     with _exclusive(audit.with_suffix(".lock")) as mine:
         if not mine:
             entry = _entry(

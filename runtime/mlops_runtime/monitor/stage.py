@@ -23,6 +23,14 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from mlops_runtime.monitor_report import (
+    FeatureFreshness,
+    Grace,
+    MonitorReport,
+    Problem,
+    Window,
+    read_report,
+)
 from mlops_runtime.project import Project, Stopped, stop_on_signals
 
 EXIT_USAGE = 2
@@ -120,12 +128,12 @@ def run_monitor(
     version: str | None = None,
     since: float | None = None,
     run_id: str | None = None,
-) -> dict[str, Any]:
+) -> MonitorReport:
     """The report of the window; with `version`, of the rows that version served there since
     `since`, judged against the reference of its own training run `run_id`."""
     from mlops_runtime.features.columns import feature_columns, feature_split
     from mlops_runtime.monitor import labels as late_labels
-    from mlops_runtime.monitor.checks import Violations, build_report
+    from mlops_runtime.monitor.checks import Violations, build_monitor_report
     from mlops_runtime.monitor.prediction_window import (
         WindowScan,
         choose_window,
@@ -270,7 +278,7 @@ def run_monitor(
         "start_epoch": summary.start if records is not None else start,
         "end_epoch": end if records is None else summary.end,
     }
-    report = build_report(
+    report = build_monitor_report(
         config,
         summary,
         window=window,
@@ -282,12 +290,11 @@ def run_monitor(
         now=now,
     )
     if freshness is not None:
-        report["feature_freshness"] = freshness
-    report["gates"] = _gates(root, summary.rejected, report)
-    return report
+        report = report.replace(feature_freshness=FeatureFreshness.from_json(freshness))
+    return report.replace(gates=_gates(root, summary.rejected, report))
 
 
-def _gates(root: Path, rejected: int, report: Mapping[str, Any]) -> dict[str, Any]:
+def _gates(root: Path, rejected: int, report: MonitorReport) -> dict[str, Any]:
     """What the one contract stopped at each stage: the last training run's gate, the serving
     door in this window, the monitor's window; retraining adds its own when it runs."""
     try:
@@ -298,7 +305,7 @@ def _gates(root: Path, rejected: int, report: Mapping[str, Any]) -> dict[str, An
     return {
         "training": trained,
         "serving": {"rejected_requests": rejected},
-        "monitor": {"violations": report["data_quality"]["violations"]},
+        "monitor": {"violations": report.data_quality.violations if report.data_quality else None},
     }
 
 
@@ -363,16 +370,14 @@ class Outputs:
     dashboard: Path | None  # None with --no-dashboard
 
 
-def write_outputs(
-    project: Project, report: Mapping[str, Any], now: float, dashboard: bool
-) -> Outputs:
+def write_outputs(project: Project, report: MonitorReport, now: float, dashboard: bool) -> Outputs:
     from mlops_runtime.monitor import prometheus_textfile
 
     monitor = project.config.get("monitor") or {}
     folder = project.root / str(monitor.get("reports_dir", "reports/monitor"))
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    data = json.dumps(report, indent=1, sort_keys=True, allow_nan=False, default=str) + "\n"
+    data = _report_json(report) + "\n"
     path = folder / f"report-{stamp}.json"
     _atomic(path, data)
     _atomic(folder / "latest.json", data)
@@ -394,15 +399,20 @@ def reports_dir(project: Project) -> Path:
     return project.root / str(monitor.get("reports_dir", "reports/monitor"))
 
 
-def read_history(folder: Path) -> list[dict[str, Any]]:
-    """Past reports, oldest first (their names sort by time)."""
+def read_history(folder: Path) -> list[MonitorReport]:
+    """Past reports, oldest first (their names sort by time), of any version."""
     history = []
     for old in sorted(folder.glob("report-*.json"))[-HISTORY:]:
         try:
-            history.append(json.loads(old.read_bytes()))
+            history.append(read_report(json.loads(old.read_bytes())))
         except (OSError, ValueError):
             continue
     return history
+
+
+def _report_json(report: MonitorReport) -> str:
+    """The report as written: one JSON document, keys sorted."""
+    return json.dumps(report.to_json(), indent=1, sort_keys=True, allow_nan=False, default=str)
 
 
 def _atomic(path: Path, text: str) -> None:
@@ -411,7 +421,7 @@ def _atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _alert(project: Project, report: Mapping[str, Any]) -> None:
+def _alert(project: Project, report: MonitorReport) -> None:
     alerts = project.config.get("alerts") or []
     if not alerts:
         return
@@ -445,22 +455,23 @@ def _monitor(project: Project, args: argparse.Namespace) -> int:
     now = time.time()
     report = run_monitor(project, args, now=now)
     earlier = read_history(reports_dir(project))
-    _roll_back_if_needed(project, report, earlier, args, now)
+    report = _roll_back_if_needed(project, report, earlier, args, now)
     from mlops_runtime.monitor.retraining import maybe_retrain
 
     retrained = maybe_retrain(project, report, [*earlier, report])
     if retrained is not None:
-        report["retraining"] = retrained
+        gates = dict(report.gates or {})
         if "outcome" in retrained:
-            report["gates"]["retraining"] = {
+            gates["retraining"] = {
                 "ok": retrained["outcome"] == "registered",
                 "outcome": retrained["outcome"],
                 "data": retrained.get("data"),
             }
+        report = report.replace(retraining=retrained, gates=gates)
     outputs = write_outputs(project, report, now, not args.no_dashboard)
     _alert(project, report)
     if args.json:
-        print(json.dumps(report, indent=1, sort_keys=True, allow_nan=False, default=str))
+        print(_report_json(report))
     else:
         print(_summary(report, outputs.report.relative_to(project.root)))
     if outputs.dashboard is not None:
@@ -470,23 +481,23 @@ def _monitor(project: Project, args: argparse.Namespace) -> int:
             f"dashboard: {outputs.dashboard.resolve()}",
             file=sys.stderr if args.json else sys.stdout,
         )
-    return int(report["exit_code"])
+    return int(report.exit_code or 0)
 
 
 def _roll_back_if_needed(
     project: Project,
-    report: dict[str, Any],
-    earlier: list[dict[str, Any]],
+    report: MonitorReport,
+    earlier: list[MonitorReport],
     args: argparse.Namespace,
     now: float,
-) -> None:
+) -> MonitorReport:
     """Automatic rollback (level 2+), before retraining: serving the previous good model again
     is the urgent part. A registry that cannot be reached is a problem in the report, not a
     crash of the monitor."""
     from mlops_runtime.rollback.automatic import evaluate
 
     try:
-        section = evaluate(
+        return evaluate(
             project,
             report,
             earlier,
@@ -496,46 +507,42 @@ def _roll_back_if_needed(
             now=now,
         )
     except Exception as exc:  # noqa: BLE001 - reported, and the next run tries again
-        from mlops_runtime.monitor.checks import EXIT_CODES, status_of
-
-        report["problems"].append(
-            {"status": "rollback_not_evaluated", "message": f"{type(exc).__name__}: {exc}"[:500]}
-        )
-        report["status"] = status_of(report["violations"], report["problems"])
-        report["exit_code"] = EXIT_CODES[report["status"]]
-        return
-    if section is not None:
-        report["rollback"] = section
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        return report.with_problem(Problem(status="rollback_not_evaluated", message=message))
 
 
-def _summary(report: Mapping[str, Any], path: Path) -> str:
-    window = report["window"]
+def _summary(report: MonitorReport, path: Path) -> str:
+    window = report.window or Window()
+    requests = report.traffic.requests if report.traffic else None
     lines = [
-        f"monitor {report['name']}: {report['status']} ({window['rows']} predictions, "
-        f"{report['traffic']['requests']} requests from {window['start']} to {window['end']}) -> {path}"
+        f"monitor {report.name}: {report.status} ({window.rows} predictions, "
+        f"{requests} requests from {window.start} to {window.end}) -> {path}"
     ]
-    for v in report["violations"]:
-        where = f" {v['feature']}" if v.get("feature") else ""
-        lines.append(f"  {v['severity']}: {v['check']}{where}: {v['description']}")
-    for p in report["problems"]:
-        lines.append(f"  note: {p['status']}: {p['message']}")
+    for v in report.violations:
+        where = f" {v.feature}" if v.feature else ""
+        lines.append(f"  {v.severity}: {v.check}{where}: {v.description}")
+    for p in report.problems:
+        lines.append(f"  note: {p.status}: {p.message}")
     from mlops_runtime.monitor.feature_freshness import age_text
 
-    for view, verdict in ((report.get("feature_freshness") or {}).get("views") or {}).items():
-        age, bound = verdict.get("age_s"), verdict.get("max_age_s")
+    views = report.feature_freshness.views if report.feature_freshness else {}
+    for view, verdict in views.items():
+        age, bound = verdict.age_s, verdict.max_age_s
         lines.append(
-            f"  freshness: {view}: {verdict['status']}"
-            + (f", newest {verdict['newest']}, {age_text(age)} old" if age is not None else "")
+            f"  freshness: {view}: {verdict.status}"
+            + (f", newest {verdict.newest}, {age_text(age)} old" if age is not None else "")
             + (f" (bound {age_text(bound)})" if bound is not None else "")
         )
-    for arm, judged in ((report.get("rollback") or {}).get("arms") or {}).items():
-        fired = [j["trigger"] for j in judged["judged"] if j["fired"]]
+    arms = report.rollback.arms if report.rollback else {}
+    for arm, judged in arms.items():
+        fired = [str(j.trigger) for j in judged.judged if j.fired]
+        grace = judged.grace or Grace()
         lines.append(
-            f"  rollback: {arm} version {judged['version']}: "
+            f"  rollback: {arm} version {judged.version}: "
             f"{'fired: ' + ', '.join(fired) if fired else 'no trigger fired'}"
-            f"{'' if judged['grace']['over'] else ' (grace period: ' + str(judged['grace']['samples']) + ' of ' + str(judged['grace']['needed']) + ' samples)'}"
+            f"{'' if grace.over else ' (grace period: ' + str(grace.samples) + ' of ' + str(grace.needed) + ' samples)'}"
         )
-    retrained = report.get("retraining")
+    retrained = report.retraining
     if retrained is not None:
         detail = retrained.get("reason") or retrained.get("outcome")
         lines.append(f"  retraining: {retrained['event']}: {detail} (why: {retrained['why']})")

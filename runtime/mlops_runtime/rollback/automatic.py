@@ -19,6 +19,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mlops_runtime.monitor_report import (
+    ArmJudgement,
+    MonitorReport,
+    RollbackAction,
+    RollbackSection,
+    TriggerJudgement,
+    Violation,
+    read_report,
+)
 from mlops_runtime.project import Project
 from mlops_runtime.rollback.triggers import grace, judge
 from mlops_runtime.timestamps import iso_millis
@@ -28,7 +37,7 @@ MONITOR = "monitor"
 
 # The monitor's report of what one version served: (project, version, since, run_id) -> report.
 # The monitor stage passes its own window builder, so rollback never imports the stage.
-WindowOf = Callable[[Project, str, "float | None", "str | None"], dict[str, Any]]
+WindowOf = Callable[[Project, str, "float | None", "str | None"], MonitorReport]
 
 
 def _arms(client: Any, name: str, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -52,43 +61,45 @@ def _judging_project(project: Project) -> Project:
     return dataclasses.replace(project, config=config)
 
 
-def reusable(report: Mapping[str, Any], version: str, since: float) -> bool:
+def reusable(report: MonitorReport | Mapping[str, Any], version: str, since: float) -> bool:
     """Whether the window's own report already is this version's: it alone served the whole
     window, which began after it took its alias, and the live metric has a value wherever
     there were labels. The steady state (one champion serving for long) then costs no second
     pass over the log."""
     from datetime import datetime
 
-    if set((report.get("model") or {}).get("versions") or {}) != {version}:
+    report = read_report(report)
+    if set(report.served_versions) != {version}:
         return False
-    start = (report.get("window") or {}).get("start")
+    start = report.window.start if report.window else None
     if not start:
         return False
     began = datetime.fromisoformat(str(start).replace("Z", "+00:00")).timestamp()
-    performance = report.get("performance") or {}
-    return since <= began and performance.get("status") != "insufficient_samples"
+    status = report.performance.status if report.performance else None
+    return since <= began and status != "insufficient_samples"
 
 
 def _earlier(
-    reports: Sequence[Mapping[str, Any]], arm: str, version: str, since: float
-) -> list[list[dict[str, Any]]]:
+    reports: Sequence[MonitorReport], arm: str, version: str, since: float
+) -> list[list[TriggerJudgement]]:
     out = []
     for report in reports:
-        past = ((report.get("rollback") or {}).get("arms") or {}).get(arm) or {}
-        if past.get("version") == version and past.get("since_epoch") == since:
-            out.append(list(past.get("judged") or []))
+        past = report.rollback.arms.get(arm) if report.rollback else None
+        if past is not None and past.version == version and past.since_epoch == since:
+            out.append(list(past.judged))
     return out
 
 
 def evaluate(
     project: Project,
-    report: dict[str, Any],
-    earlier_reports: Sequence[Mapping[str, Any]],
+    report: MonitorReport,
+    earlier_reports: Sequence[MonitorReport],
     window_of: WindowOf,
     *,
     now: float | None = None,
-) -> dict[str, Any] | None:
-    """Judge and act; returns the report's `rollback` section (None when not automatic).
+) -> MonitorReport:
+    """Judge and act; returns the report with its `rollback` section and the violations of
+    what was done (the report unchanged when the rollback is not automatic).
 
     `window_of(project, version, since, run_id)` builds the report of the rows `version`
     served since `since` (when the window's own `report` is not already that)."""
@@ -96,7 +107,7 @@ def evaluate(
     policy = config.get("rollback") or {}
     triggers = list(policy.get("triggers") or [])
     if not policy.get("automatic") or not triggers:
-        return None
+        return report
     from mlops_runtime.rollback.stage import model_name
     from mlops_runtime.tracking import registry_versions
     from mlops_runtime.tracking.registry import CHAMPION
@@ -107,7 +118,8 @@ def evaluate(
     name = model_name(config)
     labelled = bool((config.get("monitor") or {}).get("labels"))
     judging = _judging_project(project)
-    section: dict[str, Any] = {"arms": {}, "actions": []}
+    arms: dict[str, ArmJudgement] = {}
+    actions: list[RollbackAction] = []
     for arm, version in _arms(client, name, config):
         ident = str(version.version)
         since = (
@@ -122,34 +134,35 @@ def evaluate(
         )
         judged = judge(window, triggers, _earlier(earlier_reports, arm, ident, since))
         over = grace(window, int(policy["grace_samples"]), labelled)
-        section["arms"][arm] = {
-            "version": ident,
-            "since": iso_millis(since) if since else None,
-            "since_epoch": since,
-            "rows": window["window"]["rows"],
-            "grace": over,
-            "judged": judged,
-        }
-        deciding = [j for j in judged if j["decides"]]
-        if not deciding or not over["over"]:
+        rows = window.window.rows if window.window else None
+        arms[arm] = ArmJudgement(
+            version=ident,
+            since=iso_millis(since) if since else None,
+            since_epoch=since,
+            rows=rows,
+            grace=over,
+            judged=judged,
+        )
+        deciding = [j for j in judged if j.decides]
+        if not deciding or not over.over:
             continue
         why = {
-            "trigger": ", ".join(j["trigger"] for j in deciding),
+            "trigger": ", ".join(str(j.trigger) for j in deciding),
             "observed": {
-                j["trigger"]: {
-                    "value": j["value"],
-                    "samples": j["samples"],
-                    "fired_in": j["fired_in"],
-                    "of": j["n"],
+                str(j.trigger): {
+                    "value": j.value,
+                    "samples": j.samples,
+                    "fired_in": j.fired_in,
+                    "of": j.n,
                 }
                 for j in deciding
             },
-            "report": report.get("generated_at"),
-            "window": {"since": section["arms"][arm]["since"], "rows": window["window"]["rows"]},
+            "report": report.generated_at,
+            "window": {"since": arms[arm].since, "rows": rows},
         }
-        section["actions"].append(_act(project, client, name, arm, ident, why))
-    _violations(report, section)
-    return section
+        actions.append(RollbackAction.from_json(_act(project, client, name, arm, ident, why)))
+    section = RollbackSection(arms=arms, actions=actions)
+    return report.replace(rollback=section).with_violations(_violations(section))
 
 
 def _act(
@@ -183,32 +196,31 @@ def _act(
     return {"arm": arm, "changed": change.changed, **change.entry}
 
 
-def _violations(report: dict[str, Any], section: Mapping[str, Any]) -> None:
-    from mlops_runtime.monitor.checks import EXIT_CODES, status_of
-
-    for action in section["actions"]:
-        event = action.get("event")
-        trigger = (action.get("why") or {}).get("trigger")
+def _violations(section: RollbackSection) -> list[Violation]:
+    """An alert for each change of who serves, and for a rollback refused."""
+    out = []
+    for action in section.actions:
+        event = action.event
+        trigger = (action.why or {}).get("trigger")
         if event == history.ROLLED_BACK:
-            text = f"rolled the champion back from version {action['from']} to {action['to']}: {trigger}"
+            text = f"rolled the champion back from version {action.from_version} to {action.to_version}: {trigger}"
         elif event == history.CHALLENGER_REMOVED:
-            text = f"removed challenger version {action['from']} from the A/B split: {trigger}"
+            text = f"removed challenger version {action.from_version} from the A/B split: {trigger}"
         elif event == history.ROLLBACK_REFUSED:
             text = (
-                f"champion version {action['from']} failed {trigger} but stays: "
-                f"{(action.get('why') or {}).get('refused')}"
+                f"champion version {action.from_version} failed {trigger} but stays: "
+                f"{(action.why or {}).get('refused')}"
             )
         else:
             continue  # already done by another monitor: nothing new to tell
-        report["violations"].append(
-            {
-                "check": "rollback_refused" if event == history.ROLLBACK_REFUSED else "rollback",
-                "feature": None,
-                "observed": action.get("from"),
-                "threshold": action.get("to"),
-                "severity": "alert",
-                "description": text,
-            }
+        out.append(
+            Violation(
+                check="rollback_refused" if event == history.ROLLBACK_REFUSED else "rollback",
+                feature=None,
+                observed=action.from_version,
+                threshold=action.to_version,
+                severity="alert",
+                description=text,
+            )
         )
-    report["status"] = status_of(report["violations"], report["problems"])
-    report["exit_code"] = EXIT_CODES[report["status"]]
+    return out

@@ -15,6 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlops_runtime.monitor_report import (
+    Grace,
+    MonitorReport,
+    Performance,
+    Traffic,
+    TriggerJudgement,
+    read_report,
+)
+
 
 def label(trigger: Mapping[str, Any]) -> str:
     """How a trigger reads in reports and the history: `performance < 0.9`, `kpi share > 0.6`."""
@@ -29,32 +38,35 @@ def label(trigger: Mapping[str, Any]) -> str:
     return f"{head} {' or '.join(bounds)}".strip()
 
 
-def observe(report: Mapping[str, Any], trigger: Mapping[str, Any]) -> tuple[float | None, int]:
+def observe(
+    report: MonitorReport | Mapping[str, Any], trigger: Mapping[str, Any]
+) -> tuple[float | None, int]:
     """(value, samples) of the trigger's quantity in one version's report."""
+    report = read_report(report)
     on = trigger["on"]
-    traffic = report.get("traffic") or {}
-    rows = int((report.get("window") or {}).get("rows") or 0)
+    traffic = report.traffic or Traffic()
+    rows = report.window_rows
     if on == "performance":
-        perf = report.get("performance") or {}
-        return perf.get("value"), int(perf.get("labelled") or 0)
-    requests = int(traffic.get("requests") or 0)
-    client_errors = int(traffic.get("client_errors") or 0)
+        perf = report.performance or Performance()
+        return perf.value, int(perf.labelled or 0)
+    requests = int(traffic.requests or 0)
+    client_errors = int(traffic.client_errors or 0)
     if on == "error_rate":
         # Server errors among the requests the model was asked to answer: client errors
         # (4xx) are the callers', and a flood of them must not roll a good model back.
-        return traffic.get("error_rate"), requests - client_errors
+        return traffic.error_rate, requests - client_errors
     if on == "latency":
-        latency = traffic.get("latency_ms") or {}
-        served = requests - client_errors - int(traffic.get("errors") or 0)
+        latency = traffic.latency_ms or {}
+        served = requests - client_errors - int(traffic.errors or 0)
         return latency.get("p99"), served
     if on == "drift":
-        drift = report.get("drift") or {}
-        share = (drift.get("dataset") or {}).get("share") if drift.get("status") == "ok" else None
-        return share, rows
+        drift = report.drift
+        ok = drift is not None and drift.status == "ok" and drift.dataset is not None
+        return (drift.dataset.share if ok and drift and drift.dataset else None), rows
     if on == "kpi":
-        for kpi in report.get("kpis") or []:
-            if kpi.get("name") == trigger.get("kpi"):
-                return kpi.get("value"), rows
+        for kpi in report.kpis:
+            if kpi.name == trigger.get("kpi"):
+                return kpi.value, rows
         return None, 0
     raise ValueError(f"unknown rollback trigger {on!r}")
 
@@ -69,26 +81,28 @@ def past_bound(value: float, trigger: Mapping[str, Any]) -> bool:
     return value >= float(high) if trigger["on"] == "drift" else value > float(high)
 
 
-def grace(report: Mapping[str, Any], needed: int, labelled: bool) -> dict[str, Any]:
+def grace(report: MonitorReport | Mapping[str, Any], needed: int, labelled: bool) -> Grace:
+    report = read_report(report)
     if labelled:
-        have = int((report.get("performance") or {}).get("labelled") or 0)
+        have = int((report.performance.labelled if report.performance else None) or 0)
     else:
-        have = int((report.get("window") or {}).get("rows") or 0)
-    return {
-        "counted": "labelled" if labelled else "served",
-        "samples": have,
-        "needed": needed,
-        "over": have >= needed,
-    }
+        have = report.window_rows
+    return Grace(
+        counted="labelled" if labelled else "served",
+        samples=have,
+        needed=needed,
+        over=have >= needed,
+    )
 
 
 def judge(
-    report: Mapping[str, Any],
+    report: MonitorReport | Mapping[str, Any],
     triggers: Sequence[Mapping[str, Any]],
-    earlier: Sequence[Sequence[Mapping[str, Any]]],
-) -> list[dict[str, Any]]:
+    earlier: Sequence[Sequence[TriggerJudgement]],
+) -> list[TriggerJudgement]:
     """Every trigger on this window; `earlier`: the same version's past judgements, oldest
     first (each a list like the one returned here)."""
+    report = read_report(report)
     out = []
     for trigger in triggers:
         value, samples = observe(report, trigger)
@@ -97,20 +111,20 @@ def judge(
         k, n = int(trigger.get("k", 1)), int(trigger.get("n", 1))
         name = label(trigger)
         recent = list(earlier)[-(n - 1) :] if n > 1 else []
-        count = sum(1 for past in recent if any(j["trigger"] == name and j["fired"] for j in past))
+        count = sum(1 for past in recent if any(j.trigger == name and j.fired for j in past))
         count += 1 if fired else 0
         out.append(
-            {
-                "trigger": name,
-                "on": trigger["on"],
-                "value": value,
-                "samples": samples,
-                "min_samples": needed,
-                "fired": fired,
-                "fired_in": count,
-                "k": k,
-                "n": n,
-                "decides": fired and count >= k,
-            }
+            TriggerJudgement(
+                trigger=name,
+                on=trigger["on"],
+                value=value,
+                samples=samples,
+                min_samples=needed,
+                fired=fired,
+                fired_in=count,
+                k=k,
+                n=n,
+                decides=fired and count >= k,
+            )
         )
     return out

@@ -35,8 +35,6 @@ from mlops_runtime.monitor.dashboard.format import (
     _fmt,
     _is_iso,
     _legend,
-    _list,
-    _map,
     _note,
     _num,
     _pct,
@@ -44,6 +42,19 @@ from mlops_runtime.monitor.dashboard.format import (
     _short_time,
     _table,
     _tile,
+)
+from mlops_runtime.monitor_report import (
+    REPORT_SCHEMA,
+    DatasetDrift,
+    DriftVerdict,
+    Grace,
+    Kpi,
+    MonitorReport,
+    OnlineStore,
+    Performance,
+    ServedModel,
+    Window,
+    read_report,
 )
 
 _CSS = """
@@ -124,27 +135,27 @@ def _window_span(start: object, end: object) -> tuple[str, str]:
     return f"{_short_time(start) if start else '…'} → {_short_time(end) if end else '…'}", ""
 
 
-def _header(report: Mapping[str, Any]) -> str:
-    model = _map(report.get("model"))
-    window = _map(report.get("window"))
-    reference = _map(report.get("reference"))
-    name = report.get("name") or model.get("name") or "model"
-    status = report.get("status")
-    generated = report.get("generated_at")
+def _header(report: MonitorReport) -> str:
+    model = report.model or ServedModel()
+    window = report.window or Window()
+    reference = report.reference
+    name = report.name or model.name or "model"
+    status = report.status
+    generated = report.generated_at
     sub = f"Monitoring report · generated {_esc(generated)}" if generated else "Monitoring report"
-    if model.get("name") and model.get("name") != name:
-        sub += f" · model {_esc(model.get('name'))}"
-    kind = window.get("kind")
+    if model.name and model.name != name:
+        sub += f" · model {_esc(model.name)}"
+    kind = window.kind
     if kind == "duration":
-        window_sub = f"last {_duration(window.get('duration_s'))}"
+        window_sub = f"last {_duration(window.duration_s)}"
     elif kind == "records":
-        window_sub = f"last {_fmt(window.get('records'))} records"
+        window_sub = f"last {_fmt(window.records)} records"
     else:
         window_sub = _esc(kind) if kind else ""
-    window_value, day = _window_span(window.get("start"), window.get("end"))
+    window_value, day = _window_span(window.start, window.end)
     if day:
         window_sub = (window_sub + " · " if window_sub else "") + day
-    versions = _map(model.get("versions"))
+    versions = model.versions
     total = sum(v for v in (_num(x) for x in versions.values()) if v is not None)
     version_items = []
     for key, count in versions.items():
@@ -152,24 +163,24 @@ def _header(report: Mapping[str, Any]) -> str:
         share = f" ({_pct(number / total)})" if number is not None and total > 0 else ""
         version_items.append(f"v{_esc(key)}: {_fmt(count)}{share}")
     busiest = max(versions, key=lambda k: _num(versions[k]) or 0.0) if versions else None
-    ref_status = reference.get("status")
+    ref_status = reference.status if reference else None
     ref_sub_parts = []
     # The model the profile was trained with: its registered version, found in the log, else
     # its run. `version` is the profile's format, not a model's.
-    if reference.get("model_version") is not None:
-        ref_sub_parts.append(f"model v{_esc(reference.get('model_version'))}")
-    elif reference.get("run_id"):
-        ref_sub_parts.append(f"run {_esc(str(reference.get('run_id'))[:12])}")
-    if reference.get("rows") is not None:
-        ref_sub_parts.append(f"{_fmt(reference.get('rows'))} rows")
+    if reference is not None and reference.model_version is not None:
+        ref_sub_parts.append(f"model v{_esc(reference.model_version)}")
+    elif reference is not None and reference.run_id:
+        ref_sub_parts.append(f"run {_esc(str(reference.run_id)[:12])}")
+    if reference is not None and reference.rows is not None:
+        ref_sub_parts.append(f"{_fmt(reference.rows)} rows")
     tiles = [
         _tile("window", window_value, window_sub),
         _tile(
             "rows",
-            _fmt(window.get("rows")),
-            _count(window.get("files"), "file") if window.get("files") is not None else "",
+            _fmt(window.rows),
+            _count(window.files, "file") if window.files is not None else "",
         ),
-        _tile("requests", _fmt(window.get("requests"))),
+        _tile("requests", _fmt(window.requests)),
         _tile(
             "model versions",
             f"v{_esc(busiest)}" + (f" +{len(versions) - 1}" if len(versions) > 1 else "")
@@ -178,7 +189,7 @@ def _header(report: Mapping[str, Any]) -> str:
             " · ".join(version_items),
         ),
         _tile("reference", _badge(ref_status) if ref_status else "—", " · ".join(ref_sub_parts)),
-        _tile("exit code", _fmt(report.get("exit_code"))),
+        _tile("exit code", _fmt(report.exit_code)),
     ]
     out = [
         f'<header class="top"><h1>{_esc(name)}</h1>{_badge(status, big=True)}</header>',
@@ -188,24 +199,29 @@ def _header(report: Mapping[str, Any]) -> str:
         '<a href="#performance">Performance &amp; KPIs</a><a href="#quality">Data quality</a>'
         + (
             '<a href="#freshness">Feature freshness</a>'
-            if isinstance(report.get("feature_freshness"), Mapping)
+            if report.feature_freshness is not None
             else ""
         )
         + "</nav>",
         f'<div class="tiles">{"".join(tiles)}</div>',
     ]
-    problems = [_map(p) for p in _list(report.get("problems"))]
+    problems = report.problems
     if problems:
         items = "".join(
-            f"<li><strong>{_esc(p.get('status', 'problem'))}</strong>: {_esc(p.get('message', ''))}</li>"
+            f"<li><strong>{_esc(_or(p.status, 'problem'))}</strong>: {_esc(_or(p.message, ''))}</li>"
             for p in problems
         )
         out.append(f'<section class="problems"><h2>Problems</h2><ul>{items}</ul></section>')
     return "".join(out)
 
 
-def _violations(report: Mapping[str, Any]) -> str:
-    violations = [_map(v) for v in _list(report.get("violations"))]
+def _or(value: object, absent: str) -> object:
+    """`absent` where the report does not say."""
+    return absent if value is None else value
+
+
+def _violations(report: MonitorReport) -> str:
+    violations = report.violations
     body = (
         _table(
             [
@@ -218,12 +234,12 @@ def _violations(report: Mapping[str, Any]) -> str:
             ],
             [
                 [
-                    (_esc(v.get("check", "")), ""),
-                    (_esc(v.get("feature")) if v.get("feature") is not None else "—", ""),
-                    (_fmt(v.get("observed")), "n"),
-                    (_fmt(v.get("threshold")), "n"),
-                    (_badge(v.get("severity")), ""),
-                    (_esc(v.get("description", "")), ""),
+                    (_esc(_or(v.check, "")), ""),
+                    (_esc(v.feature) if v.feature is not None else "—", ""),
+                    (_fmt(v.observed), "n"),
+                    (_fmt(v.threshold), "n"),
+                    (_badge(v.severity), ""),
+                    (_esc(_or(v.description, "")), ""),
                 ]
                 for v in violations
             ],
@@ -234,8 +250,8 @@ def _violations(report: Mapping[str, Any]) -> str:
     return f'<section id="violations"><h2>Violations ({len(violations)})</h2>{body}</section>'
 
 
-def _missing_reference_sentence(report: Mapping[str, Any], what: str) -> str:
-    status = _map(report.get("reference")).get("status")
+def _missing_reference_sentence(report: MonitorReport, what: str) -> str:
+    status = report.reference.status if report.reference else None
     if status == "missing":
         return f"No reference profile for this model: {what} not computed."
     if status == "unsupported":
@@ -243,51 +259,48 @@ def _missing_reference_sentence(report: Mapping[str, Any], what: str) -> str:
     return f"No {what.split(' ')[0]} in this report (not monitored at this level)."
 
 
-def _drift(report: Mapping[str, Any]) -> str:
-    drift = report.get("drift")
+def _drift(report: MonitorReport) -> str:
+    drift = report.drift
     title = '<section id="drift"><h2>Feature drift</h2>'
-    if not isinstance(drift, Mapping):
+    if drift is None:
         return title + _note(_esc(_missing_reference_sentence(report, "drift was"))) + "</section>"
     out = [title]
-    dataset = _map(drift.get("dataset"))
-    if dataset:
+    dataset = drift.dataset
+    if dataset is not None and dataset != DatasetDrift():
         out.append(
             "<p>"
-            + f"{_fmt(dataset.get('drifted_columns'))} of {_fmt(dataset.get('columns'))} columns drifted "
-            + f"({_pct(dataset.get('share'))}); the dataset counts as drifted from a share of "
-            + f"{_pct(dataset.get('drift_share'))}. {_drift_badge(dataset.get('drifted'))}</p>"
+            + f"{_fmt(dataset.drifted_columns)} of {_fmt(dataset.columns)} columns drifted "
+            + f"({_pct(dataset.share)}); the dataset counts as drifted from a share of "
+            + f"{_pct(dataset.drift_share)}. {_drift_badge(dataset.drifted)}</p>"
         )
-    features = _map(drift.get("features"))
+    features = drift.features
     if not features:
         out.append(_note("No feature was checked for drift."))
         return "".join(out) + "</section>"
     items = list(features.items())
-    order = sorted(
-        range(len(items)), key=lambda i: (_map(items[i][1]).get("drifted") is not True, i)
-    )
+    order = sorted(range(len(items)), key=lambda i: (items[i][1].drifted is not True, i))
     rows = []
     cards = []
     for index in order:
-        name, raw = items[index]
-        feature = _map(raw)
-        kind = feature.get("kind")
-        score_kind = feature.get("score_kind")
+        name, feature = items[index]
+        kind = feature.kind
+        score_kind = feature.score_kind
         sign = "<" if score_kind == "p_value" else ">"
-        threshold = feature.get("threshold")
+        threshold = feature.threshold
         threshold_text = f"{_esc(sign)} {_fmt(threshold)}" if threshold is not None else "—"
         rows.append(
             [
                 (_esc(name), ""),
                 (_esc(kind) if kind else "—", ""),
-                (_esc(feature.get("method")) if feature.get("method") else "—", ""),
-                (_fmt(feature.get("score")), "n"),
+                (_esc(feature.method) if feature.method else "—", ""),
+                (_fmt(feature.score), "n"),
                 (threshold_text, "n"),
                 (_esc(score_kind) if score_kind else "—", "muted"),
-                (_drift_badge(feature.get("drifted")), ""),
-                (_badge(feature.get("status")) if feature.get("status") else "—", ""),
+                (_drift_badge(feature.drifted), ""),
+                (_badge(feature.status) if feature.status else "—", ""),
             ]
         )
-        reference, current = _map(feature.get("reference")), _map(feature.get("current"))
+        reference, current = feature.reference or {}, feature.current or {}
         footnote = ""
         if kind == "numeric":
             chart = _histogram_chart(str(name), reference, current)
@@ -304,10 +317,10 @@ def _drift(report: Mapping[str, Any]) -> str:
                 footnote = " · * not in the reference"
         else:
             chart = _note(f"No chart for a feature of kind {_esc(kind)}.")
-        method = _esc(feature.get("method") or "")
-        meta = f"{method} score {_fmt(feature.get('score'))}, drifts if {threshold_text}{footnote}"
+        method = _esc(feature.method or "")
+        meta = f"{method} score {_fmt(feature.score)}, drifts if {threshold_text}{footnote}"
         cards.append(
-            f'<figure><figcaption><span class="name">{_esc(name)}</span>{_drift_badge(feature.get("drifted"))}'
+            f'<figure><figcaption><span class="name">{_esc(name)}</span>{_drift_badge(feature.drifted)}'
             f'</figcaption>{chart}<div class="meta">{meta}</div></figure>'
         )
     out.append(
@@ -330,23 +343,23 @@ def _drift(report: Mapping[str, Any]) -> str:
     return "".join(out) + "</section>"
 
 
-def _predictions(report: Mapping[str, Any]) -> str:
-    predictions = report.get("predictions")
+def _predictions(report: MonitorReport) -> str:
+    predictions = report.predictions
     out = ['<section id="predictions"><h2>Prediction distribution</h2>']
-    if not isinstance(predictions, Mapping):
+    if predictions is None:
         return out[0] + _note("No predictions in this window.") + "</section>"
-    kind = predictions.get("kind")
-    drift = _map(predictions.get("drift"))
-    if drift:
-        sign = "<" if drift.get("score_kind") == "p_value" else ">"
+    kind = predictions.kind
+    drift = predictions.drift
+    if drift is not None and drift != DriftVerdict():
+        sign = "<" if drift.score_kind == "p_value" else ">"
         out.append(
-            f"<p>{_esc(drift.get('method') or 'drift')} score {_fmt(drift.get('score'))}, drifts if "
-            f"{_esc(sign)} {_fmt(drift.get('threshold'))} {_drift_badge(drift.get('drifted'))}</p>"
+            f"<p>{_esc(drift.method or 'drift')} score {_fmt(drift.score)}, drifts if "
+            f"{_esc(sign)} {_fmt(drift.threshold)} {_drift_badge(drift.drifted)}</p>"
         )
     if kind == "regression":
         ref, cur = (
-            _float_map(predictions.get("reference_quantiles")),
-            _float_map(predictions.get("quantiles")),
+            _float_map(predictions.reference_quantiles),
+            _float_map(predictions.quantiles),
         )
         keys = list(cur) + [k for k in ref if k not in cur]
         table = _table(
@@ -355,8 +368,8 @@ def _predictions(report: Mapping[str, Any]) -> str:
         )
         chart = _quantile_chart(ref, cur)
     else:
-        ref_shares = _float_map(predictions.get("reference_class_shares"))
-        cur_shares = _float_map(predictions.get("class_shares"))
+        ref_shares = _float_map(predictions.reference_class_shares)
+        cur_shares = _float_map(predictions.class_shares)
         keys = list(cur_shares) + [k for k in ref_shares if k not in cur_shares]
         rows = []
         for key in keys:
@@ -369,30 +382,34 @@ def _predictions(report: Mapping[str, Any]) -> str:
         chart = _category_chart(
             "predicted class", "classes", ref_shares or None, cur_shares or None, 560
         )
-    reference_key = "reference_quantiles" if kind == "regression" else "reference_class_shares"
-    if not _float_map(predictions.get(reference_key)):
+    reference_shares = (
+        predictions.reference_quantiles
+        if kind == "regression"
+        else predictions.reference_class_shares
+    )
+    if not _float_map(reference_shares):
         out.append(_note(_esc(_missing_reference_sentence(report, "reference shares are"))))
     out.append(_legend() + f'<div class="row"><div>{chart}</div><div>{table}</div></div>')
     return "".join(out) + "</section>"
 
 
-def _traffic(report: Mapping[str, Any]) -> str:
-    traffic = report.get("traffic")
+def _traffic(report: MonitorReport) -> str:
+    traffic = report.traffic
     head = '<section id="traffic"><h2>Traffic, latency and errors</h2>'
-    if not isinstance(traffic, Mapping):
+    if traffic is None:
         return head + _note("No traffic figures in this report.") + "</section>"
     tiles = [
-        _tile("requests", _fmt(traffic.get("requests"))),
-        _tile("rows", _fmt(traffic.get("rows"))),
-        _tile("errors", _fmt(traffic.get("errors")), "server errors (5xx)"),
-        _tile("error rate", _pct(traffic.get("error_rate")), "5xx share, 4xx not counted"),
+        _tile("requests", _fmt(traffic.requests)),
+        _tile("rows", _fmt(traffic.rows)),
+        _tile("errors", _fmt(traffic.errors), "server errors (5xx)"),
+        _tile("error rate", _pct(traffic.error_rate), "5xx share, 4xx not counted"),
     ]
-    if "client_errors" in traffic:
+    if traffic.client_errors is not None:  # reports before 4xx were counted apart have none
         tiles += [
-            _tile("client errors", _fmt(traffic.get("client_errors")), "refused requests (4xx)"),
-            _tile("client error rate", _pct(traffic.get("client_error_rate")), "of all requests"),
+            _tile("client errors", _fmt(traffic.client_errors), "refused requests (4xx)"),
+            _tile("client error rate", _pct(traffic.client_error_rate), "of all requests"),
         ]
-    latency = _float_map(traffic.get("latency_ms"))
+    latency = _float_map(traffic.latency_ms)
     chart = _latency_chart(latency) if latency else _note("No latency figures in this window.")
     return (
         head
@@ -401,43 +418,41 @@ def _traffic(report: Mapping[str, Any]) -> str:
     )
 
 
-def _timeline(
-    report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
-    points = [h for h in history if isinstance(h, Mapping)]
+def _timeline(report: MonitorReport, history: Sequence[MonitorReport]) -> list[MonitorReport]:
+    points = list(history)
     if not points or not _same_report(points[-1], report):
         points.append(report)
     return points
 
 
-def _same_report(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+def _same_report(a: MonitorReport, b: MonitorReport) -> bool:
     if a is b or a == b:
         return True
-    stamp = a.get("generated_at")
-    return stamp is not None and stamp == b.get("generated_at") and a.get("name") == b.get("name")
+    stamp = a.generated_at
+    return stamp is not None and stamp == b.generated_at and a.name == b.name
 
 
-def _point_label(point: Mapping[str, Any], index: int) -> str:
-    stamp = _map(point.get("window")).get("end") or point.get("generated_at")
+def _point_label(point: MonitorReport, index: int) -> str:
+    stamp = (point.window.end if point.window else None) or point.generated_at
     return html.unescape(_short_time(stamp)) if stamp else f"#{index + 1}"
 
 
-def _performance(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
+def _performance(report: MonitorReport, history: Sequence[MonitorReport]) -> str:
     out = ['<section id="performance"><h2>Performance and KPIs</h2>']
-    performance = report.get("performance")
-    if isinstance(performance, Mapping):
-        status = performance.get("status")
-        metric = performance.get("metric") or "the metric"
+    performance = report.performance
+    if performance is not None:
+        status = performance.status
+        metric = performance.metric or "the metric"
         if status == "no_labels":
             out.append(_note(f"No labels yet: {_esc(metric)} is not measured for this window."))
         elif status == "insufficient_samples":
             out.append(
                 _note(
-                    f"Only {_fmt(performance.get('labelled'))} labelled rows: {_esc(metric)} needs at least "
-                    f"{_fmt(performance.get('min_samples'))}."
+                    f"Only {_fmt(performance.labelled)} labelled rows: {_esc(metric)} needs at least "
+                    f"{_fmt(performance.min_samples)}."
                 )
             )
-        value, minimum = _num(performance.get("value")), _num(performance.get("min"))
+        value, minimum = _num(performance.value), _num(performance.min)
         if value is not None:
             bad = minimum is not None and value < minimum
             tiles = [
@@ -445,18 +460,18 @@ def _performance(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
                     str(metric),
                     f"{_fmt(value)} {_badge('violated' if bad else 'ok', 'below min' if bad else 'ok')}",
                 ),
-                _tile("baseline", _fmt(performance.get("baseline")), "at training"),
-                _tile("minimum", _fmt(performance.get("min"))),
+                _tile("baseline", _fmt(performance.baseline), "at training"),
+                _tile("minimum", _fmt(performance.min)),
                 _tile(
                     "labelled rows",
-                    _fmt(performance.get("labelled")),
-                    f"at least {_fmt(performance.get('min_samples'))}",
+                    _fmt(performance.labelled),
+                    f"at least {_fmt(performance.min_samples)}",
                 ),
             ]
             out.append(f'<div class="tiles">{"".join(tiles)}</div>')
     else:
         out.append(_note("No labels yet: performance is not measured."))
-    kpis = [_map(k) for k in _list(report.get("kpis"))]
+    kpis = report.kpis
     if kpis:
         out.append(
             _table(
@@ -470,12 +485,12 @@ def _performance(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
                 ],
                 [
                     [
-                        (_esc(k.get("name", "")), ""),
-                        (_esc(k.get("kind") or "—"), ""),
-                        (_fmt(k.get("value")), "n"),
-                        (_fmt(k.get("min")), "n"),
-                        (_fmt(k.get("max")), "n"),
-                        (_badge(k.get("status")), ""),
+                        (_esc(_or(k.name, "")), ""),
+                        (_esc(k.kind or "—"), ""),
+                        (_fmt(k.value), "n"),
+                        (_fmt(k.min), "n"),
+                        (_fmt(k.max), "n"),
+                        (_badge(k.status), ""),
                     ]
                     for k in kpis
                 ],
@@ -487,7 +502,7 @@ def _performance(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
     return "".join(out) + "</section>"
 
 
-def _series_section(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
+def _series_section(report: MonitorReport, history: Sequence[MonitorReport]) -> str:
     points = _timeline(report, history)
     labels = [_point_label(p, i) for i, p in enumerate(points)]
     cards: list[str] = []
@@ -501,58 +516,45 @@ def _series_section(report: Mapping[str, Any], history: Sequence[Mapping[str, An
 
     names: list[str] = []
     for point in [report, *reversed(points)]:
-        for kpi in _list(point.get("kpis")):
-            name = _map(kpi).get("name")
-            if name is not None and str(name) not in names:
-                names.append(str(name))
+        for kpi in point.kpis:
+            if kpi.name is not None and kpi.name not in names:
+                names.append(kpi.name)
     for name in names:
-        entries = [
-            next((_map(k) for k in _list(p.get("kpis")) if str(_map(k).get("name")) == name), None)
-            for p in points
-        ]
-        last_kpi: Mapping[str, Any] = next((e for e in reversed(entries) if e is not None), {})
-        values = [None if e is None else _num(e.get("value")) for e in entries]
-        chart = _series_chart(
-            name, values, labels, low=_num(last_kpi.get("min")), high=_num(last_kpi.get("max"))
-        )
-        card(name, f"KPI · {_esc(last_kpi.get('kind') or '')}", chart, last_kpi.get("status"))
+        entries = [next((k for k in p.kpis if k.name == name), None) for p in points]
+        last_kpi = next((e for e in reversed(entries) if e is not None), Kpi())
+        values = [None if e is None else _num(e.value) for e in entries]
+        chart = _series_chart(name, values, labels, low=_num(last_kpi.min), high=_num(last_kpi.max))
+        card(name, f"KPI · {_esc(last_kpi.kind or '')}", chart, last_kpi.status)
 
-    metric = _map(report.get("performance")).get("metric") or next(
-        (
-            _map(p.get("performance")).get("metric")
-            for p in reversed(points)
-            if _map(p.get("performance")).get("metric")
-        ),
-        None,
+    perfs = [p.performance or Performance() for p in points]
+    metric = (report.performance.metric if report.performance else None) or next(
+        (p.metric for p in reversed(perfs) if p.metric), None
     )
-    perfs = [_map(p.get("performance")) for p in points]
-    values = [_num(p.get("value")) if p.get("metric") == metric else None for p in perfs]
+    values = [_num(p.value) if p.metric == metric else None for p in perfs]
     if metric and any(v is not None for v in values):
-        last_perf: Mapping[str, Any] = next(
-            (p for p in reversed(perfs) if p.get("metric") == metric), {}
-        )
+        last_perf = next((p for p in reversed(perfs) if p.metric == metric), Performance())
         chart = _series_chart(
             str(metric),
             values,
             labels,
-            low=_num(last_perf.get("min")),
-            baseline=_num(last_perf.get("baseline")),
+            low=_num(last_perf.min),
+            baseline=_num(last_perf.baseline),
         )
         card(str(metric), "live metric on labelled rows", chart)
 
-    shares = [_num(_map(_map(p.get("drift")).get("dataset")).get("share")) for p in points]
+    shares = [_num(_dataset(p).share) for p in points]
     if any(s is not None for s in shares):
-        limit = _num(_map(_map(report.get("drift")).get("dataset")).get("drift_share"))
+        limit = _num(_dataset(report).drift_share)
         card(
             "drifted column share",
             "share of drifted columns",
             _series_chart("drifted column share", shares, labels, high=limit, fmt=_pct),
         )
-    errors = [_num(_map(p.get("traffic")).get("error_rate")) for p in points]
+    errors = [_num(p.traffic.error_rate if p.traffic else None) for p in points]
     if any(e is not None for e in errors):
         chart = _series_chart("error rate", errors, labels, fmt=_pct)
         card("error rate", "server errors (5xx)", chart)
-    refused = [_num(_map(p.get("traffic")).get("client_error_rate")) for p in points]
+    refused = [_num(p.traffic.client_error_rate if p.traffic else None) for p in points]
     if any(r is not None for r in refused):
         chart = _series_chart("client error rate", refused, labels, fmt=_pct)
         card("client error rate", "refused requests (4xx)", chart)
@@ -568,37 +570,38 @@ def _series_section(report: Mapping[str, Any], history: Sequence[Mapping[str, An
     return head + extra + f'<div class="charts wide">{"".join(cards)}</div>'
 
 
-def _quality(report: Mapping[str, Any]) -> str:
-    quality = report.get("data_quality")
+def _dataset(report: MonitorReport) -> DatasetDrift:
+    drift = report.drift
+    return (drift.dataset if drift is not None else None) or DatasetDrift()
+
+
+def _quality(report: MonitorReport) -> str:
+    quality = report.data_quality
     head = '<section id="quality"><h2>Data quality</h2>'
-    if not isinstance(quality, Mapping):
+    if quality is None:
         return head + _note("No data-quality checks in this report.") + "</section>"
-    columns = _map(quality.get("columns"))
-    out = [head, f"<p>{_fmt(quality.get('violations'))} data-quality violations.</p>"]
+    columns = quality.columns
+    out = [head, f"<p>{_fmt(quality.violations)} data-quality violations.</p>"]
     if not columns:
         out.append(_note("No column was checked."))
         return "".join(out) + "</section>"
     rows = []
-    for name, raw in columns.items():
-        column = _map(raw)
-        null_rate, allowed = _num(column.get("null_rate")), _num(column.get("max_null_fraction"))
-        out_of_range, unseen = (
-            _num(column.get("out_of_range")),
-            _num(column.get("unseen_categories")),
-        )
+    for name, column in columns.items():
+        null_rate, allowed = _num(column.null_rate), _num(column.max_null_fraction)
+        out_of_range, unseen = _num(column.out_of_range), _num(column.unseen_categories)
         rows.append(
             [
                 (_esc(name), ""),
-                (_fmt(column.get("rows")), "n"),
+                (_fmt(column.rows), "n"),
                 (
-                    _pct(column.get("null_rate")),
+                    _pct(column.null_rate),
                     "n bad"
                     if null_rate is not None and allowed is not None and null_rate > allowed
                     else "n",
                 ),
-                (_pct(column.get("max_null_fraction")), "n"),
-                (_fmt(column.get("out_of_range")), "n bad" if out_of_range else "n"),
-                (_fmt(column.get("unseen_categories")), "n bad" if unseen else "n"),
+                (_pct(column.max_null_fraction), "n"),
+                (_fmt(column.out_of_range), "n bad" if out_of_range else "n"),
+                (_fmt(column.unseen_categories), "n bad" if unseen else "n"),
             ]
         )
     out.append(
@@ -617,35 +620,34 @@ def _quality(report: Mapping[str, Any]) -> str:
     return "".join(out) + "</section>"
 
 
-def _freshness(report: Mapping[str, Any]) -> str:
+def _freshness(report: MonitorReport) -> str:
     """The feature store's views: how old the newest online value is, against its bound."""
-    section = report.get("feature_freshness")
-    if not isinstance(section, Mapping):
+    section = report.feature_freshness
+    if section is None:
         return ""
     out = ['<section id="freshness"><h2>Feature freshness</h2>']
-    store = _map(section.get("online_store"))
-    checked = f" at {_esc(section.get('checked_at'))}" if section.get("checked_at") else ""
-    if store:
-        where = f" ({_esc(store.get('path'))})" if store.get("path") else ""
-        out.append(f"<p>Online store {_esc(store.get('type'))}{where}, read{checked}.</p>")
-    if section.get("status") == "unavailable":
-        out.append(_note(f"The store could not be read: {_esc(section.get('message') or '')}"))
+    store = section.online_store
+    checked = f" at {_esc(section.checked_at)}" if section.checked_at else ""
+    if store is not None and store != OnlineStore():
+        where = f" ({_esc(store.path)})" if store.path else ""
+        out.append(f"<p>Online store {_esc(store.type)}{where}, read{checked}.</p>")
+    if section.status == "unavailable":
+        out.append(_note(f"The store could not be read: {_esc(section.message or '')}"))
     rows = []
-    for view, raw in _map(section.get("views")).items():
-        verdict = _map(raw)
-        status = verdict.get("status")
-        age, bound = _num(verdict.get("age_s")), _num(verdict.get("max_age_s"))
+    for view, verdict in section.views.items():
+        status = verdict.status
+        age, bound = _num(verdict.age_s), _num(verdict.max_age_s)
         badge = {
             "ok": _badge("ok"),
             "violated": _badge("violated", "stale"),
             "not_materialised": _badge("alert", "never materialised"),
         }.get(str(status), _badge(status))
-        source = verdict.get("source")
-        basis = "materialised up to" if verdict.get("basis") == "materialized_until" else "newest"
+        source = verdict.source
+        basis = "materialised up to" if verdict.basis == "materialized_until" else "newest"
         rows.append(
             [
                 (_esc(view), ""),
-                (_esc(verdict.get("newest")) if verdict.get("newest") else "—", "n"),
+                (_esc(verdict.newest) if verdict.newest else "—", "n"),
                 (_age(age), "n bad" if status != "ok" else "n"),
                 (_age(bound), "n"),
                 (_esc(f"{source}, {basis}") if source else "—", "muted"),
@@ -670,34 +672,25 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
-def _rollback(report: Mapping[str, Any]) -> str:
+def _rollback(report: MonitorReport) -> str:
     """The rollback triggers judged for each serving version, and what was done (level 2+)."""
-    section = report.get("rollback")
-    if not isinstance(section, Mapping):
+    section = report.rollback
+    if section is None:
         return ""
     out = ['<section id="rollback"><h2>Rollback triggers</h2>']
     rows = []
-    for arm, raw in _map(section.get("arms")).items():
-        judged = _map(raw)
-        grace = _map(judged.get("grace"))
-        waiting = (
-            ""
-            if grace.get("over")
-            else f" (grace: {_fmt(grace.get('samples'))} of {_fmt(grace.get('needed'))})"
-        )
-        for trigger in _list(judged.get("judged")):
-            t = _map(trigger)
+    for arm, judged in section.arms.items():
+        grace = judged.grace or Grace()
+        waiting = "" if grace.over else f" (grace: {_fmt(grace.samples)} of {_fmt(grace.needed)})"
+        for t in judged.judged:
             rows.append(
                 [
-                    (_esc(f"{arm} v{judged.get('version')}{waiting}"), ""),
-                    (_esc(t.get("trigger")), ""),
-                    (_fmt(t.get("value")), "n bad" if t.get("fired") else "n"),
-                    (f"{_fmt(t.get('samples'))} / {_fmt(t.get('min_samples'))}", "n"),
-                    (
-                        f"{_fmt(t.get('fired_in'))} of {_fmt(t.get('n'))} (k={_fmt(t.get('k'))})",
-                        "n",
-                    ),
-                    (_badge("alert", "decides") if t.get("decides") else _badge("ok", "no"), ""),
+                    (_esc(f"{arm} v{judged.version}{waiting}"), ""),
+                    (_esc(t.trigger), ""),
+                    (_fmt(t.value), "n bad" if t.fired else "n"),
+                    (f"{_fmt(t.samples)} / {_fmt(t.min_samples)}", "n"),
+                    (f"{_fmt(t.fired_in)} of {_fmt(t.n)} (k={_fmt(t.k)})", "n"),
+                    (_badge("alert", "decides") if t.decides else _badge("ok", "no"), ""),
                 ]
             )
     if rows:
@@ -706,29 +699,35 @@ def _rollback(report: Mapping[str, Any]) -> str:
         out.append(_table(columns, rows))
     else:
         out.append(_note("No version was judged in this window."))
-    for raw in _list(section.get("actions")):
-        action = _map(raw)
+    for action in section.actions:
         out.append(
-            f"<p>{_badge('alert', str(action.get('event')))} {_esc(action.get('arm'))}: "
-            f"{_esc(action.get('from'))} &rarr; {_esc(action.get('to') or '—')} "
-            f"({_esc(_map(action.get('why')).get('trigger'))})</p>"
+            f"<p>{_badge('alert', str(action.event))} {_esc(action.arm)}: "
+            f"{_esc(action.from_version)} &rarr; {_esc(action.to_version or '—')} "
+            f"({_esc((action.why or {}).get('trigger'))})</p>"
         )
     return "".join(out) + "</section>"
 
 
-def _footer(report: Mapping[str, Any]) -> str:
-    parts = [
-        f"{_esc(report.get('schema') or 'mlops-monitor-report')} v{_esc(report.get('version') or 1)}"
-    ]
-    if report.get("generated_at"):
-        parts.append(f"generated {_esc(report.get('generated_at'))}")
+def _footer(report: MonitorReport) -> str:
+    parts = [f"{_esc(report.schema or REPORT_SCHEMA)} v{_esc(report.schema_version or 1)}"]
+    if report.generated_at:
+        parts.append(f"generated {_esc(report.generated_at)}")
     return f"<footer>{' · '.join(parts)}</footer>"
 
 
-def render_dashboard(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str:
-    """The report (with `history`, oldest first, for the time series) as one HTML document."""
-    report = _map(report)
-    name = report.get("name") or _map(report.get("model")).get("name") or "model"
+def render_dashboard(
+    report: MonitorReport | Mapping[str, Any],
+    history: Sequence[MonitorReport | Mapping[str, Any]],
+) -> str:
+    """The report (with `history`, oldest first, for the time series) as one HTML document.
+    Reports of any version, typed or as read from their files (anything else is skipped)."""
+    current = read_report(report)
+    past = [read_report(h) for h in history if isinstance(h, MonitorReport | Mapping)]
+    return _document(current, past)
+
+
+def _document(report: MonitorReport, history: Sequence[MonitorReport]) -> str:
+    name = report.name or (report.model.name if report.model else None) or "model"
     body = "".join(
         [
             _header(report),
