@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 
 from mlops_runtime.contract.coercion import STRINGLIKE
-from mlops_runtime.contract.report import ContractViolation, build_report, failure, write_report
+from mlops_runtime.contract.report import (
+    ContractViolation,
+    build_contract_report,
+    failure,
+    write_report,
+)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -118,7 +123,7 @@ def load_table(
         problem = f"{path.name} has no data rows"
     if problem is not None:
         check = "readable" if frame is None else "empty"
-        report = build_report(
+        report = build_contract_report(
             source=str(path),
             rows=None if frame is None else 0,
             columns=[] if frame is None else [str(c) for c in frame.columns],

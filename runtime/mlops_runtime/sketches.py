@@ -42,8 +42,11 @@ def number_text(value: float) -> str:
     return repr(value)
 
 
-def category_text(value: Any) -> str:
-    """Text key of a category; numbers follow number_text, bools read "True"/"False"."""
+def sketch_key(value: Any) -> str:
+    """A value's key in a categorical sketch's counts: numbers follow number_text, booleans
+    read "True"/"False". Every value has one (a bool column is sketched as categories), unlike
+    `contract.rules.contract_category_text`, which decides contract membership and refuses
+    booleans."""
     if isinstance(value, bool | np.bool_):
         return "True" if value else "False"
     if isinstance(value, float | np.floating):
@@ -239,7 +242,7 @@ def _texts(uniques: Any, tally: IntArray) -> tuple[ObjectArray, IntArray]:
     if pd.api.types.infer_dtype(uniques, skipna=True) == "string":
         return np.asarray(uniques, dtype=object), tally  # already distinct text
     # One pass over the distinct values, not the rows; 1 and "1" become one key here.
-    texts = np.array([category_text(value) for value in uniques], dtype=object)
+    texts = np.array([sketch_key(value) for value in uniques], dtype=object)
     codes, merged = pd.factorize(texts)
     if len(merged) == len(texts):
         return texts, tally
@@ -262,7 +265,7 @@ def _text_counts(values: Any) -> tuple[ObjectArray, IntArray, int]:
         is_bool = series.map(type).isin([bool, np.bool_]).to_numpy()
         if is_bool.any():
             series = series.astype(object).copy()
-            series[is_bool] = series[is_bool].map(category_text)
+            series[is_bool] = series[is_bool].map(sketch_key)
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
     present = codes[codes >= 0]
     tally = np.bincount(present, minlength=len(uniques)).astype(np.int64)

@@ -34,7 +34,7 @@ from jsonschema import Draft202012Validator
 
 from mlops_runtime.contract.record_check import check_record
 from mlops_runtime.contract.report import ContractViolation
-from mlops_runtime.contract.rules import category_number, category_text, normalize_contract
+from mlops_runtime.contract.rules import category_number, contract_category_text, normalize_contract
 from mlops_runtime.contract.training_gate import validate_frame
 from mlops_runtime.data import records_to_frame
 from mlops_runtime.serve.mlflow_invocations import invocation_rows
@@ -97,7 +97,7 @@ def rules(draw: st.DrawFn, kind: str) -> dict[str, Any]:
             rule["max"] = (low if low is not None else 0) + draw(st.integers(0, 40)) * step
     elif kind == "codes":
         numbers = draw(st.lists(st.sampled_from(CODE_NUMBERS), min_size=1, max_size=4, unique=True))
-        rule["values"] = [category_text(n) for n in numbers]
+        rule["values"] = [contract_category_text(n) for n in numbers]
     elif kind in ("category", "str") and draw(st.booleans()):
         rule["values"] = draw(
             st.lists(st.sampled_from(CATEGORY_TEXTS), min_size=1, max_size=3, unique=True)

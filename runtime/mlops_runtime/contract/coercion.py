@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_runtime.contract.rules import category_text, is_null
+from mlops_runtime.contract.rules import contract_category_text, is_null
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -38,7 +38,7 @@ def coerce_value(value: Any, kind: str) -> tuple[bool, Any]:
     if kind == "str":
         return (True, value) if isinstance(value, str) else (False, None)
     if kind == "category":
-        text = category_text(value)
+        text = contract_category_text(value)
         return (False, None) if text is None else (True, text)
     if kind == "bool":
         if isinstance(value, (bool, np.bool_)):

@@ -69,7 +69,7 @@ def failure(
     }
 
 
-def build_report(
+def build_contract_report(
     *,
     source: str,
     rows: int | None,
@@ -77,6 +77,8 @@ def build_report(
     failures: Sequence[dict[str, Any]],
     example_rows: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
+    """The data contract's verdict on one dataset (reports/contract_report.json): every failed
+    check, sorted, and a few example rows."""
     ordered = sorted(failures, key=lambda f: (f["column"] or "", f["check"]))
     return {
         "ok": not ordered,

@@ -84,7 +84,7 @@ def _category_values(values: Iterable[Any]) -> list[str]:
     # The compiler writes category values as text; a hand-written contract.json may list codes.
     out = []
     for value in values:
-        text = category_text(value)
+        text = contract_category_text(value)
         if text is None:
             raise ValueError(f"category value {value!r} is neither text nor a number")
         out.append(text)
@@ -119,13 +119,14 @@ def bounds(rule: Mapping[str, Any]) -> tuple[tuple[str, Any, Callable[[Any, Any]
     )
 
 
-def category_text(value: Any) -> str | None:
+def contract_category_text(value: Any) -> str | None:
     """A category value as the contract lists it, or None when it cannot be one.
 
     Categories are compared as text, as a CSV cell holds them. Clients and data files of codes
     send numbers (`values: [0, 1, 2]`: JSON `2`, an INT64 tensor, a Parquet int column), so a
     number is read as the text Python writes for it: 2 -> "2", 2.5 -> "2.5". Booleans are not
-    categories, nor are NaN and infinities.
+    categories, nor are NaN and infinities. (A sketch keys every value, booleans included:
+    `sketches.sketch_key`.)
     """
     if isinstance(value, str):
         return value
@@ -142,7 +143,8 @@ def category_text(value: Any) -> str | None:
 
 
 def category_number(text: str) -> int | float | None:
-    """The JSON number `category_text` reads as `text` ("2" -> 2, "2.5" -> 2.5), if any."""
+    """The JSON number `contract_category_text` reads as `text` ("2" -> 2, "2.5" -> 2.5), if
+    any."""
     try:
         whole = int(text)
     except ValueError:

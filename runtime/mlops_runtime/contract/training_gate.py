@@ -24,7 +24,7 @@ from mlops_runtime.contract.report import (
     MAX_EXAMPLE_ROWS,
     MAX_EXAMPLES,
     ContractViolation,
-    build_report,
+    build_contract_report,
     failure,
     write_report,
 )
@@ -195,7 +195,7 @@ def validate_frame(
         for idx in example_index[:MAX_EXAMPLE_ROWS]
         if idx in frame.index
     ]
-    report = build_report(
+    report = build_contract_report(
         source=source,
         rows=len(frame),
         columns=list(frame.columns),

@@ -124,10 +124,10 @@ def live_metric(
         y_pred = pd.to_numeric(joined["prediction"], errors="coerce").to_numpy(dtype="float64")
         metrics = regression_metrics(y_true, y_pred)
     else:
-        from mlops_runtime.sketches import category_text
+        from mlops_runtime.sketches import sketch_key
 
-        y_true = joined[target].map(category_text).to_numpy(dtype=object)
-        y_pred = joined["prediction"].map(category_text).to_numpy(dtype=object)
+        y_true = joined[target].map(sketch_key).to_numpy(dtype=object)
+        y_pred = joined["prediction"].map(sketch_key).to_numpy(dtype=object)
         proba_columns = [c for c in joined.columns if c.startswith("proba_")]
         proba = joined[proba_columns].to_numpy(dtype="float64") if proba_columns else None
         if proba is not None:

@@ -119,7 +119,7 @@ class WindowSummary:
         pairs = pd.DataFrame({"run": np.asarray(runs), "version": np.asarray(versions)})
         for (run, version), count in pairs.value_counts(dropna=True).items():
             served = self.run_versions.setdefault(str(run), Counter())
-            served[sketches.category_text(version)] += int(count)
+            served[sketches.sketch_key(version)] += int(count)
 
     def version_of_run(self, run_id: object) -> str | None:
         """The model version that served `run_id`'s model in the window (the one that served
@@ -211,5 +211,5 @@ def _text_counts(values: np.ndarray) -> Counter[str]:
     """Counts by text key (as sketches compare categories), without a loop over rows."""
     out: Counter[str] = Counter()
     for value, count in pd.Series(values).value_counts(dropna=False).items():
-        out["None" if pd.isna(value) else sketches.category_text(value)] += int(count)
+        out["None" if pd.isna(value) else sketches.sketch_key(value)] += int(count)
     return out
