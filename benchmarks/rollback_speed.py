@@ -3,7 +3,7 @@
     python benchmarks/rollback_speed.py [--quick] [--repeats N] [--lead S] [--tail S]
                                         [--connections N] [--threads N] [--json PATH] [--keep]
 
-(--quick: one repeat, 2 s of load before and after each switch, MLflow's restart under load
+(--quick: one repeat, 1 s of load before and after each switch, MLflow's restart under load
 only.)
 
 Target: from the decision to roll back to the first response served by the previous version,
@@ -852,7 +852,7 @@ def run(s: Settings, r: Results, work: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser_ = parser(
-        __doc__, quick="one repeat, 2 s of load around each switch, MLflow under load only"
+        __doc__, quick="one repeat, 1 s of load around each switch, MLflow under load only"
     )
     parser_.add_argument("--repeats", type=int, help="switches per server (default 3)")
     parser_.add_argument("--lead", type=float, help="seconds of load before a switch (default 5)")
@@ -863,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     parser_.add_argument("--threads", type=int, default=2, help="wrk threads")
     add_output(parser_)
     args = parser_.parse_args(argv)
-    quick_s = 2.0 if args.quick else 5.0
+    quick_s = 1.0 if args.quick else 5.0
     s = Settings(
         repeats=args.repeats or (1 if args.quick else 3),
         lead=quick_s if args.lead is None else args.lead,

@@ -3,8 +3,9 @@
     python benchmarks/serve_speed.py [--quick] [--profile] [--wait-quiet SECONDS] [--json PATH]
     python benchmarks/serve_speed.py --against GIT_REF [--against-rounds N] [--quick]
 
-(--quick: 2 s wrk runs, batches of 100 and 1,000 rows, a 6 s soak: every server and path once,
-in about a minute.)
+(--quick: 1 s wrk runs after 1 s of warm-up, batches of 100 and 1,000 rows, a 4 s soak; the
+Starlette floor and the two-worker server left out: every other server and path once, in
+about a minute.)
 
 (--against GIT_REF: before and after, in one run. The project is trained as below; then only
 the single-record `POST /predict` scenario runs, on two generated servers: one importing
@@ -183,6 +184,7 @@ class Settings:
     max_body_bytes: int
     profile: int  # seconds of py-spy sampling, 0 = off
     single: bool = True  # the single-record wrk runs
+    extras: bool = True  # the Starlette floor and the two-worker server (not with --quick)
 
 
 @dataclass
@@ -748,6 +750,8 @@ def report(r: Results, s: Settings) -> str:
         f"### Single records: {s.connections} connections, {s.threads} wrk threads, "
         f"{s.duration} s after a {s.warmup} s warm-up\n"
     )
+    if not s.extras:
+        out.append("(--quick: the Starlette hello-world and the two-worker server left out)\n")
     rows = []
     for run in r.single:
         ratio = f"{run.rps / mlf.rps:,.1f}x" if mlf is not None and mlf.rps > 0 else "-"
@@ -1023,14 +1027,11 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
     print("floors: hello-world apps under uvicorn ...", flush=True)
     (work / "hello_starlette.py").write_text(HELLO_STARLETTE)
     (work / "hello_asgi.py").write_text(HELLO_ASGI)
-    for label, target, lifespan in (
-        (
-            ("Starlette hello-world", "hello_starlette:app", "auto"),
-            ("raw ASGI hello-world", "hello_asgi:app", "off"),
-        )
-        if s.single
-        else ()
-    ):
+    hellos = [
+        ("Starlette hello-world", "hello_starlette:app", "auto"),
+        ("raw ASGI hello-world", "hello_asgi:app", "off"),
+    ]
+    for label, target, lifespan in (hellos if s.extras else hellos[1:]) if s.single else ():
         port = free_port()
         with Server(
             label,
@@ -1088,7 +1089,7 @@ def run(args: argparse.Namespace, s: Settings, r: Results, work: Path) -> None:
                 s.batch_reps,
             )
 
-    if s.single:
+    if s.single and s.extras:
         # The same server with two worker processes (serving.workers / WEB_CONCURRENCY).
         print(f"generated app, {WORKERS} workers ...", flush=True)
         port = free_port()
@@ -1264,7 +1265,11 @@ def report_against(r: Results, s: Settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser_ = parser(__doc__, quick="2 s wrk runs, batches of 100 and 1,000 rows, 6 s soak")
+    parser_ = parser(
+        __doc__,
+        quick="1 s wrk runs, batches of 100 and 1,000 rows, 4 s soak, no Starlette floor or "
+        "two-worker server",
+    )
     parser_.add_argument("--spec", default=str(SPEC), help="spec to train (default breast-cancer)")
     parser_.add_argument("--duration", type=int, help="seconds per measured wrk run (default 30)")
     parser_.add_argument("--warmup", type=int, help="seconds of wrk warm-up per run (default 5)")
@@ -1309,17 +1314,18 @@ def main(argv: list[str] | None = None) -> int:
         args.against_rounds = 1 if quick else 3
     batch_sizes = args.batch_sizes or ("100,1000" if quick else "1000,10000")
     s = Settings(
-        duration=args.duration or (2 if quick else 30),
+        duration=args.duration or (1 if quick else 30),
         warmup=args.warmup or (1 if quick else 5),
         connections=args.connections,
         threads=args.threads,
-        soak=0 if args.skip_soak else args.soak or (6 if quick else 300),
+        soak=0 if args.skip_soak else args.soak or (4 if quick else 300),
         sample_every=2.0 if quick else 5.0,
         batch_sizes=tuple(int(x) for x in batch_sizes.split(",") if x.strip()),
         batch_reps=args.batch_reps or (1 if quick else 5),
         max_body_bytes=args.max_body_bytes,
         profile=args.profile,
         single=not args.skip_single,
+        extras=not quick,
     )
     missing = require_wrk()
     if missing is not None:
