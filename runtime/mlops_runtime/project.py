@@ -9,6 +9,7 @@ generated code and its runtime do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -20,7 +21,9 @@ from types import FrameType
 from typing import Any
 
 from mlops_runtime import __version__
+from mlops_runtime.config import ProjectConfig
 from mlops_runtime.contract.rules import normalize_contract
+from mlops_runtime.json_records import RecordError
 
 CONFIG_FILE = "config.json"
 CONTRACT_FILE = "contract.json"
@@ -36,8 +39,23 @@ class ProjectError(Exception):
 @dataclass(frozen=True)
 class Project:
     root: Path
+    # config.json as read. Kept while serve/ reads it, and the functions of train/, tracking/
+    # and features/ that take a config mapping (their tests and the benchmarks pass their
+    # own); every other reader reads `settings`.
     config: dict[str, Any]
     contract: dict[str, Any]
+
+    @functools.cached_property
+    def settings(self) -> ProjectConfig:
+        """config.json typed, read once (on first use: a unit test's partial config is fine
+        until a stage reads a section it lacks). A setting the compiler always writes that is
+        absent or of the wrong type refuses the project, naming the setting."""
+        try:
+            return ProjectConfig.from_json(self.config)
+        except RecordError as error:
+            raise ProjectError(
+                f"{self.root / CONFIG_FILE}: {error}: rebuild the project (mlops build)"
+            ) from None
 
     @property
     def stages(self) -> list[str]:

@@ -30,6 +30,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "timestamps",
         "json_records",
         "monitor_report",
+        "config",
     ),
     # tracking: the registry, the serving history and promotion (who serves).
     "tracking": ("tracking",),
