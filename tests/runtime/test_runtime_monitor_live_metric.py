@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_runtime.config import PerformanceConfig
 from mlops_runtime.monitor.labels import live_metric
 
-SETTINGS = {"metric": "roc_auc", "min": 0.9, "min_samples": 10}
+SETTINGS = PerformanceConfig(metric="roc_auc", min=0.9, max=None, min_samples=10)
 
 
 def joined(n: int = 40, *, proba: bool = True) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from tests.runtime.test_runtime_monitor_dashboard import (
     regression_report,
     rich_example,
 )
+from tests.runtime.test_runtime_rollback_units import trigger_of
 
 # A report as the first monitor stage wrote it (schema version 1, before the traffic counted
 # client errors apart, before the reference named its model version, and before the feature
@@ -92,7 +93,7 @@ def test_an_earlier_report_file_still_loads(tmp_path: Path) -> None:
     assert "penguins" in render_dashboard(old, [old])
     assert not reusable(old, "2", 0.0) and reusable(old, "1", 0.0)
     trigger = {"on": "latency", "min": None, "max": 3.0, "min_samples": 100, "k": 1, "n": 1}
-    (judged,) = judge(old, [trigger], [])
+    (judged,) = judge(old, [trigger_of(trigger)], [])
     assert judged.value == 4.0 and judged.samples == 120 and judged.fired
 
 

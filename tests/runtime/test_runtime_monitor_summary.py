@@ -3,6 +3,7 @@ that merge to the whole window's, and the checks built from them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,33 @@ import numpy as np
 import pytest
 
 from mlops_runtime import sketches
+from mlops_runtime.config import DriftConfig, ErrorRateConfig, KpiConfig, ProjectConfig
 from mlops_runtime.monitor.checks import Violations, build_monitor_report
 from mlops_runtime.monitor.prediction_window import Partition
 from mlops_runtime.monitor.window_summary import WindowSummary
 from mlops_runtime.monitor_report import MonitorReport
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def config(**monitor: Any) -> ProjectConfig:
+    """A generated project's config.json, its monitor as a level-1 classifier's with
+    `monitor` set on top (a dict for a section is read as config.json holds it)."""
+    base = ProjectConfig.from_json(
+        json.loads((REPO / "generated" / "penguins" / "config.json").read_bytes())
+    )
+    sections = {"drift": DriftConfig, "error_rate": ErrorRateConfig}
+    settings = {
+        "min_rows": 1,
+        "reference": False,
+        "drift": None,
+        "latency": None,
+        "error_rate": None,
+        "kpis": [],
+        **{k: sections[k].from_json(v) if isinstance(v, dict) else v for k, v in monitor.items()},
+    }
+    return base.replace(name="p", monitor=base.monitor.replace(**settings))
+
 
 CONTRACT = {
     "columns": {
@@ -73,7 +97,7 @@ def test_quality_counts_follow_the_contract() -> None:
     assert q["island"].unseen == {"Atlantis": 2} and q["island"].nulls == 1
     assert (q["bill"].below_min, q["bill"].above_max, q["bill"].nulls) == (1, 1, 1)
     report = build_monitor_report(
-        {"name": "p", "model": {"task": "classification"}, "monitor": {"min_rows": 1}},
+        config(),
         s,
         window={},
         reference_status={"status": "not_used"},
@@ -120,12 +144,16 @@ def test_kpis_of_predictions_and_of_outcomes_joined_by_request_id() -> None:
     s = summary(None)
     s.add(partition(["Biscoe"] * 4, [40.0] * 4))  # four "Adelie" predictions
     outcomes = pd.DataFrame({"request_id": ["r0", "r1", "r2"], "revenue": [10.0, 5.0, None]})
+    unset = {"class": None, "column": None, "min": None, "max": None}
     kpis = [
-        {"name": "adelie_share", "kind": "prediction_share", "class": "Adelie", "min": 0.5},
-        {"name": "gentoo_share", "kind": "prediction_share", "class": "Gentoo", "min": 0.1},
-        {"name": "revenue", "kind": "outcome_sum", "column": "revenue", "min": 20.0},
-        {"name": "basket", "kind": "outcome_mean", "column": "revenue", "max": 10.0},
-        {"name": "margin", "kind": "outcome_mean", "column": "margin", "max": 1.0},
+        KpiConfig.from_json({**unset, **kpi})
+        for kpi in (
+            {"name": "adelie_share", "kind": "prediction_share", "class": "Adelie", "min": 0.5},
+            {"name": "gentoo_share", "kind": "prediction_share", "class": "Gentoo", "min": 0.1},
+            {"name": "revenue", "kind": "outcome_sum", "column": "revenue", "min": 20.0},
+            {"name": "basket", "kind": "outcome_mean", "column": "revenue", "max": 10.0},
+            {"name": "margin", "kind": "outcome_mean", "column": "margin", "max": 1.0},
+        )
     ]
     violations = Violations()
     got = {k["name"]: k for k in kpi_verdicts(kpis, s, outcomes, violations)}
@@ -144,15 +172,12 @@ def test_per_column_drift_methods_override_the_default() -> None:
     s.add(partition(list(rng.choice(["Biscoe", "Dream"], 2000)), list(rng.normal(50, 5, 2000))))
     settings = {
         "method": "auto",
+        "threshold": None,
         "drift_share": 0.5,
         "columns": {"island": {"method": "psi", "threshold": 0.2}},
     }
     report = build_monitor_report(
-        {
-            "name": "p",
-            "model": {"task": "classification"},
-            "monitor": {"min_rows": 1, "reference": True, "drift": settings},
-        },
+        config(reference=True, drift=settings),
         s,
         window={},
         reference_status={"status": "ok"},
@@ -181,11 +206,7 @@ def with_statuses(part: Partition, statuses: list[int], run_id: str = "run-a") -
 
 def traffic_report(s: WindowSummary, error_max: float) -> MonitorReport:
     return build_monitor_report(
-        {
-            "name": "p",
-            "model": {"task": "classification"},
-            "monitor": {"min_rows": 1, "error_rate": {"max": error_max}},
-        },
+        config(error_rate={"max": error_max}),
         s,
         window={},
         reference_status={"status": "not_used"},
@@ -214,13 +235,14 @@ def test_client_errors_are_counted_apart_from_the_error_rate() -> None:
     assert "error_rate" not in {v.check for v in report.violations}, "4xx are not errors"
     # The rollback trigger reads the same rate, on the requests the model was asked to answer.
     from mlops_runtime.rollback.triggers import judge, observe
+    from tests.runtime.test_runtime_rollback_units import trigger_of
 
     trigger = {"on": "error_rate", "min": None, "max": 0.05, "min_samples": 100, "k": 1, "n": 1}
-    assert observe(report, trigger) == (pytest.approx(5 / 105), 105)
-    (judged,) = judge(report, [trigger], [])
+    assert observe(report, trigger_of(trigger)) == (pytest.approx(5 / 105), 105)
+    (judged,) = judge(report, [trigger_of(trigger)], [])
     assert judged.fired is False
     latency = {**trigger, "on": "latency", "max": 50.0}
-    assert observe(report, latency)[1] == 100, "latency counts served requests"
+    assert observe(report, trigger_of(latency))[1] == 100, "latency counts served requests"
     # Past the bound on server errors alone, it fires and says the 4xx were left out.
     strict = traffic_report(s, error_max=0.01)
     (violation,) = [v for v in strict.violations if v.check == "error_rate"]

@@ -6,13 +6,22 @@ import itertools
 import json
 import multiprocessing
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlops_runtime.config import RollbackTrigger
 from mlops_runtime.rollback.triggers import grace, judge, label, observe
 from mlops_runtime.tracking import serving_history as history
+
+
+def trigger_of(fields: Mapping[str, Any]) -> RollbackTrigger:
+    """A rollback trigger as config.json holds it, with the fields a test leaves out unset."""
+    unset = {"metric": None, "min": None, "max": None, "kpi": None, "min_samples": 100}
+    return RollbackTrigger.from_json({**unset, "k": 1, "n": 1, **fields})
+
 
 PERFORMANCE = {
     "on": "performance",
@@ -53,30 +62,30 @@ def report(
 
 
 def test_a_trigger_fires_past_its_bound_on_enough_samples() -> None:
-    (fired,) = judge(report(value=0.8, labelled=300), [PERFORMANCE], [])
+    (fired,) = judge(report(value=0.8, labelled=300), [trigger_of(PERFORMANCE)], [])
     assert fired.fired and fired.decides and fired.trigger == "performance roc_auc < 0.9"
-    (quiet,) = judge(report(value=0.95), [PERFORMANCE], [])
+    (quiet,) = judge(report(value=0.95), [trigger_of(PERFORMANCE)], [])
     assert not quiet.fired
-    (few,) = judge(report(value=0.5, labelled=99), [PERFORMANCE], [])
+    (few,) = judge(report(value=0.5, labelled=99), [trigger_of(PERFORMANCE)], [])
     assert not few.fired and few.samples == 99, "under min_samples nothing fires"
-    (none,) = judge(report(value=None), [PERFORMANCE], [])
+    (none,) = judge(report(value=None), [trigger_of(PERFORMANCE)], [])
     assert not none.fired
 
 
 def test_k_of_the_last_n_windows_for_the_same_trigger() -> None:
     trigger = {**PERFORMANCE, "k": 2, "n": 3}
     bad, good = report(value=0.8), report(value=0.95)
-    (first,) = judge(bad, [trigger], [])
+    (first,) = judge(bad, [trigger_of(trigger)], [])
     assert first.fired and not first.decides and first.fired_in == 1
-    (second,) = judge(bad, [trigger], [[first]])
+    (second,) = judge(bad, [trigger_of(trigger)], [[first]])
     assert second.decides and second.fired_in == 2
-    quiet = judge(good, [trigger], [[first]])
-    (after_gap,) = judge(bad, [trigger], [[first], quiet])
+    quiet = judge(good, [trigger_of(trigger)], [[first]])
+    (after_gap,) = judge(bad, [trigger_of(trigger)], [[first], quiet])
     assert after_gap.decides, "2 of the last 3"
-    (too_old,) = judge(bad, [trigger], [[first], quiet, quiet])
+    (too_old,) = judge(bad, [trigger_of(trigger)], [[first], quiet, quiet])
     assert not too_old.decides, "the first firing is out of the last 3 windows"
     other = {**trigger, "min": 0.5}
-    (renamed,) = judge(bad, [other], [[first]])
+    (renamed,) = judge(bad, [trigger_of(other)], [[first]])
     assert renamed.fired_in == 0, "a changed bound is another trigger"
 
 
@@ -98,21 +107,22 @@ def test_k_of_the_last_n_windows_for_the_same_trigger() -> None:
 )
 def test_each_kind_of_trigger(trigger: dict[str, Any], kwargs: dict[str, Any], fires: bool) -> None:
     full = {"min": None, "max": None, "min_samples": 100, "k": 1, "n": 1, **trigger}
-    (judged,) = judge(report(**kwargs), [full], [])
-    assert judged.fired is fires, (judged, observe(report(**kwargs), full))
+    (judged,) = judge(report(**kwargs), [trigger_of(full)], [])
+    assert judged.fired is fires, (judged, observe(report(**kwargs), trigger_of(full)))
 
 
 def test_latency_counts_served_requests_only() -> None:
     trigger = {"on": "latency", "max": 50.0, "min": None}
-    value, samples = observe(report(p99=80.0, requests=200, error_rate=0.5), trigger)
+    value, samples = observe(report(p99=80.0, requests=200, error_rate=0.5), trigger_of(trigger))
     assert (value, samples) == (80.0, 100)
 
 
 def test_labels_read_like_the_spec() -> None:
-    assert label({"on": "error_rate", "max": 0.05}) == "error_rate > 0.05"
-    assert label({"on": "drift", "max": 0.5}) == "drift >= 0.5"
+    assert label(trigger_of({"on": "error_rate", "max": 0.05})) == "error_rate > 0.05"
+    assert label(trigger_of({"on": "drift", "max": 0.5})) == "drift >= 0.5"
     assert (
-        label({"on": "kpi", "kpi": "share", "min": 0.2, "max": 0.6}) == "kpi share < 0.2 or > 0.6"
+        label(trigger_of({"on": "kpi", "kpi": "share", "min": 0.2, "max": 0.6}))
+        == "kpi share < 0.2 or > 0.6"
     )
 
 
@@ -177,7 +187,9 @@ def test_history_json_is_one_document(
     from mlops_runtime.project import Project
     from mlops_runtime.rollback.stage import history_main
 
-    config = {"name": "churn", "tracking": {"registered_model": "churn-model"}, "rollback": {}}
+    repo = Path(__file__).resolve().parents[2]
+    config = json.loads((repo / "generated" / "churn" / "config.json").read_bytes())
+    config["tracking"]["registered_model"] = "churn-model"
     path = history.history_path(tmp_path, config)
     for version in range(1, records + 1):
         history.append(path, {"event": "promoted", "from": None, "to": str(version)})
@@ -242,7 +254,7 @@ def test_the_window_report_is_reused_only_when_it_is_the_versions_own() -> None:
 def test_the_dashboard_shows_what_was_judged_and_done() -> None:
     from mlops_runtime.monitor.dashboard import render_dashboard
 
-    (judged,) = judge(report(value=0.8), [PERFORMANCE], [])
+    (judged,) = judge(report(value=0.8), [trigger_of(PERFORMANCE)], [])
     page = render_dashboard(
         {
             "name": "m",

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from mlops_runtime import __version__
+from mlops_runtime.config import AlertingConfig, AlertReceiver
 from mlops_runtime.monitor_report import MonitorReport, Violation, read_report
 
 OutcomeStatus = Literal["delivered", "failed", "suppressed", "skipped"]
@@ -67,7 +68,9 @@ class AlertSettings:
     timeout_s: float = 5.0
 
     @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> AlertSettings:
+    def from_mapping(cls, settings: AlertingConfig | Mapping[str, Any]) -> AlertSettings:
+        if isinstance(settings, AlertingConfig):
+            return cls(cooldown_s=_non_negative(settings.cooldown_s, cls().cooldown_s))
         defaults = cls()
         return cls(
             cooldown_s=_non_negative(settings.get("cooldown_s"), defaults.cooldown_s),
@@ -110,8 +113,8 @@ def _stderr(line: str) -> None:
 
 def send_alerts(
     report: MonitorReport | Mapping[str, Any],
-    alerts: Sequence[Mapping[str, Any]],
-    settings: Mapping[str, Any],
+    alerts: Sequence[AlertReceiver | Mapping[str, Any]],
+    settings: AlertingConfig | Mapping[str, Any],
     state_path: Path,
     *,
     environ: Mapping[str, str] | None = None,
@@ -239,7 +242,9 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _receiver(entry: Mapping[str, Any]) -> _Receiver:
+def _receiver(entry: AlertReceiver | Mapping[str, Any]) -> _Receiver:
+    if isinstance(entry, AlertReceiver):
+        return _Receiver(entry.kind, entry.url_env, entry.name, entry.min_severity)
     return _Receiver(
         kind=str(entry.get("kind") or "webhook"),
         url_env=str(entry.get("url_env") or DEFAULT_URL_ENV),

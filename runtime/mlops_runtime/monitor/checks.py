@@ -8,12 +8,13 @@ could not be evaluated). The report's status is the worst of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlops_runtime.config import DriftConfig, KpiConfig, MonitorConfig, ProjectConfig
 from mlops_runtime.monitor import drift
 from mlops_runtime.monitor.window_summary import WindowSummary
 from mlops_runtime.monitor_report import REPORT_SCHEMA, REPORT_VERSION, MonitorReport, read_report
@@ -47,7 +48,7 @@ class Violations(list[dict[str, Any]]):
 
 
 def _drift(
-    summary: WindowSummary, settings: Mapping[str, Any] | None, violations: Violations
+    summary: WindowSummary, settings: DriftConfig | None, violations: Violations
 ) -> dict[str, Any] | None:
     reference = summary.reference
     if settings is None or reference is None:
@@ -56,7 +57,7 @@ def _drift(
     sample = reference.get("sample") or {}
     sample_columns = list(sample.get("columns", []))
     sample_rows = sample.get("rows", [])
-    per_column = settings.get("columns") or {}
+    per_column = settings.columns
     features: dict[str, Any] = {}
     for name in summary.features:
         ref = ((reference.get("features") or {}).get(name) or {}).get("sketch")
@@ -69,7 +70,7 @@ def _drift(
             status = "missing_column" if quality is None or quality.missing else "empty"
             features[name] = {"status": status, "drifted": False, "kind": ref.get("kind")}
             continue
-        override = per_column.get(name) or {}
+        override = per_column.get(name)
         ref_sample = None
         if name in sample_columns and ref.get("kind") == "numeric":
             i = sample_columns.index(name)
@@ -79,8 +80,9 @@ def _drift(
         verdict = drift.column_drift(
             ref,
             current,
-            method=override.get("method") or settings.get("method") or "auto",
-            threshold=override.get("threshold", settings.get("threshold")),
+            method=(override.method if override else None) or settings.method,
+            # A column's own entry sets its threshold, even to none (the method's default).
+            threshold=override.threshold if override is not None else settings.threshold,
             reference_rows=rows,
             reference_sample=ref_sample,
             current_values=summary.current_values(name),
@@ -99,7 +101,7 @@ def _drift(
                 f"{name} drifted: {verdict['method']} {verdict['score']:.4g} against "
                 f"{verdict['threshold']:g}",
             )
-    dataset = drift.dataset_drift(features, float(settings.get("drift_share", 0.5)))
+    dataset = drift.dataset_drift(features, float(settings.drift_share))
     if dataset["drifted"]:
         violations.add(
             "dataset_drift",
@@ -238,7 +240,7 @@ def _quality(summary: WindowSummary, violations: Violations) -> dict[str, Any]:
 
 
 def _traffic(
-    summary: WindowSummary, monitor: Mapping[str, Any], violations: Violations
+    summary: WindowSummary, monitor: MonitorConfig, violations: Violations
 ) -> dict[str, Any]:
     # The error rate is the model's: server errors (5xx) among the requests it was asked to
     # answer. Client errors (4xx: unreadable, too large, refused by the contract) are counted
@@ -249,7 +251,7 @@ def _traffic(
     error_rate = summary.errors / judged if judged else 0.0
     client_error_rate = summary.client_errors / total if total else 0.0
     latency = summary.latency_percentiles()
-    bound = (monitor.get("latency") or {}).get("p99_ms")
+    bound = monitor.latency.p99_ms if monitor.latency is not None else None
     if bound is not None and latency is not None and latency["p99"] > float(bound):
         violations.add(
             "latency_p99",
@@ -259,7 +261,7 @@ def _traffic(
             "alert",
             f"p99 latency {latency['p99']:.1f} ms is over {float(bound):g} ms",
         )
-    limit = (monitor.get("error_rate") or {}).get("max")
+    limit = monitor.error_rate.max if monitor.error_rate is not None else None
     if limit is not None and judged and error_rate > float(limit):
         apart = (
             f"; {summary.client_errors} client errors (4xx) not counted"
@@ -287,7 +289,7 @@ def _traffic(
 
 
 def kpi_verdicts(
-    kpis: list[Mapping[str, Any]],
+    kpis: Sequence[KpiConfig],
     summary: WindowSummary,
     outcomes: pd.DataFrame | None,
     violations: Violations,
@@ -295,18 +297,18 @@ def kpi_verdicts(
     out = []
     total = sum(summary.classes.values())
     for kpi in kpis:
-        kind = kpi["kind"]
+        kind = kpi.kind
         value: float | None = None
         if kind == "prediction_share" and total:
-            value = summary.classes.get(str(kpi["class"]), 0) / total
+            value = summary.classes.get(str(kpi.class_), 0) / total
         elif kind == "prediction_mean" and summary.predicted_values:
             values = np.concatenate(summary.predicted_values)
             value = float(values.mean()) if len(values) else None
-        elif kind.startswith("outcome_") and outcomes is not None and kpi.get("column") in outcomes:
-            column = pd.to_numeric(outcomes[kpi["column"]], errors="coerce").dropna()
+        elif kind.startswith("outcome_") and outcomes is not None and kpi.column in outcomes:
+            column = pd.to_numeric(outcomes[kpi.column], errors="coerce").dropna()
             if len(column):
                 value = float(column.mean() if kind == "outcome_mean" else column.sum())
-        low, high = kpi.get("min"), kpi.get("max")
+        low, high = kpi.min, kpi.max
         status = "no_data" if value is None else "ok"
         if value is not None and (
             (low is not None and value < low) or (high is not None and value > high)
@@ -319,11 +321,11 @@ def kpi_verdicts(
                 value,
                 bound,
                 "alert",
-                f"KPI {kpi['name']} = {value:.4g} is outside [{low}, {high}]",
+                f"KPI {kpi.name} = {value:.4g} is outside [{low}, {high}]",
             )
         out.append(
             {
-                "name": kpi["name"],
+                "name": kpi.name,
                 "kind": kind,
                 "value": value,
                 "min": low,
@@ -335,7 +337,7 @@ def kpi_verdicts(
 
 
 def build_monitor_report(
-    config: Mapping[str, Any],
+    config: ProjectConfig,
     summary: WindowSummary,
     *,
     window: Mapping[str, Any],
@@ -350,23 +352,23 @@ def build_monitor_report(
     The sections are built as the JSON they are written as (a drift verdict's keys depend on
     what was measured), then read once into the report's types."""
     # The compiler writes every monitor setting, defaults included (spec/model.py holds them).
-    monitor = config["monitor"]
-    task = config["model"]["task"]
-    enough = summary.rows >= int(monitor["min_rows"])
-    drift_settings = monitor.get("drift") if monitor.get("reference") else None
+    monitor = config.monitor
+    task = config.model.task
+    enough = summary.rows >= monitor.min_rows
+    drift_settings = monitor.drift if monitor.reference else None
     drift_section: dict[str, Any] | None
     if drift_settings is not None and summary.reference is not None and not enough:
         drift_section = {
             "status": "insufficient_rows",
             "rows": summary.rows,
-            "min_rows": monitor["min_rows"],
+            "min_rows": monitor.min_rows,
         }
     else:
         drift_section = _drift(summary, drift_settings, violations)
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "version": REPORT_VERSION,
-        "name": config.get("name"),
+        "name": config.name,
         "generated_at": iso(now),
         "window": {
             **window,
@@ -377,19 +379,17 @@ def build_monitor_report(
             "files": summary.partitions,
         },
         "model": {
-            "name": config.get("tracking", {}).get("registered_model", config.get("name")),
+            "name": config.tracking.registered_model,
             "versions": dict(sorted(summary.versions.items())),
             "run_ids": dict(sorted(summary.runs.items())),
         },
         "reference": dict(reference_status),
         "traffic": _traffic(summary, monitor, violations),
-        "predictions": _predictions(
-            summary, task, bool(monitor.get("reference")) and enough, violations
-        ),
+        "predictions": _predictions(summary, task, monitor.reference and enough, violations),
         "drift": drift_section,
         "data_quality": _quality(summary, violations),
         "performance": performance,
-        "kpis": kpi_verdicts(list(monitor.get("kpis") or []), summary, outcomes, violations),
+        "kpis": kpi_verdicts(monitor.kpis, summary, outcomes, violations),
         "violations": list(violations),
         "problems": problems,
     }

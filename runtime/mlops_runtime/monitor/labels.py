@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_runtime.config import PerformanceConfig
+
 LABELS_MISSING = "labels_missing"
 LABELS_UNREADABLE = "labels_unreadable"
 LABELS_INVALID = "labels_invalid"
@@ -93,19 +95,19 @@ def live_metric(
     *,
     target: str,
     task: str,
-    settings: Mapping[str, Any],
+    settings: PerformanceConfig,
     baseline: Mapping[str, float],
     classes: list[str],
     labels_problem: str | None,
 ) -> dict[str, Any]:
     from mlops_runtime.train.evaluation import classification_metrics, regression_metrics
 
-    metric = settings["metric"]
+    metric = settings.metric
     out: dict[str, Any] = {
         "metric": metric,
-        "min": settings.get("min"),
-        "max": settings.get("max"),
-        "min_samples": int(settings.get("min_samples", 100)),
+        "min": settings.min,
+        "max": settings.max,
+        "min_samples": settings.min_samples,
         "baseline": baseline.get(metric),
         "labelled": 0 if joined is None else len(joined),
         "value": None,

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlops_runtime.config import RetrainConfig
 from mlops_runtime.monitor_report import MonitorReport, read_report
 from mlops_runtime.project import Project
 
@@ -42,14 +43,20 @@ def fired(report: MonitorReport | Mapping[str, Any], trigger: str) -> bool:
 
 
 def triggers(
-    history: Sequence[MonitorReport | Mapping[str, Any]], settings: Mapping[str, Any]
+    history: Sequence[MonitorReport | Mapping[str, Any]],
+    settings: RetrainConfig | Mapping[str, Any],
 ) -> dict[str, dict[str, int]]:
-    """Triggers that fired in at least k of the last n reports (the newest last)."""
-    windows = settings.get("windows") or {}
-    k, n = int(windows.get("k", 1)), int(windows.get("n", 1))
+    """Triggers that fired in at least k of the last n reports (the newest last). `settings`:
+    the project's `retrain` settings (or that section of a config.json, as a tool reads it)."""
+    if isinstance(settings, RetrainConfig):
+        k, n, on = settings.windows.k, settings.windows.n, settings.on
+    else:
+        windows = settings.get("windows") or {}
+        k, n = int(windows.get("k", 1)), int(windows.get("n", 1))
+        on = list(settings.get("on") or [])
     recent = list(history)[-n:]
     out = {}
-    for trigger in settings.get("on") or []:
+    for trigger in on:
         count = sum(1 for report in recent if fired(report, trigger))
         if count >= k:
             out[trigger] = {"fired": count, "of": len(recent), "k": k, "n": n}
@@ -116,14 +123,14 @@ def maybe_retrain(
 ) -> dict[str, Any] | None:
     """Run the train stage when a trigger fired and the cooldown is over; the audit entry of
     what happened, or None when nothing fired."""
-    settings = project.config.get("retrain") or {}
-    if not settings.get("enabled"):
+    settings = project.settings.retrain
+    if not settings.enabled:
         return None
     now = time.time() if now is None else now
     why = triggers(history, settings)
     if not why:
         return None
-    audit = project.root / str(settings.get("audit_log", "reports/monitor/retrain-audit.jsonl"))
+    audit = project.root / settings.audit_log
     served = dict(report.served_versions)
     context = {"why": why, "report": report.generated_at, "served_versions": served}
     with _exclusive(audit.with_suffix(".lock")) as mine:
@@ -134,7 +141,7 @@ def maybe_retrain(
             append_audit(audit, entry)
             return entry
         last = _last_retraining(audit)
-        cooldown = float(settings.get("cooldown_s", 86400))
+        cooldown = float(settings.cooldown_s)
         if last is not None and now - last < cooldown:
             entry = _entry(
                 "retrain_skipped",
@@ -152,7 +159,7 @@ def maybe_retrain(
 
 def _train(
     project: Project,
-    settings: Mapping[str, Any],
+    settings: RetrainConfig,
     environ: Mapping[str, str] | None,
     now: float,
     context: Mapping[str, Any],
@@ -160,12 +167,12 @@ def _train(
     env = dict(os.environ if environ is None else environ)
     # A version this retraining promotes was promoted by the monitor, whoever runs it.
     env["MLOPS_ACTOR"] = "monitor"
-    data = settings.get("data")
-    path_env = project.config["data"].get("path_env", "MLOPS_TRAIN_DATA")
+    data = settings.data
+    path_env = project.settings.data.path_env
     if data:
         env[path_env] = str(project.root / data)
     # What the audit names is what training read: the override, when the environment has one.
-    data = data or env.get(path_env) or project.config["data"]["path"]
+    data = data or env.get(path_env) or project.settings.data.path
     result = subprocess.run(
         [sys.executable, "-m", "mlops_runtime", "train"],
         cwd=project.root,

@@ -23,6 +23,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from mlops_runtime.config import DriftConfig
 from mlops_runtime.monitor_report import (
     FeatureFreshness,
     Grace,
@@ -31,7 +32,7 @@ from mlops_runtime.monitor_report import (
     Window,
     read_report,
 )
-from mlops_runtime.project import Project, Stopped, stop_on_signals
+from mlops_runtime.project import Project, ProjectError, Stopped, stop_on_signals
 
 EXIT_USAGE = 2
 HISTORY = 50  # past reports the dashboard's time series show
@@ -145,17 +146,13 @@ def run_monitor(
 
     env = os.environ if environ is None else environ
     now = time.time() if now is None else now
-    config, root = project.config, project.root
-    monitor = dict(config.get("monitor") or {})
-    window_cfg = monitor.get("window") or {}
-    records = args.window_records if args.window_records is not None else window_cfg.get("records")
-    duration = _duration(args.window) if args.window else window_cfg.get("duration_s", 3600)
+    config, settings, root = project.config, project.settings, project.root
+    monitor = settings.monitor
+    records = args.window_records if args.window_records is not None else monitor.window.records
+    duration = _duration(args.window) if args.window else monitor.window.duration_s
     if args.window and args.window_records is None:
         records = None
-    log_dir = Path(
-        env.get("MLOPS_PREDICTION_LOG_DIR")
-        or (config.get("serving", {}).get("prediction_log") or {}).get("dir", "prediction_log")
-    )
+    log_dir = Path(env.get("MLOPS_PREDICTION_LOG_DIR") or settings.serving.prediction_log.dir)
     log_dir = log_dir if log_dir.is_absolute() else root / log_dir
     problems: list[dict[str, Any]] = []
     scan = WindowScan()
@@ -167,7 +164,7 @@ def run_monitor(
         start = max(start, since)
     reference: dict[str, Any] | None = None
     reference_status: dict[str, Any] = {"status": "not_used"}
-    if monitor.get("reference"):
+    if monitor.reference:
         served_run = run_id if version is not None else _newest_run(scan)
         reference, reference_status = load_reference(root, served_run)
         if reference is None:
@@ -178,15 +175,13 @@ def run_monitor(
                 }
             )
     numeric, categorical = feature_split(config, project.contract)
-    drift_cfg = monitor.get("drift") or {}
-    keep = {name for name in numeric if _exact_ks(drift_cfg, name, reference)}
-    labels_cfg = monitor.get("labels")
+    keep = {name for name in numeric if _exact_ks(monitor.drift, name, reference)}
+    labels_cfg = monitor.labels
     wants_labels = labels_cfg is not None and (
-        monitor.get("performance")
-        or any(k["kind"].startswith("outcome_") for k in monitor.get("kpis") or [])
+        monitor.performance is not None or any(k.kind.startswith("outcome_") for k in monitor.kpis)
     )
     summary = WindowSummary(
-        task=config["model"]["task"],
+        task=settings.model.task,
         features=feature_columns(config),
         categorical=set(categorical),
         contract=project.contract,
@@ -223,10 +218,10 @@ def run_monitor(
         )
     performance = None
     outcomes = None
-    target = config["data"]["target"] if monitor.get("performance") else None
+    target = settings.data.target if monitor.performance is not None else None
     if labels_cfg is not None:
-        path = Path(args.labels or (root / labels_cfg["path"]))
-        join_key = labels_cfg.get("join_key", "request_id")
+        path = Path(args.labels or (root / labels_cfg.path))
+        join_key = labels_cfg.join_key
     if labels_cfg is not None and not wants_labels:
         # Named but nothing here reads it: still say when it is not there.
         missing = late_labels.check_labels_file(path, join_key, None)
@@ -248,15 +243,15 @@ def run_monitor(
                 }
             )
         outcomes = joined
-        if monitor.get("performance") and monitor.get("reference"):
+        if monitor.performance is not None and monitor.reference:
             classes = list(
                 ((reference or {}).get("predictions") or {}).get("class_frequencies", {})
             )
             performance = late_labels.live_metric(
                 joined,
-                target=config["data"]["target"],
-                task=config["model"]["task"],
-                settings=monitor["performance"],
+                target=settings.data.target,
+                task=settings.model.task,
+                settings=monitor.performance,
                 baseline=(reference or {}).get("baseline_metrics", {}),
                 classes=classes,
                 labels_problem=why,
@@ -279,7 +274,7 @@ def run_monitor(
         "end_epoch": end if records is None else summary.end,
     }
     report = build_monitor_report(
-        config,
+        settings,
         summary,
         window=window,
         reference_status=reference_status,
@@ -351,12 +346,11 @@ def _newest_run(scan: Any) -> str | None:
     return None
 
 
-def _exact_ks(drift_cfg: Mapping[str, Any], name: str, reference: Mapping[str, Any] | None) -> bool:
-    if reference is None or not drift_cfg:
+def _exact_ks(drift: DriftConfig | None, name: str, reference: Mapping[str, Any] | None) -> bool:
+    if reference is None or drift is None:
         return False
-    method = ((drift_cfg.get("columns") or {}).get(name) or {}).get("method") or drift_cfg.get(
-        "method", "auto"
-    )
+    column = drift.columns.get(name)
+    method = (column.method if column is not None else None) or drift.method
     if method == "ks":
         return True
     from mlops_runtime.monitor.drift import SMALL_REFERENCE_ROWS
@@ -373,8 +367,8 @@ class Outputs:
 def write_outputs(project: Project, report: MonitorReport, now: float, dashboard: bool) -> Outputs:
     from mlops_runtime.monitor import prometheus_textfile
 
-    monitor = project.config.get("monitor") or {}
-    folder = project.root / str(monitor.get("reports_dir", "reports/monitor"))
+    monitor = project.settings.monitor
+    folder = project.root / monitor.reports_dir
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     data = _report_json(report) + "\n"
@@ -382,7 +376,7 @@ def write_outputs(project: Project, report: MonitorReport, now: float, dashboard
     _atomic(path, data)
     _atomic(folder / "latest.json", data)
     # Replaced atomically, so node-exporter's textfile collector never reads half of it.
-    textfile = project.root / str(monitor.get("textfile", "reports/monitor/mlops_monitor.prom"))
+    textfile = project.root / monitor.textfile
     textfile.parent.mkdir(parents=True, exist_ok=True)
     _atomic(textfile, prometheus_textfile.render(report, now))
     if not dashboard:
@@ -395,8 +389,7 @@ def write_outputs(project: Project, report: MonitorReport, now: float, dashboard
 
 
 def reports_dir(project: Project) -> Path:
-    monitor = project.config.get("monitor") or {}
-    return project.root / str(monitor.get("reports_dir", "reports/monitor"))
+    return project.root / project.settings.monitor.reports_dir
 
 
 def read_history(folder: Path) -> list[MonitorReport]:
@@ -422,14 +415,13 @@ def _atomic(path: Path, text: str) -> None:
 
 
 def _alert(project: Project, report: MonitorReport) -> None:
-    alerts = project.config.get("alerts") or []
+    alerts = project.settings.alerts
     if not alerts:
         return
     from mlops_runtime.monitor.alerts import send_alerts
 
-    monitor = project.config.get("monitor") or {}
-    state = project.root / monitor.get("reports_dir", "reports/monitor") / "alerts-state.json"
-    send_alerts(report, alerts, project.config.get("alerting") or {}, state)
+    state = reports_dir(project) / "alerts-state.json"
+    send_alerts(report, alerts, project.settings.alerting, state)
 
 
 def main(argv: list[str], project: Project) -> int:
@@ -442,12 +434,17 @@ def main(argv: list[str], project: Project) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        project.settings  # noqa: B018 - config.json read, and refused here if incomplete
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         with stop_on_signals():
             return _monitor(project, args)
     except Stopped as stop:
         # Every file the monitor writes is replaced whole, so a stop leaves each as it was
         # or as the new run wrote it; the next run starts from what is there.
-        print(f"{project.config.get('name')}: monitor stopped by {stop.name}", file=sys.stderr)
+        print(f"{project.settings.name}: monitor stopped by {stop.name}", file=sys.stderr)
         return stop.exit_code
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mlops_runtime.config import ProjectConfig
 from mlops_runtime.monitor_report import (
     ArmJudgement,
     MonitorReport,
@@ -40,12 +41,11 @@ MONITOR = "monitor"
 WindowOf = Callable[[Project, str, "float | None", "str | None"], MonitorReport]
 
 
-def _arms(client: Any, name: str, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    from mlops_runtime.serve.ab import ab_config
+def _arms(client: Any, name: str, settings: ProjectConfig) -> list[tuple[str, Any]]:
     from mlops_runtime.tracking.registry import CHALLENGER, CHAMPION, alias_version
 
     arms = [(CHAMPION, alias_version(client, name, CHAMPION))]
-    if ab_config(config) is not None:
+    if settings.serving.ab_test is not None:
         arms.append((CHALLENGER, alias_version(client, name, CHALLENGER)))
     return [(arm, version) for arm, version in arms if version is not None]
 
@@ -103,10 +103,10 @@ def evaluate(
 
     `window_of(project, version, since, run_id)` builds the report of the rows `version`
     served since `since` (when the window's own `report` is not already that)."""
-    config = project.config
-    policy = config.get("rollback") or {}
-    triggers = list(policy.get("triggers") or [])
-    if not policy.get("automatic") or not triggers:
+    config, settings = project.config, project.settings
+    policy = settings.rollback
+    triggers = policy.triggers
+    if not policy.automatic or not triggers:
         return report
     from mlops_runtime.rollback.stage import model_name
     from mlops_runtime.tracking import registry_versions
@@ -115,12 +115,12 @@ def evaluate(
 
     now = time.time() if now is None else now
     client = connect(config, uri=absolute_uri(resolve_tracking_uri(config), project.root))
-    name = model_name(config)
-    labelled = bool((config.get("monitor") or {}).get("labels"))
+    name = model_name(settings)
+    labelled = settings.monitor.labels is not None
     judging = _judging_project(project)
     arms: dict[str, ArmJudgement] = {}
     actions: list[RollbackAction] = []
-    for arm, version in _arms(client, name, config):
+    for arm, version in _arms(client, name, settings):
         ident = str(version.version)
         since = (
             registry_versions.champion_since(version)
@@ -133,7 +133,7 @@ def evaluate(
             else window_of(judging, ident, since or None, version.run_id)
         )
         judged = judge(window, triggers, _earlier(earlier_reports, arm, ident, since))
-        over = grace(window, int(policy["grace_samples"]), labelled)
+        over = grace(window, policy.grace_samples, labelled)
         rows = window.window.rows if window.window else None
         arms[arm] = ArmJudgement(
             version=ident,

@@ -18,7 +18,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlops_runtime.project import Project
+from mlops_runtime.config import ProjectConfig
+from mlops_runtime.project import Project, ProjectError
 from mlops_runtime.tracking import serving_history as history
 
 EXIT_OK = 0
@@ -33,12 +34,10 @@ def _rollback_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def is_registry(config: Mapping[str, Any]) -> bool:
-    return bool((config.get("serving") or {}).get("model_source", "registry") == "registry")
-
-
-def model_name(config: Mapping[str, Any]) -> str:
-    return str((config.get("tracking") or {}).get("registered_model") or config["name"])
+def model_name(config: ProjectConfig | Mapping[str, Any]) -> str:
+    """The registered model's name (`config`: the project's settings, or config.json as read)."""
+    settings = config if isinstance(config, ProjectConfig) else ProjectConfig.from_json(config)
+    return settings.tracking.registered_model
 
 
 def roll_back(
@@ -50,8 +49,8 @@ def roll_back(
     expect_from: str | None = None,
 ) -> Any:
     """The project's rollback, wherever its model lives; raises RollbackRefused."""
-    config = project.config
-    if not is_registry(config):
+    config, settings = project.config, project.settings
+    if settings.serving.model_source != "registry":
         from mlops_runtime.tracking import local_versions
 
         return local_versions.rollback(project.root, config, why=why, by=by, to=to)
@@ -61,9 +60,9 @@ def roll_back(
     uri = absolute_uri(resolve_tracking_uri(config), project.root)
     return registry_versions.rollback(
         connect(config, uri=uri),
-        model_name(config),
+        model_name(settings),
         history.history_path(project.root, config),
-        keep=int((config.get("rollback") or {}).get("keep_versions", 5)),
+        keep=settings.rollback.keep_versions,
         why=why,
         by=by,
         to=to,
@@ -75,14 +74,19 @@ def rollback_main(argv: list[str], project: Project) -> int:
     from mlops_runtime.tracking.registry_versions import RollbackRefused
 
     args = _rollback_parser().parse_args(argv)
+    try:
+        name = project.settings.name
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     why = {"trigger": "manual", "reason": args.reason} if args.reason else {"trigger": "manual"}
     try:
         change = roll_back(project, why=why, by=history.actor(), to=args.to)
     except RollbackRefused as refused:
-        print(f"{project.config.get('name')}: rollback refused: {refused}", file=sys.stderr)
+        print(f"{name}: rollback refused: {refused}", file=sys.stderr)
         return EXIT_REFUSED
     entry = change.entry
-    print(f"{project.config.get('name')}: rolled back from {entry['from']} to {entry['to']}")
+    print(f"{name}: rolled back from {entry['from']} to {entry['to']}")
     return EXIT_OK
 
 
@@ -96,7 +100,12 @@ def history_main(argv: list[str], project: Project) -> int:
     args = parser.parse_args(argv)
     entries = history.read(history.history_path(project.root, project.config))
     if args.json:
-        document = {"model": model_name(project.config), "entries": entries}
+        try:
+            name = model_name(project.settings)
+        except ProjectError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        document = {"model": name, "entries": entries}
         print(json.dumps(document, indent=1, sort_keys=True, default=str))
         return EXIT_OK
     print(table(entries) if entries else "no change of the serving model recorded yet")

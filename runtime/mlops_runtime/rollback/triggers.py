@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlops_runtime.config import RollbackTrigger
 from mlops_runtime.monitor_report import (
     Grace,
     MonitorReport,
@@ -25,25 +26,25 @@ from mlops_runtime.monitor_report import (
 )
 
 
-def label(trigger: Mapping[str, Any]) -> str:
+def label(trigger: RollbackTrigger) -> str:
     """How a trigger reads in reports and the history: `performance < 0.9`, `kpi share > 0.6`."""
-    on = str(trigger["on"])
-    name = trigger.get("metric") if on == "performance" else trigger.get("kpi")
+    on = trigger.on
+    name = trigger.metric if on == "performance" else trigger.kpi
     head = f"{on} {name}" if name else on
     bounds = []
-    if trigger.get("min") is not None:
-        bounds.append(f"< {trigger['min']:g}")
-    if trigger.get("max") is not None:
-        bounds.append(f"{'>=' if on == 'drift' else '>'} {trigger['max']:g}")
+    if trigger.min is not None:
+        bounds.append(f"< {trigger.min:g}")
+    if trigger.max is not None:
+        bounds.append(f"{'>=' if on == 'drift' else '>'} {trigger.max:g}")
     return f"{head} {' or '.join(bounds)}".strip()
 
 
 def observe(
-    report: MonitorReport | Mapping[str, Any], trigger: Mapping[str, Any]
+    report: MonitorReport | Mapping[str, Any], trigger: RollbackTrigger
 ) -> tuple[float | None, int]:
     """(value, samples) of the trigger's quantity in one version's report."""
     report = read_report(report)
-    on = trigger["on"]
+    on = trigger.on
     traffic = report.traffic or Traffic()
     rows = report.window_rows
     if on == "performance":
@@ -65,20 +66,20 @@ def observe(
         return (drift.dataset.share if ok and drift and drift.dataset else None), rows
     if on == "kpi":
         for kpi in report.kpis:
-            if kpi.name == trigger.get("kpi"):
+            if kpi.name == trigger.kpi:
                 return kpi.value, rows
         return None, 0
     raise ValueError(f"unknown rollback trigger {on!r}")
 
 
-def past_bound(value: float, trigger: Mapping[str, Any]) -> bool:
-    low, high = trigger.get("min"), trigger.get("max")
+def past_bound(value: float, trigger: RollbackTrigger) -> bool:
+    low, high = trigger.min, trigger.max
     if low is not None and value < float(low):
         return True
     if high is None:
         return False
     # The dataset drifts when the drifted share reaches its bound, as the monitor's own check.
-    return value >= float(high) if trigger["on"] == "drift" else value > float(high)
+    return value >= float(high) if trigger.on == "drift" else value > float(high)
 
 
 def grace(report: MonitorReport | Mapping[str, Any], needed: int, labelled: bool) -> Grace:
@@ -97,7 +98,7 @@ def grace(report: MonitorReport | Mapping[str, Any], needed: int, labelled: bool
 
 def judge(
     report: MonitorReport | Mapping[str, Any],
-    triggers: Sequence[Mapping[str, Any]],
+    triggers: Sequence[RollbackTrigger],
     earlier: Sequence[Sequence[TriggerJudgement]],
 ) -> list[TriggerJudgement]:
     """Every trigger on this window; `earlier`: the same version's past judgements, oldest
@@ -106,9 +107,9 @@ def judge(
     out = []
     for trigger in triggers:
         value, samples = observe(report, trigger)
-        needed = int(trigger.get("min_samples", 100))
+        needed = trigger.min_samples
         fired = value is not None and samples >= needed and past_bound(float(value), trigger)
-        k, n = int(trigger.get("k", 1)), int(trigger.get("n", 1))
+        k, n = trigger.k, trigger.n
         name = label(trigger)
         recent = list(earlier)[-(n - 1) :] if n > 1 else []
         count = sum(1 for past in recent if any(j.trigger == name and j.fired for j in past))
@@ -116,7 +117,7 @@ def judge(
         out.append(
             TriggerJudgement(
                 trigger=name,
-                on=trigger["on"],
+                on=trigger.on,
                 value=value,
                 samples=samples,
                 min_samples=needed,
