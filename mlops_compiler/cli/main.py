@@ -163,6 +163,7 @@ def run(spec: Path, stage: str, args: tuple[str, ...], out: Path, python: str | 
       lineage          where the serving model came from (level 1+)
       serve            the model server on HOST:PORT (default 127.0.0.1:8080)
       predict          send a file's rows to a running server: --file ROWS
+      score            score a file without a server: --input ROWS --output DIR
       monitor          the report of the prediction log, dashboard, alerts
       rollback         serve the previous good model again
       history          who served when, and why

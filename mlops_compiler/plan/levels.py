@@ -69,6 +69,7 @@ STAGE_ORDER = (
     "lineage",
     "serve",
     "predict",
+    "score",
     "monitor",
     "rollback",
     "history",
@@ -143,7 +144,7 @@ COMPONENTS: tuple[Component, ...] = (
             Emit("requests/v2-infer.json", "project/requests/v2-infer.json.jinja"),
         ),
         extras=("serve",),
-        stages=("serve", "predict"),
+        stages=("serve", "predict", "score"),
         consumes=("serving",),
     ),
     Component(

@@ -13,6 +13,7 @@ infrastructure files); the stages that read them live here, organised by capabil
                 who serves (promotion and rollback of registry and level-0 versions)
     serve/      the ASGI server: a module per protocol, record validation, micro-batching,
                 OpenAPI, Prometheus export, the prediction log
+    score/      batch scoring: files of rows through the door, the model and the log
     monitor/    the prediction log's window against the reference: drift, data quality,
                 late-label metrics, KPIs, feature freshness, reports, dashboard, gauges,
                 webhook alerts, retraining

@@ -50,6 +50,12 @@ def _predict(argv: list[str], project: Project) -> int:
     return client.main(argv, project)
 
 
+def _score(argv: list[str], project: Project) -> int:
+    from mlops_runtime.score import stage
+
+    return stage.main(argv, project)
+
+
 def _monitor(argv: list[str], project: Project) -> int:
     from mlops_runtime.monitor import stage
 
@@ -94,6 +100,7 @@ STAGES: dict[str, Callable[[list[str], Project], int]] = {
     "lineage": _lineage,
     "serve": _serve,
     "predict": _predict,
+    "score": _score,
     "monitor": _monitor,
     "rollback": _rollback,
     "history": _history,

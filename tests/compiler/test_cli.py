@@ -87,7 +87,7 @@ def test_run_builds_when_stale_and_returns_the_stage_exit_code(minimal_spec: Pat
     assert unknown.returncode == 2
     assert (
         "no stage 'serve-forever'" in unknown.stderr
-        and "history, lineage, monitor, predict, rollback, serve, train" in unknown.stderr
+        and "history, lineage, monitor, predict, rollback, score, serve, train" in unknown.stderr
     )
     typo = run_mlops("run", "mlops.yaml", "trian", cwd=cwd)
     assert typo.returncode == 2 and "did you mean 'train'?" in typo.stderr, typo.stderr

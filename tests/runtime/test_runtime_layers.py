@@ -35,7 +35,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # tracking: the registry, the serving history and promotion (who serves).
     "tracking": ("tracking",),
     # tracking.worker is the train stage's second process (it evaluates and registers).
-    "capabilities": ("features", "train", "serve", "monitor", "container", "tracking.worker"),
+    "capabilities": (
+        "features",
+        "train",
+        "serve",
+        "score",
+        "monitor",
+        "container",
+        "tracking.worker",
+    ),
     # The stages that drive the others: the monitor stage, which calls rollback, which may
     # call retraining; the CLI.
     "orchestration": ("monitor.stage", "rollback", "__main__"),

@@ -56,7 +56,7 @@ class Entry:
     arm: str
     endpoint: str
     inputs: Sequence[Any] | None  # the records as received (None: see columns)
-    predictions: Sequence[Any]  # one per record
+    predictions: Sequence[Any] | np.ndarray  # one per record (a batch's labels as an array)
     probabilities: Any  # one list per record or an (n, classes) array; None: regression
     latency_ms: float
     columns: Mapping[str, np.ndarray] | None = None  # validated inputs, one array per column
@@ -118,6 +118,26 @@ class PredictionLog:
             if self.on_drop is not None:
                 self.on_drop(rows)
             return False
+        self._idle.clear()
+        self._queue.put(entry)
+        return True
+
+    def put(self, entry: Entry, timeout: float) -> bool:
+        """Queue an entry, waiting up to `timeout` s for room rather than dropping it (batch
+        scoring, which must log every row it scored); False if none came by then. An entry
+        larger than the queue goes in once the queue is empty."""
+        deadline = time.monotonic() + timeout
+        rows = entry.rows
+        while True:
+            with self._lock:
+                if self._thread is None:
+                    return False
+                if self._queued_rows == 0 or self._queued_rows + rows <= self.max_rows:
+                    self._queued_rows += rows
+                    break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
         self._idle.clear()
         self._queue.put(entry)
         return True

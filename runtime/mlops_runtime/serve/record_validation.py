@@ -239,12 +239,58 @@ class Door:
         through `_row`, whose faults are final. Faults therefore come out in record order,
         exactly as the per-record check lists them.
         """
+        passed = self._column_pass(rows)
+        if passed is None:  # a non-object record or a missing field somewhere
+            assert rows.records is not None
+            return self.validate(rows.records, rows)
+        suspect, numeric, categorical, other = passed
+        errors: list[dict[str, Any]] = []
+        total = 0
+        for i in np.flatnonzero(suspect).tolist():
+            total += self._row(i, rows.record(i), numeric, categorical, other, errors)
+        if total:
+            raise ContractRejection(errors, total)
+        return Batch(rows, numeric, categorical, other)
+
+    def split_columns(
+        self, rows: Rows
+    ) -> tuple[np.ndarray, Batch, dict[int, list[dict[str, Any]]]]:
+        """As `validate_columns`, but the rows at fault are set aside rather than failing the
+        batch (batch scoring): (which rows passed, their batch, each other row's faults).
+
+        The batch's `rows` holds the count only: its matrices are what the model and the
+        prediction log read.
+        """
+        passed = self._column_pass(rows)
+        if passed is None:
+            assert rows.records is not None
+            numeric, categorical, other = self._matrices(rows.count)
+            suspect = np.ones(rows.count, dtype=bool)
+        else:
+            suspect, numeric, categorical, other = passed
+        faults: dict[int, list[dict[str, Any]]] = {}
+        for i in np.flatnonzero(suspect).tolist():
+            found: list[dict[str, Any]] = []
+            if self._row(i, rows.record(i), numeric, categorical, other, found):
+                faults[i] = found
+        good = np.ones(rows.count, dtype=bool)
+        good[list(faults)] = False
+        if not faults:
+            return good, Batch(Rows(rows.count), numeric, categorical, other), faults
+        kept = Rows(int(good.sum()))
+        return good, Batch(kept, numeric[good], categorical[good], other[good]), faults
+
+    def _column_pass(
+        self, rows: Rows
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The matrices filled column by column and the rows left for `_row`; None when the
+        records do not make columns."""
         n = rows.count
         columns: Mapping[str, Column] | None = rows.columns
         if rows.records is not None:
             columns = self._record_columns(rows.records)
-            if columns is None:  # a non-object record or a missing field somewhere
-                return self.validate(rows.records, rows)
+            if columns is None:
+                return None
         assert columns is not None
         numeric, categorical, other = self._matrices(n)
         suspect = np.zeros(n, dtype=bool)
@@ -268,13 +314,7 @@ class Door:
                 categorical[:, col.slot] = typed
             else:
                 other[:, col.slot] = typed
-        errors: list[dict[str, Any]] = []
-        total = 0
-        for i in np.flatnonzero(suspect).tolist():
-            total += self._row(i, rows.record(i), numeric, categorical, other, errors)
-        if total:
-            raise ContractRejection(errors, total)
-        return Batch(rows, numeric, categorical, other)
+        return suspect, numeric, categorical, other
 
     def _record_columns(self, records: Sequence[Any]) -> dict[str, Column] | None:
         """The contract columns of a list of records, or None if a record lacks one."""
