@@ -212,11 +212,14 @@ def registry_aliases(project: Path) -> list[tuple[str, str]]:
         return sorted(db.execute("select alias, version from registered_model_aliases"))
 
 
-def test_csv_output_on_request(project: Path, tmp_path: Path) -> None:
+def test_csv_output_on_request_in_a_folder_named_for_the_run(project: Path, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "rows.csv", with_broken_rows()[:20])
-    out = tmp_path / "scored"
-    done = score(project, "--input", str(data), "--output", str(out), "--format", "csv")
+    pattern = str(tmp_path / "scored-{date}-{time}")
+    done = score(project, "--input", str(data), "--output", pattern, "--format", "csv")
     assert done.returncode == 1, done.stderr
+    (out,) = tmp_path.glob("scored-*")
+    assert out.name == time.strftime("scored-%Y-%m-%d-", time.gmtime()) + out.name[-6:]
+    assert out.name[-6:].isdigit()
     predictions = pacsv.read_csv(out / "predictions/part-00000.csv")
     rejects = pacsv.read_csv(out / "rejects/part-00000.csv")
     assert predictions.num_rows == 17 and rejects.num_rows == 3

@@ -48,7 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Score a CSV or Parquet file (or a folder of parts) with the served model.",
     )
     parser.add_argument("--input", required=True, type=Path, help="a file or a folder of parts")
-    parser.add_argument("--output", required=True, type=Path, help="a folder, created by the run")
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="a folder, created by the run; {date} and {time} are replaced by the run's UTC "
+        "start (a schedule's runs each get their own)",
+    )
     parser.add_argument(
         "--model",
         default="champion",
@@ -65,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str], project: Project) -> int:
     args = _parser().parse_args(argv)
+    args.output = expand_output(args.output)
     name = project.settings.name
     if args.batch_rows < 1:
         print("error: --batch-rows must be at least 1", file=sys.stderr)
@@ -79,6 +86,14 @@ def main(argv: list[str], project: Project) -> int:
             file=sys.stderr,
         )
         return stop.exit_code
+
+
+def expand_output(path: Path, now: float | None = None) -> Path:
+    """`{date}` (YYYY-MM-DD) and `{time}` (HHMMSS) in the output path, in UTC."""
+    stamp = time.gmtime(time.time() if now is None else now)
+    text = str(path)
+    text = text.replace("{date}", time.strftime("%Y-%m-%d", stamp))
+    return Path(text.replace("{time}", time.strftime("%H%M%S", stamp)))
 
 
 def _run(args: argparse.Namespace, project: Project) -> int:
