@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_runtime.data import load_table
 from mlops_runtime.features.pipeline import model_frame
-from mlops_runtime.serve.app import ServingApp
+from mlops_runtime.serve.core import ServingCore as ServingApp
 from mlops_runtime.serve.model_source import LocalSource, RegistrySource
 from mlops_runtime.tracking.lineage import lineage, render
 from mlops_runtime.tracking.store import (

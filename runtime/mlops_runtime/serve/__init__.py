@@ -1,1 +1,1 @@
-"""Serving: the ASGI app, request validation (the contract at the door), OpenAPI, micro-batching, compiled predictors, Prometheus export, the prediction log, A/B split."""
+"""Serving: the serving core (model slots, reload, A/B, scoring), one adapter per protocol (native, MLflow, Open Inference V2), system routes, the ASGI app that assembles them; request validation (the contract at the door), OpenAPI, micro-batching, compiled predictors, Prometheus export, the prediction log."""

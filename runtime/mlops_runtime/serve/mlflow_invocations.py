@@ -1,12 +1,20 @@
-"""MLflow's scoring protocol: `POST /invocations` in all four of its layouts, and `GET /ping`."""
+"""MLflow's scoring protocol: `POST /invocations` in all four of its layouts, and `GET /ping`.
+
+`/invocations` answers `{"predictions": [...]}` (labels only, as MLflow's pyfunc server does);
+content types other than JSON are 415. `/ping` is MLflow's health check: 200 with a model
+loaded, else 503 with the reason as text.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_runtime.serve.exchange import BadRequest
+from mlops_runtime.serve.exchange import BadRequest, Context, HttpError, Reply, Routes, dumps
 from mlops_runtime.serve.rows import Rows, rows_to_columns
+
+if TYPE_CHECKING:
+    from mlops_runtime.serve.core import ServingCore
 
 _LAYOUTS = ("dataframe_split", "dataframe_records", "inputs", "instances")
 
@@ -62,3 +70,37 @@ def columns_to_rows(columns: Mapping[str, Any]) -> Rows:
     if any(isinstance(v, list) for v in columns.values()):
         raise BadRequest("give every column as a list, or one record of scalars")
     return Rows(1, records=[dict(columns)])
+
+
+class MlflowInvocations:
+    """POST /invocations and GET /ping, over the core."""
+
+    def __init__(self, core: ServingCore):
+        self.core = core
+
+    def routes(self) -> Routes:
+        return {("POST", "/invocations"): self.invocations, ("GET", "/ping"): self.ping}
+
+    async def invocations(self, ctx: Context) -> Reply:
+        core = self.core
+        content_type = ctx.headers.get(b"content-type", b"application/json").lower()
+        if b"json" not in content_type:
+            raise HttpError(415, "only application/json is accepted")
+        payload = ctx.json(await ctx.body())
+        rows = invocation_rows(payload, core.column_names)
+        served = core.pick(rows.first(), ctx.headers, ctx.request_id)
+        ctx.served = served
+        labels, _, stale = await core.score(
+            rows, served, ctx.request_id, "/invocations", ctx.started
+        )
+        out: dict[str, Any] = {"predictions": labels}
+        if stale is not None:
+            out["stale_features"] = stale
+        return Reply(200, dumps(out), "/invocations", served)
+
+    async def ping(self, ctx: Context) -> Reply:
+        detail = self.core.unready()
+        champion = self.core.champion
+        if detail is None:
+            return Reply(200, b"\n", "/ping", champion, b"text/plain")
+        return Reply(503, detail.encode() + b"\n", "/ping", champion, b"text/plain")
