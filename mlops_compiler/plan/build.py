@@ -90,7 +90,11 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         "alerting": (
             alerting_context(spec.name, _alerted(config)) if "alerts" in consumed else None
         ),
-        "deploy": deploy_context(spec, config, commands) if "deploy" in consumed else None,
+        "deploy": (
+            deploy_context(spec, config, commands, "batch" in consumed)
+            if "deploy" in consumed
+            else None
+        ),
         "feast": (
             feast_context(spec, config["feature_store"]) if "feature_store" in config else None
         ),

@@ -24,6 +24,9 @@ READINESS_PATH = "/ready"
 # What the containers write: the prediction log, reports (monitor, serving history), /tmp.
 WRITABLE_DIRS = ("prediction_log", "reports", "/tmp")
 APP_DIR = "/app"
+# Where the score stage's runs go (`batch.output` is relative to it): a volume of the score
+# pod alone, which an overlay makes a claim to keep the results.
+SCORED_DIR = "scored"
 RUN_AS_USER = 10001  # the Dockerfile's `app` user
 # The compose stack's own services, pinned (a compiler upgrade moves them): Prometheus,
 # node-exporter (its textfile collector serves the monitor's gauges) and Grafana.
@@ -60,7 +63,7 @@ def image_config(spec: Spec) -> dict[str, Any]:
 
 
 def deploy_context(
-    spec: Spec, config: dict[str, Any], commands: dict[str, tuple[str, ...]]
+    spec: Spec, config: dict[str, Any], commands: dict[str, tuple[str, ...]], batch: bool
 ) -> dict[str, Any]:
     d = spec.deploy
     ab = spec.serving.ab_test
@@ -93,6 +96,7 @@ def deploy_context(
             None if ab is None else min(99, max(1, round(ab.challenger_weight * 100)))
         ),
         "commands": {stage: list(argv) for stage, argv in commands.items()},
+        "batch": _batch(spec) if batch else None,
         **_pod_files(config, list(d.secrets)),
         "compose": _compose(spec, config),
     }
@@ -123,6 +127,22 @@ def _pod_files(config: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
         "labels_file": f"{data}/{PurePosixPath(labels['path']).name}" if labels else None,
         # The monitor sends the alerts: their URLs come from the Secret too, where present.
         "alert_secrets": sorted({a["url_env"] for a in config.get("alerts") or []} - set(secrets)),
+    }
+
+
+def _batch(spec: Spec) -> dict[str, Any]:
+    """The score stage's schedule and arguments: its input on the `data` volume, its output
+    on the `scored` volume (both relative in the spec)."""
+    b = spec.batch
+    assert b is not None
+    data, scored = f"{APP_DIR}/data", f"{APP_DIR}/{SCORED_DIR}"
+    args = ["--input", f"{data}/{b.input}", "--output", f"{scored}/{b.output}"]
+    args += ["--model", b.model, "--format", b.format]
+    return {
+        "schedule": b.schedule,
+        "args": args + (["--key", b.key] if b.key is not None else []),
+        "volume": {"name": SCORED_DIR, "path": scored},
+        "folder": SCORED_DIR,  # in the image's /app, owned by the app user
     }
 
 

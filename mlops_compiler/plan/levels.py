@@ -317,6 +317,14 @@ DELIVERY: tuple[Component, ...] = (
         when=(*_CI_ON, ("ci.provider", "github")),
     ),
     Component(
+        "github-batch",
+        2,
+        3,
+        "a GitHub Actions workflow that runs the spec's batch scoring on dispatch",
+        (_workflow("score"),),
+        when=(*_CI_ON, ("ci.provider", "github"), ("batch", DECLARED), ("deploy", DECLARED)),
+    ),
+    Component(
         "gitlab-ci",
         2,
         3,
@@ -352,6 +360,16 @@ DELIVERY: tuple[Component, ...] = (
         ),
         consumes=("deploy",),
         when=_DEPLOY_ON_KUBERNETES,
+    ),
+    Component(
+        "batch-scoring",
+        2,
+        3,
+        "the spec's batch scoring on its schedule: a CronJob (or a compose service) running "
+        "the score stage in the project's image, from the data volume to the scored volume",
+        (_kubernetes_file("score-cronjob.yaml", *_DEPLOY_ON_KUBERNETES),),
+        consumes=("batch",),
+        when=(("batch", DECLARED), ("deploy", DECLARED)),
     ),
     Component(
         "kserve",

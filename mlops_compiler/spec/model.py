@@ -58,6 +58,21 @@ def _inside_project(text: str) -> str:
     return text
 
 
+def _on_volume(text: str) -> str:
+    """A path on a volume the batch pods mount (data in, scored out): relative to its folder
+    and inside it, so an overlay's claim holds whatever the spec names."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("holds a control character")
+    parts = text.replace("\\", "/").split("/")
+    if text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):
+        raise ValueError("must be relative to its volume's folder, not absolute")
+    if ".." in parts:
+        raise ValueError("must stay inside its volume's folder (no '..')")
+    if not any(part not in ("", ".") for part in parts):
+        raise ValueError("must name a file or folder inside its volume's folder")
+    return text
+
+
 def _no_secret(text: str) -> str:
     kind = scalars.looks_secret(text)
     if kind:
@@ -86,6 +101,12 @@ ProjectFolder = Annotated[
     StringConstraints(min_length=1, max_length=255),
     AfterValidator(_inside_project),
     Field(description="A folder relative to the project folder, inside it."),
+]
+VolumePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255),
+    AfterValidator(_on_volume),
+    Field(description="A path relative to the folder of the volume it is on, inside it."),
 ]
 Scalar = str | int | float | bool
 ParamValue = Scalar | None | list[Scalar | None]
@@ -666,6 +687,35 @@ class Deploy(Strict):
     )
 
 
+class Batch(Strict):
+    """Scheduled batch scoring (level 2 and above): the score stage in the project's image."""
+
+    input: VolumePath = Field(
+        description=(
+            "A CSV or Parquet file, or a folder of parts, relative to the `data` volume the "
+            "batch pods read (/app/data)."
+        )
+    )
+    output: VolumePath = Field(
+        "{date}-{time}",
+        description=(
+            "The folder each run writes, relative to the `scored` volume (/app/scored); "
+            "{date} and {time} are the run's UTC start, so each run gets its own."
+        ),
+    )
+    schedule: Cron = Field(description="When the CronJob runs (UTC).")
+    engine: Literal["local", "spark"] = Field(
+        "local", description="local: in the pod's own process (spark is not generated yet)."
+    )
+    model: Annotated[str, StringConstraints(pattern=r"^(champion|challenger|[1-9][0-9]*)$")] = (
+        Field("champion", description="champion, challenger or a registered version number.")
+    )
+    format: Literal["parquet", "csv"] = "parquet"
+    key: ColumnName | None = Field(
+        None, description="A contract column copied to each prediction (an id)."
+    )
+
+
 class Spec(Strict):
     """An mlops.yaml document."""
 
@@ -686,3 +736,4 @@ class Spec(Strict):
     retrain: Retrain = Retrain()
     ci: CI = CI()
     deploy: Deploy = Deploy()
+    batch: Batch | None = Field(None, description="Scheduled batch scoring (level 2 and above).")

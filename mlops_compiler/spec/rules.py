@@ -44,6 +44,7 @@ def check(spec: Spec) -> list[Finding]:
         *_operations(spec),
         *_rollback(spec),
         *_monitors(spec),
+        *_batch(spec),
         *(_retrain(spec) if "retrain" in spec.model_fields_set else ()),
     ]
 
@@ -353,6 +354,30 @@ def _monitors(spec: Spec) -> Iterator[Finding]:
                 yield loc, f"{kpi.kind} needs `column`: the outcome column of the labels file"
             if monitors.labels is None:
                 yield loc, f"{kpi.kind} needs monitors.labels: the file holding the outcome"
+
+
+def _batch(spec: Spec) -> Iterator[Finding]:
+    batch = spec.batch
+    if batch is None:
+        return
+    if spec.level >= 2 and "deploy" not in spec.model_fields_set:
+        # Below level 2 the section is only warned about (nothing is emitted there).
+        yield ("batch",), "needs deploy: the schedule runs in the deployed image"
+    if batch.engine == "spark":
+        yield (
+            ("batch", "engine"),
+            "spark is not supported in generated deployments yet; use engine: local",
+        )
+    if spec.features is not None and spec.features.store is not None:
+        # The score stage reads every feature from its input: a store's rows are completed by
+        # the server, so the runtime refuses to score them.
+        yield ("batch",), "not with features.store: score reads every feature from its input"
+    columns = spec.data.contract.columns
+    if batch.key is not None and batch.key not in columns:
+        yield (
+            ("batch", "key"),
+            f"{batch.key!r} is not a contract column{suggest(batch.key, sorted(columns))}",
+        )
 
 
 def _retrain(spec: Spec) -> Iterator[Finding]:

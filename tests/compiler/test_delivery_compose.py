@@ -34,9 +34,12 @@ def level3_compose_spec() -> str:
     """breast-cancer's spec with `deploy: {target: compose}`: no KServe, pipeline, autoscale
     (cluster-only) and no CI."""
     text = (SPECS / "breast-cancer.mlops.yaml").read_text(encoding="utf-8")
-    head, ci, _ = text.partition("\nci:")
+    head, ci, tail = text.partition("\nci:")
     assert ci and "\ndeploy:" not in head, "breast-cancer's spec ends with its ci and deploy"
-    return head + "\ndeploy:\n  target: compose\n  secrets: [MLFLOW_TRACKING_URI, A_TOKEN]\n"
+    # Its batch scoring kept: the stack's score service.
+    batch = "\n" + tail[tail.index("batch:") :]
+    deploy = "\ndeploy:\n  target: compose\n  secrets: [MLFLOW_TRACKING_URI, A_TOKEN]"
+    return head + deploy + batch
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,7 @@ def test_the_serve_only_override_leaves_out_the_observability_services(project: 
         observability
     )
     default = {n for n, s in services.items() if not s.get("profiles")}
-    assert default == set(services) - observability - {"monitor"}
+    assert default == set(services) - observability - {"monitor", "score"}
     image = compose(project)["services"]["serve"]["image"]
     assert all(services[n]["image"] == image for n in default), "all from the project's image"
     readme = (project / "README.md").read_text()
@@ -229,7 +232,9 @@ def test_serving_runs_the_serve_stage_hardened_on_its_port(project: Path) -> Non
     assert f"{port}/ready'" in serve["healthcheck"]["test"][-1]
     # Named volumes start owned by root: the one-shot chown runs first.
     chown = compose(project)["services"]["chown-volumes"]
-    assert chown["command"] == ["chown", "10001:10001", "/app/prediction_log", "/app/reports"]
+    owned = ["/app/prediction_log", "/app/reports"]
+    owned += ["/app/scored"] if "score" in compose(project)["services"] else []  # batch:
+    assert chown["command"] == ["chown", "10001:10001", *owned]
     assert serve["depends_on"] == {"chown-volumes": {"condition": "service_completed_successfully"}}
 
 

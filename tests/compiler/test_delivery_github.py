@@ -51,7 +51,7 @@ INPUTS = {
 USES = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@(\S+)(.*)$")
 SECRET = re.compile(r"\$\{\{\s*secrets\.(\w+)\s*\}\}")
 SPEC = SPECS / "breast-cancer.mlops.yaml"
-PURPOSES = ("ci", "cd", "monitor", "rollback")
+PURPOSES = ("ci", "cd", "monitor", "rollback", "score")
 
 
 def spec_text(*, level: int | None = None, compose: bool = False) -> str:
@@ -59,10 +59,11 @@ def spec_text(*, level: int | None = None, compose: bool = False) -> str:
     if level is not None:
         text = text.replace("\nlevel: 3\n", f"\nlevel: {level}\n")
     if compose:
-        head, ci, _ = text.partition("\nci:")
+        head, ci, tail = text.partition("\nci:")
         assert ci and "\ndeploy:" not in head, "breast-cancer's spec ends with its ci and deploy"
         text = head + "\nci: {provider: github, secrets: [A_TOKEN]}\n"
         text += "deploy:\n  target: compose\n  secrets: [MLFLOW_TRACKING_URI]\n"
+        text += tail[tail.index("batch:") :]  # its batch scoring kept: the score workflow
     return text
 
 
@@ -112,11 +113,13 @@ def declared(text: str) -> set[str]:
     return names | {a["url_env"] for a in spec.get("alerts", [])}
 
 
-# Level 2 emits no monitor or rollback workflow (test_level_2).
+# Level 2 emits no monitor or rollback workflow (test_level_2); the score workflow is the
+# spec's batch section's, from level 2.
 ALL = [
     *((variant, purpose) for variant in ("golden", "compose") for purpose in PURPOSES),
     ("level2", "ci"),
     ("level2", "cd"),
+    ("level2", "score"),
 ]
 
 
@@ -202,7 +205,9 @@ def test_scripts_pass_shellcheck(workflow: Path) -> None:
 def test_actions_pinned_to_release_commits(workflow: Path) -> None:
     doc, lines = load(workflow), workflow.read_text(encoding="utf-8").splitlines()
     used = [m for m in map(USES.match, lines) if m]
-    assert used and len(used) == sum(1 for _, s in steps(doc) if "uses" in s)
+    # The score workflow on Kubernetes only asks the cluster: it uses no action.
+    assert used or workflow.stem.endswith("-score")
+    assert len(used) == sum(1 for _, s in steps(doc) if "uses" in s)
     for match in used:
         action, ref, comment = match.groups()
         assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action}@{ref}: not a full commit SHA"
@@ -382,8 +387,10 @@ def test_kubernetes_overlay_pins_the_image(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout)}
-    # CI trained (no train Job) and schedules the monitor itself at level 3 (no CronJob).
-    assert not {kind for kind, _ in docs} & {"Job", "CronJob"}
+    # CI trained (no train Job) and schedules the monitor itself at level 3 (no monitor
+    # CronJob); the batch scoring's CronJob is applied (the score workflow runs it on demand).
+    assert ("Job", "breast-cancer-train") not in docs
+    assert {name for kind, name in docs if kind == "CronJob"} == {"breast-cancer-score"}
     assert ("Deployment", "breast-cancer") in docs and (
         "InferenceService",
         "breast-cancer-kserve",
@@ -495,7 +502,7 @@ def test_rollback_workflow(tmp_path: Path) -> None:
 
 def test_level_2(roots: dict[str, Path]) -> None:
     root = roots["level2"]
-    assert sorted(workflows(root)) == ["cd", "ci"]
+    assert sorted(workflows(root)) == ["cd", "ci", "score"]
     manifest = (root / "generated/breast-cancer/mlops-manifest.json").read_text()
     assert "mlops-breast-cancer-monitor.yml" not in manifest
     cd = workflows(root)["cd"].read_text()

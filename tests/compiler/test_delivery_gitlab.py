@@ -115,7 +115,8 @@ def test_the_file_passes_the_gitlab_ci_schema(variant: str, request: pytest.Fixt
     )
     result = check_jsonschema(path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(path.read_text().splitlines()) <= 170
+    # The level-3 variant also has the manual score job of its `batch:` section.
+    assert len(path.read_text().splitlines()) <= 190
 
 
 def test_the_validator_rejects_a_broken_file(tmp_path: Path) -> None:

@@ -58,13 +58,16 @@ def manifests(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def pod_templates(docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each workload's pod template, by the stage it runs (its component label)."""
     out = {}
     for doc in docs.values():
         spec = doc.get("spec") or {}
         if doc["kind"] == "CronJob":
             spec = spec["jobTemplate"]["spec"]
         if "template" in spec:
-            out[doc["kind"]] = spec["template"]
+            out[spec["template"]["metadata"]["labels"]["app.kubernetes.io/component"]] = spec[
+                "template"
+            ]
     return out
 
 
@@ -99,7 +102,7 @@ def test_the_validator_rejects_an_unknown_field(tmp_path: Path) -> None:
 def test_pods_meet_pod_security_restricted_with_a_read_only_root() -> None:
     config = json.loads((PROJECT / "config.json").read_text())
     templates = pod_templates(manifests(BASE))
-    assert set(templates) == {"Deployment", "Job", "CronJob"}
+    assert set(templates) == {"serve", "train", "monitor", "score"}
     for kind, template in templates.items():
         pod = template["spec"]
         pod_context = pod["securityContext"]
@@ -141,7 +144,7 @@ def test_probes_service_and_selectors_meet_on_the_serving_port() -> None:
     assert selector.items() <= labels.items()
     assert service["spec"]["selector"] == selector
     assert docs["pdb.yaml"]["spec"]["selector"]["matchLabels"] == selector
-    for name in ("train-job.yaml", "monitor-cronjob.yaml"):
+    for name in ("train-job.yaml", "monitor-cronjob.yaml", "score-cronjob.yaml"):
         batch = docs[name]["spec"]
         template = (batch.get("jobTemplate") or {}).get("spec", batch)["template"]
         assert not selector.items() <= template["metadata"]["labels"].items(), name
@@ -160,10 +163,9 @@ def test_containers_run_the_manifests_stage_commands() -> None:
     docs = manifests(BASE)
     cmd = re.search(r"^CMD (.+)$", (PROJECT / "Dockerfile").read_text(), re.M)
     assert cmd is not None and json.loads(cmd.group(1)) == commands["serve"]
-    stages = {"Deployment": "serve", "Job": "train", "CronJob": "monitor"}
-    for kind, template in pod_templates(docs).items():
+    for stage, template in pod_templates(docs).items():
         (container,) = template["spec"]["containers"]
-        assert container["command"] == commands[stages[kind]], kind
+        assert container["command"] == commands[stage], stage
     cron = docs["monitor-cronjob.yaml"]["spec"]
     assert cron["schedule"] == yaml.safe_load(SPEC.read_text())["monitors"]["schedule"]
     (monitor,) = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"]
@@ -186,7 +188,7 @@ def test_secrets_are_referenced_by_name_never_valued() -> None:
         }
         assert all("value" not in e for e in env.values()), kind
         # Only the monitor sends the alerts: their URL is taken from the Secret if it is there.
-        if kind == "CronJob":
+        if kind == "monitor":
             assert env["ALERT_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {
                 "name": "breast-cancer-secrets",
                 "key": "ALERT_WEBHOOK_URL",
@@ -257,11 +259,11 @@ def test_an_overlay_pins_the_tag_and_makes_a_volume_a_claim(tmp_path: Path) -> N
     for doc in docs:
         assert doc["metadata"]["namespace"] == "breast-cancer"
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "breast-cancer"
-    templates = pod_templates({d["kind"]: d for d in docs})
+    templates = pod_templates({d["metadata"]["name"]: d for d in docs})
     for kind, template in templates.items():
         assert template["spec"]["containers"][0]["image"] == "ghcr.io/acme/breast-cancer:v7"
         reports = next(v for v in template["spec"]["volumes"] if v["name"] == "reports")
         expected = {"persistentVolumeClaim": {"claimName": "shared"}}
         assert {k: v for k, v in reports.items() if k != "name"} == (
-            expected if kind == "Deployment" else {"emptyDir": {}}
+            expected if kind == "serve" else {"emptyDir": {}}
         ), kind

@@ -63,6 +63,7 @@ def delivery_files(spec: dict[str, object], level: int) -> set[str]:
     if deploy.get("target", "kubernetes") == "compose":
         return set(COMPOSE)
     files = KUBERNETES | ({"deploy/kubernetes/hpa.yaml"} if deploy.get("autoscale") else set())
+    files |= {"deploy/kubernetes/score-cronjob.yaml"} if spec.get("batch") else set()
     files |= KSERVE if deploy.get("kserve") else set()
     return files | (KUBEFLOW if deploy.get("pipeline") == "kubeflow" else set())
 
