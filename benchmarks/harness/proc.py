@@ -95,3 +95,40 @@ def http_post(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, bytes]
             return int(response.status), response.read()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read()
+
+
+def run_measured(
+    cmd: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600.0,
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """As `run_checked`, plus the process's wall seconds and peak RSS in MiB (its own
+    ru_maxrss from wait4, not the largest of every child so far)."""
+    import tempfile
+    import threading
+    import time
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=out, stderr=err)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    if wall >= timeout:
+        raise BenchError(f"`{shlex.join(cmd)}` did not finish within {timeout:.0f} s")
+    if proc.returncode != 0:
+        tail = (stdout + stderr)[-4000:]
+        raise BenchError(f"`{shlex.join(cmd)}` exited {proc.returncode}:\n{tail}")
+    done = subprocess.CompletedProcess(list(cmd), proc.returncode, stdout, stderr)
+    return done, wall, usage.ru_maxrss / 1024  # Linux: KiB

@@ -9,7 +9,8 @@ nothing worth holding the project to; the full runs in docs/benchmarks.md do.
 
 The scripts run one at a time (one xdist group): each loads both cores, and figures taken
 while another benchmark runs mean nothing. The scripts that need wrk skip without it (fail
-under CI=true, as tests/system_programs.py does for the suite's other programs); the two
+under CI=true): `tests.system_programs.require("wrk")`, as for the suite's other programs
+(`scripts/test-tools` installs it); the two
 feature-store scripts get the Feast virtualenv the feature-store tests use (made once and
 cached, before the script's clock starts). monitor_speed.py's quick mode leaves Evidently out
 when its virtualenv is not made yet, and says so; the test then checks the monitor's side.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system_programs import find
+from tests.system_programs import require
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"
@@ -122,23 +123,18 @@ QUICK = (
         wrk=True,
         feast=True,
     ),
+    Quick(
+        "score_speed.py",
+        ("breast-cancer, 20,000 rows: rows/s ours / bare predict",),
+        re.compile(r"^\| breast-cancer \| 20,000 \|[^|]+\|[^|]+\| ([\d.]+)x \|", re.M),
+    ),
 )
-
-
-def require_wrk() -> None:
-    """wrk on PATH, or a skip that says why (a failure under CI=true)."""
-    if find("wrk"):
-        return
-    reason = "wrk is not installed (Debian's wrk: apt-get install wrk)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}: CI=true, so a missing program fails the test", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.mark.parametrize("quick", QUICK, ids=[q.script for q in QUICK])
 def test_quick_mode(quick: Quick) -> None:
     if quick.wrk:
-        require_wrk()
+        require("wrk")  # skips without it, fails under CI=true
     if quick.feast:
         from tests.feature_store.feast_env import feast_python
 
