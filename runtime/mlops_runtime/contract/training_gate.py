@@ -10,13 +10,20 @@ for the serving door (it lives in `record_check`). Both report failures under th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
+
+with warnings.catch_warnings():
+    # pandera loads its PySpark integration whenever pyspark is installed (the runtime's spark
+    # extra), and pyspark.pandas warns about the pandas version on import; the gate never
+    # uses it, so the warning would only reach every stage's stderr.
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
 
 from mlops_runtime.contract.coercion import PANDAS_DTYPES, coerce_frame
 from mlops_runtime.contract.record_check import check_record
