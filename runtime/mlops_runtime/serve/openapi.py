@@ -34,7 +34,7 @@ def column_schema(rule: Mapping[str, Any]) -> dict[str, Any]:
     values = rule.get("values")
     schema: dict[str, Any] = {"type": JSON_TYPES[kind]}
     if kind == "category":
-        # A category may be sent as a number read as text (rules.category_text).
+        # A category may be sent as a number read as text (rules.contract_category_text).
         if values is None:
             schema["type"] = ["string", "number"]
         else:

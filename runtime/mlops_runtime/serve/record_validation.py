@@ -10,7 +10,7 @@ extra fields, out-of-range values) goes through check_record, whose verdict and 
 final. The rules of both come from `contract.rules`; tests/runtime/test_runtime_serving_units.py
 and test_runtime_contract_agreement.py check the paths agree on random records.
 
-A category may arrive as text or as a number (`rules.category_text`): JSON `2` and an INT64
+A category may arrive as text or as a number (`rules.contract_category_text`): JSON `2` and an INT64
 tensor element 2 are the category "2", and the model sees that text, as it did in training.
 
 Big requests are checked column by column instead (`validate_columns`): numpy over whole
@@ -96,7 +96,7 @@ class _Column:
 
 
 def _float_text(number: float) -> str | None:
-    """`rules.category_text` for a Python float, without its type checks."""
+    """`rules.contract_category_text` for a Python float, without its type checks."""
     return repr(number) if math.isfinite(number) else None
 
 
