@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_runtime.data import load_table
 from mlops_runtime.features.pipeline import model_frame
-from mlops_runtime.serve.core import ServingCore as ServingApp
+from mlops_runtime.serve.core import ServingCore
 from mlops_runtime.serve.model_source import LocalSource, RegistrySource
 from mlops_runtime.tracking.lineage import lineage, render
 from mlops_runtime.tracking.store import (
@@ -147,10 +147,10 @@ def test_tampered_artifact_is_refused_and_the_old_version_keeps_serving(
 ) -> None:
     config, contract = dataset_config(NAME)
     train(config, contract)
-    app = ServingApp(config, contract, source=RegistrySource(config))
+    core = ServingCore(config, contract, source=RegistrySource(config))
     try:
-        app.install(app.refresh())
-        assert app.champion is not None and app.champion.model.version == "1"
+        core.install(core.refresh())
+        assert core.champion is not None and core.champion.model.version == "1"
 
         assert train(config, contract) == "2"  # auto-promoted: the next reload picks it up
         client = client_for(workdir)
@@ -158,13 +158,13 @@ def test_tampered_artifact_is_refused_and_the_old_version_keeps_serving(
         data.write_bytes(data.read_bytes() + b"\0")
         del deserialised[:]
         with pytest.raises(ModelLoadRefused, match="sha256 mismatch") as refused:
-            app.install(app.refresh())  # what the reload loop does, inside its try
+            core.install(core.refresh())  # what the reload loop does, inside its try
         assert "version 2" in str(refused.value)
         assert client.get_model_version(NAME, "2").tags[MODEL_SHA256_TAG] in str(refused.value)
         assert deserialised == []
-        assert app.champion.model.version == "1"
+        assert core.champion.model.version == "1"
     finally:
-        app.batch_executor.shutdown(wait=False)
+        core.batch_executor.shutdown(wait=False)
 
 
 def test_trusted_types_outside_the_allowed_packages_are_refused_even_if_registered(
