@@ -66,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="keep the parts an interrupted run finished"
     )
+    parser.add_argument(
+        "--engine",
+        default="local",
+        choices=("local", "spark"),
+        help="local (this process, default) or spark (Apache Spark, mlops-runtime[spark])",
+    )
+    parser.add_argument(
+        "--spark-master",
+        help="with --engine spark: the master (default $MLOPS_SPARK_MASTER, else local[2]; "
+        "under spark-submit, its own)",
+    )
     return parser
 
 
@@ -78,6 +89,10 @@ def main(argv: list[str], project: Project) -> int:
         return EXIT_USAGE
     try:
         with stop_on_signals():
+            if args.engine == "spark":
+                from mlops_runtime.score import spark
+
+                return spark.run(args, project)
             return _run(args, project)
     except Stopped as stop:
         print(

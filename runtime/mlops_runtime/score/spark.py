@@ -1,0 +1,437 @@
+"""`score --engine spark`: the same score run on Apache Spark (`mlops-runtime[spark]`).
+
+The driver does what the in-process engine does before any row is read: the same parts
+(`find_parts`), the same column check, the same model resolved and hash-checked by the
+server's code, the same staging folder. The rows are then read by Spark's CSV (every column as
+text, as in-process) or Parquet reader and scored by `mapInArrow` over the same `Scorer`: each
+executor process unpickles the driver's scorer once, from a broadcast whose sha256 it checks
+first, so the contract check and the prediction code are the in-process engine's, not a copy.
+
+Row positions are the in-process engine's: a first pass counts the rows of each (file, Spark
+partition); Spark keeps a file's splits in file order, so the driver turns the counts into each
+partition's first position in its file, and the scoring pass adds the rows it has seen.
+
+One `mapInArrow` returns predictions and rejects together, told apart by a `kind` column; the
+result is persisted and written twice, filtered (`predictions/`, `rejects/`), so rows are scored
+once. The prediction log is written by the executors, one log per executor process flushed
+at the end of each task (complete files, named by process id), so the driver never holds the
+rows. A task Spark runs again logs its rows again. The serving history line and `_summary.json`
+are the driver's, as in-process.
+
+Run it as `python -m mlops_runtime score --engine spark` (master from `--spark-master`,
+`$MLOPS_SPARK_MASTER`, or `local[2]`), or `spark-submit THIS_FILE score --input ...` from the
+project folder, which uses the session spark-submit made (its `--master`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import pickle
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mlops_runtime.project import Project
+from mlops_runtime.score.inputs import InputError, Part, find_parts, typed
+from mlops_runtime.score.output import Staging
+from mlops_runtime.score.scoring import REJECTS, Scorer
+
+DEFAULT_MASTER = "local[2]"
+KIND = "kind"
+SOURCE = "_mlops_source"
+EXIT_REJECTED, EXIT_USAGE, EXIT_NO_MODEL = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task needs, pickled with the function `mapInArrow` runs."""
+
+    model: Any  # a Broadcast of the pickled Scorer
+    digest: str  # its sha256, checked on each executor before unpickling
+    csv: bool
+    columns: Mapping[str, Mapping[str, Any]]  # the contract's columns, for `typed`
+    names: Mapping[str, str]  # Spark's file path -> the part's name
+    indexes: Mapping[str, int]  # the part's name -> its index
+    offsets: Any  # a Broadcast of {(file path, partition): first row}
+    run: str
+    arm: str
+    schema: pa.Schema  # predictions' columns + the rejects' own + `kind`
+    log_dir: str
+    log_rotate_mb: float
+    log_keep: int | None
+    batch_rows: int
+
+
+def run(args: argparse.Namespace, project: Project) -> int:
+    from mlops_runtime.score import stage
+    from mlops_runtime.score.model import ModelMissing, resolve
+
+    config, contract = project.config, project.contract
+    if project.settings.feature_store:
+        print(
+            "error: score reads every feature from the input; rows completed from the feature "
+            "store are scored through the server (`predict --file`)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.resume:
+        print(
+            "error: --resume is for the in-process engine; a Spark run is one job, started "
+            "again from the beginning (a leftover .partial folder is discarded)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        print(
+            "error: --engine spark needs pyspark: pip install 'mlops-runtime[spark]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        parts = find_parts(args.input)
+        kinds = {p.kind for p in parts}
+        if len(kinds) > 1:
+            raise InputError(
+                f"{args.input}: holds both CSV and Parquet parts; --engine spark reads one format"
+            )
+        door = stage._door(config, contract)
+        stage._check_columns(parts, door.columns, args.key)
+        _check_headers(parts)
+        staging = Staging(args.output, args.format, resume=False)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        model, arm = resolve(config, contract, args.model)
+    except ModelMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    scorer = Scorer(model, door, args.key)
+    started = time.monotonic()
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit
+    spark = session(args.spark_master, args.batch_rows, submitted=submitted)
+    settings = project.settings.serving.prediction_log
+    log_dir = project.root / (os.environ.get("MLOPS_PREDICTION_LOG_DIR") or settings.dir)
+    master = spark.sparkContext.master
+    try:
+        totals = _score(
+            spark,
+            scorer,
+            parts,
+            staging,
+            args,
+            arm,
+            log=(str(log_dir.resolve()), settings.rotate_mb, settings.keep_files),
+        )
+    finally:
+        if not submitted:  # spark-submit's session is spark-submit's to stop
+            spark.stop()
+    for checksum in staging.dir.rglob(".*.crc"):  # Hadoop's local checksums of each file
+        checksum.unlink()
+    if totals["rows"] == 0:
+        print(f"error: {args.input}: no rows to score", file=sys.stderr)
+        return EXIT_USAGE
+    seconds = time.monotonic() - started
+    ref = model.ref
+    summary = {
+        "input": str(args.input),
+        "parts": len(parts),
+        **{k: totals[k] for k in ("rows", "scored", "rejected")},
+        "model": ref.name,
+        "model_version": ref.version,
+        "run_id": ref.run_id,
+        "arm": arm,
+        "format": args.format,
+        "seconds": round(seconds, 3),
+        "log_request_prefix": totals["run"],
+        "engine": "spark",
+        "spark_master": master,
+    }
+    staging.commit(summary)
+    stage._history(project, summary, args.output)
+    rate = totals["rows"] / seconds if seconds > 0 else float("inf")
+    print(
+        f"{ref.name}: scored {totals['scored']:,} of {totals['rows']:,} rows "
+        f"({totals['rejected']:,} rejected) with version {ref.version} on Spark "
+        f"{master} in {seconds:.1f} s ({rate:,.0f} rows/s): {args.output}"
+    )
+    return EXIT_REJECTED if totals["rejected"] else 0
+
+
+def _check_headers(parts: Sequence[Part]) -> None:
+    """Spark reads every CSV part with one schema: the parts' headers must be the same."""
+    from mlops_runtime.score.inputs import column_names
+
+    if parts[0].kind != "csv":
+        return
+    first = column_names(parts[0])
+    for part in parts[1:]:
+        if column_names(part) != first:
+            raise InputError(
+                f"{part.path}: its header is not {parts[0].path}'s; --engine spark reads every "
+                "CSV part with the same columns, in the same order"
+            )
+
+
+def session(master: str | None, batch_rows: int, *, submitted: bool) -> Any:
+    """The session spark-submit made, or one on `master` ($MLOPS_SPARK_MASTER, local[2])."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("mlops-score")
+    if not submitted:
+        builder = (
+            builder.master(master or os.environ.get("MLOPS_SPARK_MASTER") or DEFAULT_MASTER)
+            .config("spark.ui.enabled", "false")
+            .config("spark.pyspark.python", sys.executable)
+            .config("spark.pyspark.driver.python", sys.executable)
+        )
+    spark = builder.getOrCreate()
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
+    return spark
+
+
+def _read(spark: Any, parts: Sequence[Part]) -> Any:
+    paths = [str(p.path.resolve()) for p in parts]
+    if parts[0].kind == "parquet":
+        return spark.read.parquet(*paths)
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from mlops_runtime.score.inputs import column_names
+
+    header = column_names(parts[0])
+    schema = StructType([StructField(name, StringType()) for name in header])
+    return (
+        spark.read.option("header", True)
+        .option("enforceSchema", False)  # every part's header must name the same columns
+        .option("escape", '"')  # RFC 4180 quoting, as Arrow's reader
+        .option("encoding", "UTF-8")
+        .schema(schema)
+        .csv(paths)
+    )
+
+
+def _score(
+    spark: Any,
+    scorer: Scorer,
+    parts: Sequence[Part],
+    staging: Staging,
+    args: argparse.Namespace,
+    arm: str,
+    log: tuple[str, float, int | None],
+) -> dict[str, Any]:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    frame = _read(spark, parts).withColumn(SOURCE, functions.col("_metadata.file_path"))
+    # Pass 1: rows per (file, partition), in file order, for the rows' positions.
+    counted = (
+        frame.select(SOURCE, functions.spark_partition_id().alias("p")).groupBy(SOURCE, "p").count()
+    ).collect()
+    by_path = {str(p.path.resolve()): p for p in parts}
+    names = {row[SOURCE]: _part_of(row[SOURCE], by_path).name for row in counted}
+    offsets: dict[tuple[str, int], int] = {}
+    rows: dict[str, int] = {}
+    for row in sorted(counted, key=lambda r: (r[SOURCE], r["p"])):
+        offsets[(row[SOURCE], row["p"])] = rows.get(row[SOURCE], 0)
+        rows[row[SOURCE]] = rows.get(row[SOURCE], 0) + row["count"]
+    key_type = None
+    if args.key is not None:
+        from pyspark.sql.pandas.types import to_arrow_type
+
+        key_type = to_arrow_type(frame.schema[args.key].dataType)
+    schemas = scorer.schemas(key_type)
+    schema = _union(schemas)
+    from pyspark import cloudpickle  # the door's and predictor's closures go by value
+
+    pickled = cloudpickle.dumps(scorer, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-untyped-call]
+    run_id = f"score-{uuid.uuid4().hex[:12]}"
+    job = Job(
+        model=spark.sparkContext.broadcast(pickled),
+        digest=hashlib.sha256(pickled).hexdigest(),
+        csv=parts[0].kind == "csv",
+        columns=scorer.door.contract.get("columns", {}),
+        names=names,
+        indexes={p.name: i for i, p in enumerate(parts)},
+        offsets=spark.sparkContext.broadcast(offsets),
+        run=run_id,
+        arm=arm,
+        schema=schema,
+        log_dir=log[0],
+        log_rotate_mb=log[1],
+        log_keep=log[2],
+        batch_rows=args.batch_rows,
+    )
+    needed = [c.name for c in scorer.door.columns]
+    if scorer.names is None:  # the door refuses extra columns: it sees them all
+        needed = [c for c in frame.columns if c != SOURCE]
+    if args.key is not None and args.key not in needed:
+        needed.append(args.key)
+    scored = (
+        frame.select(*needed, SOURCE)
+        .mapInArrow(score_partition(job), from_arrow_schema(schema))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        # Pass 2 scores (once: the result is persisted), then the two filtered writes.
+        kinds = scored.groupBy("source", KIND).count().collect()
+        for kind, fields in schemas.items():
+            chosen = scored.filter(functions.col(KIND) == kind).select(*fields.names)
+            writer = chosen.write.mode("overwrite")
+            target = str(staging.dir.resolve() / kind)
+            if args.format == "csv":
+                writer.option("header", True).option("escape", '"').csv(target)
+            else:
+                writer.parquet(target)
+    finally:
+        scored.unpersist()
+    by_name = {p.name: {"rows": 0, "scored": 0, "rejected": 0} for p in parts}
+    for path, count in rows.items():
+        by_name[names[path]]["rows"] = count
+    for row in kinds:
+        column = "scored" if row[KIND] == "predictions" else "rejected"
+        by_name[row["source"]][column] += row["count"]
+    from mlops_runtime.score.output import _write_text
+
+    totals: dict[str, Any] = {"rows": 0, "scored": 0, "rejected": 0, "run": run_id}
+    for index, part in enumerate(parts):
+        record = {"source": part.name, **by_name[part.name]}
+        _write_text(staging._record(index), _json(record))
+        for key in ("rows", "scored", "rejected"):
+            totals[key] += record[key]
+    return totals
+
+
+def _json(record: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps(dict(record)) + "\n"
+
+
+def _part_of(path: str, by_path: Mapping[str, Part]) -> Part:
+    """The part Spark's file path (a URI, escaped) names."""
+    from urllib.parse import unquote, urlparse
+
+    local = os.path.realpath(unquote(urlparse(path).path))
+    for known, part in by_path.items():
+        if os.path.realpath(known) == local:
+            return part
+    raise InputError(f"Spark read a file that is not a part of the input: {path}")
+
+
+def _union(schemas: Mapping[str, pa.Schema]) -> pa.Schema:
+    """The predictions' columns, then the rejects' own, then `kind`."""
+    fields = list(schemas["predictions"])
+    fields += [f for f in REJECTS if f.name not in schemas["predictions"].names]
+    return pa.schema([*fields, pa.field(KIND, pa.string())])
+
+
+def score_partition(job: Job) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return _score_task(job, batches)
+
+    return scored
+
+
+_SCORERS: dict[str, Scorer] = {}
+_LOGS: dict[str, Any] = {}
+
+
+def _scorer(job: Job) -> Scorer:
+    """The driver's scorer, unpickled once per executor process after its sha256 check."""
+    scorer = _SCORERS.get(job.digest)
+    if scorer is None:
+        pickled: bytes = job.model.value
+        digest = hashlib.sha256(pickled).hexdigest()
+        if digest != job.digest:
+            raise RuntimeError(f"the model broadcast has sha256 {digest}, not {job.digest}")
+        scorer = _SCORERS[job.digest] = pickle.loads(pickled)  # checked above
+    return scorer
+
+
+def _log(job: Job) -> Any:
+    """One prediction log per executor process: its files are named by the process id."""
+    log = _LOGS.get(job.log_dir)
+    if log is None:
+        from mlops_runtime.serve.prediction_log import PredictionLog
+
+        log = PredictionLog(
+            Path(job.log_dir),
+            job.log_rotate_mb,
+            max_rows=4 * job.batch_rows,
+            keep_files=job.log_keep,
+        )
+        log.start()
+        _LOGS[job.log_dir] = log
+    return log
+
+
+def _score_task(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    from pyspark import TaskContext
+
+    from mlops_runtime.score import stage
+
+    context = TaskContext.get()
+    partition = context.partitionId() if context is not None else 0
+    scorer = _scorer(job)
+    log = _log(job)
+    offsets: Mapping[tuple[str, int], int] = job.offsets.value
+    seen: dict[str, int] = {}
+    number = 0
+    for batch in batches:
+        paths = batch.column(SOURCE).to_pylist()
+        rows = batch.drop_columns([SOURCE])
+        start = 0
+        while start < len(paths):  # a batch may end one file and begin the next
+            path = paths[start]
+            end = start + 1
+            while end < len(paths) and paths[end] == path:
+                end += 1
+            chunk = rows.slice(start, end - start)
+            if job.csv:
+                chunk = typed(chunk, job.columns)
+            name = job.names[path]
+            first = offsets[(path, partition)] + seen.get(path, 0)
+            request_id = f"{job.run}-{job.indexes[name]}-{partition}-{number}"
+            began = time.perf_counter()
+            scored = scorer.score(chunk, name, first, request_id)
+            stage._log(log, scorer, scored, request_id, job.arm, began)
+            yield _tagged(scored.predictions, "predictions", job.schema)
+            yield _tagged(scored.rejects, "rejects", job.schema)
+            seen[path] = seen.get(path, 0) + (end - start)
+            number += 1
+            start = end
+    if not log.flush(timeout=300.0):
+        raise RuntimeError(f"the prediction log in {job.log_dir} took no rows for 5 minutes")
+
+
+def _tagged(batch: pa.RecordBatch, kind: str, schema: pa.Schema) -> pa.RecordBatch:
+    arrays = []
+    for field in schema:
+        if field.name == KIND:
+            arrays.append(pa.array([kind] * batch.num_rows, pa.string()))
+        elif field.name in batch.schema.names:
+            arrays.append(batch.column(field.name).cast(field.type))
+        else:
+            arrays.append(pa.nulls(batch.num_rows, field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+if __name__ == "__main__":  # spark-submit .../score/spark.py score --input ... --output ...
+    import runpy
+
+    argv = sys.argv[1:]
+    if argv[:1] == ["score"] and not any(a.startswith("--engine") for a in argv):
+        argv += ["--engine", "spark"]
+    sys.argv = ["mlops_runtime", *argv]  # as `python -m mlops_runtime score ...` runs
+    runpy.run_module("mlops_runtime", run_name="__main__", alter_sys=True)
