@@ -67,7 +67,7 @@ class Scorer:
             labels, proba = prediction.labels, prediction.proba
         else:
             labels, proba = np.empty(0, dtype=object), None
-        out: dict[str, Any] = {"source": pa.array([source] * len(checked), pa.string())}
+        out: dict[str, Any] = {"source": _same(source, len(checked))}
         out["row"] = pa.array(positions[good])
         if self.key is not None:
             out[self.key] = batch.column(self.key).take(pa.array(np.flatnonzero(good)))
@@ -78,14 +78,14 @@ class Scorer:
             for i, label in enumerate(self.model.classes):
                 out[f"probability_{label}"] = pa.array(proba[:, i], pa.float64())
         ref = self.model.ref
-        out["request_id"] = pa.array([request_id] * len(checked), pa.string())
-        out["model_version"] = pa.array([ref.version] * len(checked), pa.string())
-        out["run_id"] = pa.array([ref.run_id] * len(checked), pa.string())
+        out["request_id"] = _same(request_id, len(checked))
+        out["model_version"] = _same(ref.version, len(checked))
+        out["run_id"] = _same(ref.run_id, len(checked))
         bad = np.flatnonzero(~good)
         rejects = pa.RecordBatch.from_pydict(
             schema=REJECTS,
             mapping={
-                "source": pa.array([source] * len(bad), pa.string()),
+                "source": _same(source, len(bad)),
                 "row": pa.array(positions[bad]),
                 "checks": pa.array(
                     [",".join(sorted({f["check"] for f in faults[i]})) for i in bad.tolist()],
@@ -95,6 +95,12 @@ class Scorer:
             },
         )
         return Scored(pa.RecordBatch.from_pydict(out), rejects, checked, labels, proba)
+
+
+def _same(value: str | None, n: int) -> pa.Array:
+    """A string column of one value: Arrow repeats it (a Python list of n costs ~10 ms per
+    65,536 rows, four times a batch)."""
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def _faults_json(faults: Sequence[Mapping[str, Any]]) -> str:
