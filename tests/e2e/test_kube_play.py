@@ -1,8 +1,9 @@
 """The level-3 example's Kubernetes manifests, rendered by kustomize through an overlay as a
 user deploys them, run with `podman kube play` against the image the project's image stage
 builds: the serving pod starts as the manifest's user with its securityContext honoured,
-writes its volumes, answers as the local serve stage does, and the train Job's and the
-monitor CronJob's pod templates, played as pods, run to completion beside it.
+writes its volumes, answers as the local serve stage does, and the train Job's, the monitor
+CronJob's and the batch-scoring CronJob's pod templates, played as pods, run to completion
+beside it.
 
 What podman 4.3's `kube play` makes of the manifests (found by running them here):
   - kinds: Deployment (one pod, `<name>-pod-0`; no replicas beyond it), ConfigMap, Secret
@@ -36,15 +37,17 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import re
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -70,6 +73,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kube-play")]
 NAME = "breast-cancer"
 # Requests sent from the training data's own rows, so their labels are known.
 LABELLED = 60
+# Rows of the training data (target left out) the score CronJob scores from the data volume.
+SCORED = 80
+# The volumes the overlay makes claims (the docs' overlay): the serving log, the reference
+# profiles training writes, the monitor's reports and history, the score runs' folders.
+CLAIMS = ("prediction-log", "reports", "scored")
 
 
 def overlay(root: Path, project: Path, image: str, port: int, shared: bool) -> Path:
@@ -91,7 +99,7 @@ def overlay(root: Path, project: Path, image: str, port: int, shared: bool) -> P
                 "resources": {"requests": {"storage": "1Gi"}},
             },
         }
-        for claim in ("prediction-log", "reports")
+        for claim in CLAIMS
     ]
     if shared:
         (folder / "claims.yaml").write_text(yaml.safe_dump_all(claims))
@@ -99,11 +107,10 @@ def overlay(root: Path, project: Path, image: str, port: int, shared: bool) -> P
 
     def pod(container: str) -> dict[str, Any]:
         volumes: list[dict[str, Any]] = [
-            # The serving log, the reference profiles training writes, the monitor's reports
-            # and history: one claim each, shared by every pod (the docs' overlay).
+            # One claim each, shared by every pod that mounts the volume (the docs' overlay).
             {"name": v, "emptyDir": None, "persistentVolumeClaim": {"claimName": v}}
-            for v in ("prediction-log", "reports")
-            if shared
+            for v in CLAIMS
+            if shared and (v != "scored" or container == "score")
         ]
         # This machine only: there is no tracking server, so MLFLOW_TRACKING_URI is the
         # project's SQLite registry, and the project folder is bound at the same path so the
@@ -151,11 +158,14 @@ def overlay(root: Path, project: Path, image: str, port: int, shared: bool) -> P
         "patches": [
             patch("apps/v1", "Deployment", NAME, {"template": pod("serve")}),
             patch("batch/v1", "Job", f"{NAME}-train", {"template": pod("train")}),
-            patch(
-                "batch/v1",
-                "CronJob",
-                f"{NAME}-monitor",
-                {"jobTemplate": {"spec": {"template": pod("monitor")}}},
+            *(
+                patch(
+                    "batch/v1",
+                    "CronJob",
+                    f"{NAME}-{stage}",
+                    {"jobTemplate": {"spec": {"template": pod(stage)}}},
+                )
+                for stage in ("monitor", "score")
             ),
         ],
     }
@@ -176,8 +186,14 @@ def render(folder: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (doc,) = [d for d in docs if d["kind"] == kind]
+def of_kind(docs: list[dict[str, Any]], kind: str, component: str | None = None) -> dict[str, Any]:
+    """The one document of `kind` (of that component label, where several are)."""
+    (doc,) = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and component in (None, d["metadata"].get("labels", {}).get("app.kubernetes.io/component"))
+    ]
     return doc
 
 
@@ -229,10 +245,12 @@ class Played:
         assert done.returncode == 0, done.stderr
         return Path(done.stdout.strip())
 
-    def run_to_completion(self, kind: str, timeout: float = 600) -> tuple[int, str]:
-        """The pod template of the `kind` (Job, CronJob) played as a Pod: its container's exit
-        code and output once it stopped."""
-        workload = of_kind(self.docs, kind)
+    def run_to_completion(
+        self, kind: str, component: str | None = None, timeout: float = 600
+    ) -> tuple[int, str]:
+        """The pod template of the `kind` (Job, CronJob; of `component`, where several are)
+        played as a Pod: its container's exit code and output once it stopped."""
+        workload = of_kind(self.docs, kind, component)
         pod = as_pod(workload)
         self.play([of_kind(self.docs, "ConfigMap"), pod], pod["metadata"]["name"])
         (container,) = pod["spec"]["containers"]
@@ -366,7 +384,7 @@ def test_the_rendered_manifests_play_as_one_serving_pod(played: Played) -> None:
     assert played.pod_names() == {f"{NAME}-{played.port}-pod-0"}
     for claim in played.claims:
         assert played.claim(claim).is_dir(), claim
-    assert set(played.claims) == {f"prediction-log-{played.port}", f"reports-{played.port}"}
+    assert set(played.claims) == {f"{claim}-{played.port}" for claim in CLAIMS}
 
 
 def test_the_pod_runs_as_the_manifest_user_with_its_security_context(played: Played) -> None:
@@ -507,7 +525,7 @@ def test_the_monitor_job_runs_over_the_serving_pods_log(played: Played, labelled
     """The CronJob's pod template, played as a Pod: it reads the serving pod's prediction log
     from the shared claim and the late labels from the data volume, and writes its report to
     the reports claim; it exits with one of its documented codes (0 ok, 1 warning, 3 alert)."""
-    code, output = played.run_to_completion("CronJob")
+    code, output = played.run_to_completion("CronJob", "monitor")
     assert code in (0, 1, 3), output[-3000:]
     latest = played.claim(f"reports-{played.port}") / "monitor/latest.json"
     assert latest.is_file(), output[-3000:]
@@ -522,6 +540,47 @@ def test_the_monitor_job_runs_over_the_serving_pods_log(played: Played, labelled
     performance = report["performance"]
     assert performance["labelled"] == labelled and performance["status"] == "ok", performance
     assert (latest.parent / "dashboard.html").is_file()
+
+
+def test_the_score_cronjob_scores_the_data_volumes_input_onto_its_claim(played: Played) -> None:
+    """The batch-scoring CronJob's pod template, played as a Pod (after the monitor, whose
+    counts its logged rows would change): it reads the spec's batch.input from the data
+    volume, scores every row with the champion the train Job registered (version 2), exactly
+    as the serving pod answers them, and renames its complete output folder into place on the
+    `scored` claim; exit 0, every row scored."""
+    cron = of_kind(played.docs, "CronJob", "score")
+    (container,) = as_pod(cron)["spec"]["containers"]
+    args = container["args"]
+    inside = PurePosixPath(args[args.index("--input") + 1]).relative_to("/app/data")
+    with (played.root / "specs/data/breast_cancer.csv").open() as rows:
+        records = list(csv.DictReader(rows))[:SCORED]
+    for record in records:
+        record.pop("malignant")
+    folder = played.root / "data" / inside
+    folder.mkdir(parents=True)
+    with (folder / "part-0.csv").open("w", newline="") as out:
+        writer = csv.DictWriter(out, list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    open_to_the_app_user(folder)
+    code, output = played.run_to_completion("CronJob", "score")
+    assert code == 0, output[-3000:]
+    claim = played.claim(f"scored-{played.port}")
+    (run,) = [p for p in claim.iterdir() if not p.name.startswith(".")]
+    # {date}-{time} of the run's UTC start, and nothing half-written left beside it.
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{6}", run.name), run.name
+    summary = json.loads((run / "_summary.json").read_text())
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (SCORED, SCORED, 0)
+    scored = pq.read_table(run / "predictions").to_pylist()
+    assert [r["row"] for r in scored] == list(range(SCORED))
+    assert {r["model_version"] for r in scored} == {"2"}
+    status, answer = post(
+        f"{played.base}/predict", [{k: float(v) for k, v in r.items()} for r in records]
+    )
+    assert status == 200 and answer["model_version"] == "2", answer
+    assert [str(r["prediction"]) for r in scored] == [str(p) for p in answer["predictions"]]
+    uid, gid = map(int, APP_USER.split(":"))
+    assert (run.stat().st_uid, run.stat().st_gid) == (uid, gid)
 
 
 def test_the_serving_pod_stops_cleanly_on_sigterm(played: Played) -> None:
