@@ -56,9 +56,13 @@ def make_plan(spec: Spec, loaded: LoadedSpec, out_root: Path, level: int | None 
         for emit in c.files
         if _matches(spec, emit.when)
     ]
-    stages = sorted({s for c in components for s in c.stages}, key=STAGE_ORDER.index)
-    commands = {stage: stage_command(stage) for stage in stages}
     consumed = {section for c in components for section in c.consumes}
+    stages = sorted({s for c in components for s in c.stages}, key=STAGE_ORDER.index)
+    if "features.store" in consumed:
+        # Scoring reads every feature from its input; the server completes these rows from the
+        # online store, so a feature-store project scores through it (`predict --file`).
+        stages = [s for s in stages if s != "score"]
+    commands = {stage: stage_command(stage) for stage in stages}
     spec_sha = hashlib.sha256(loaded.raw).hexdigest()
     config = _config(spec, loaded, out_dir, level, spec_sha, consumed)
     if "features.store" in consumed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -192,7 +193,9 @@ def test_stages_run_through_the_runtime_in_run_order() -> None:
         for stage, argv in manifest["commands"].items():
             assert argv == ["python", "-m", "mlops_runtime", stage]
         readme = (project / "README.md").read_text().splitlines()
-        shown = [ln.split()[-1] for ln in readme if ln.startswith("python -m mlops_runtime ")]
+        (at,) = [i for i, ln in enumerate(readme) if ln.startswith("In the order they are run")]
+        assert "`python -m mlops_runtime STAGE`" in readme[at]
+        shown = re.findall(r"`([a-z-]+)`", readme[at + 1])
         assert shown == config["stages"], "README lists stages in the order they are run"
 
 
@@ -257,3 +260,11 @@ def test_check_fails_when_the_runtime_pin_differs(tmp_path: Path) -> None:
     checked = run_mlops("build", "--check", "mlops.yaml", cwd=tmp_path)
     assert checked.returncode == 1
     assert f"pins mlops-runtime 0.0.1, but this is mlops-compiler {__version__}" in checked.stderr
+
+
+def test_score_is_a_stage_of_every_project_but_those_completed_from_a_feature_store() -> None:
+    """Scoring reads every feature from its input file; a feature-store project's rows are
+    completed by the server, so it has no score stage to refuse them with."""
+    for project in sorted(GENERATED.iterdir()):
+        config = json.loads((project / "config.json").read_text())
+        assert ("score" in config["stages"]) == (not config.get("feature_store")), project.name
