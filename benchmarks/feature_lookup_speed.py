@@ -73,6 +73,7 @@ from harness import (
     LUA,
     ROOT,
     BenchError,
+    RunFacts,
     Server,
     Target,
     add_output,
@@ -204,13 +205,7 @@ class Serial:
 
 
 @dataclass
-class Results:
-    started: str = ""
-    command: str = ""
-    commit: str = ""
-    machine: dict[str, str] = field(default_factory=dict)
-    load_before: str = ""
-    load_after: str = ""
+class Results(RunFacts):
     customers: int = 0
     activity_rows: int = 0
     ids: int = 0

@@ -60,6 +60,7 @@ from typing import Any
 from harness import (
     ROOT,
     BenchError,
+    RunFacts,
     Target,
     add_output,
     add_quiet,
@@ -170,13 +171,7 @@ class Runner:
 
 
 @dataclass
-class Results:
-    started: str = ""
-    command: str = ""
-    commit: str = ""
-    machine: dict[str, str] = field(default_factory=dict)
-    load_before: str = ""
-    load_after: str = ""
+class Results(RunFacts):
     rows: int = 0
     customers: int = 0
     interval: tuple[str, str] = ("", "")

@@ -63,6 +63,7 @@ from harness import (
     PYTHON,
     ROOT,
     BenchError,
+    RunFacts,
     Target,
     add_output,
     add_quiet,
@@ -172,13 +173,7 @@ class Run:
 
 
 @dataclass
-class Results:
-    started: str = ""
-    command: str = ""
-    commit: str = ""
-    machine: dict[str, str] = field(default_factory=dict)
-    load_before: str = ""
-    load_after: str = ""
+class Results(RunFacts):
     batch_rows: int = 0
     runs: list[Run] = field(default_factory=list)
     measured: dict[str, float] = field(default_factory=dict)

@@ -26,7 +26,7 @@ from .proc import (
     json_line,
     run_checked,
 )
-from .report import Target, judge, print_table, table, verdict
+from .report import RunFacts, Target, judge, print_table, table, verdict
 from .server import Server
 from .wrk import LUA, BackgroundWrk, require_wrk, run_wrk, wrk_command, wrk_figures, wrk_summary
 
@@ -36,6 +36,7 @@ __all__ = [
     "ROOT",
     "BackgroundWrk",
     "BenchError",
+    "RunFacts",
     "Server",
     "Target",
     "add_output",

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunFacts:
+    """What a results file starts with: when and how it was run, on what, at which load."""
+
+    started: str = ""
+    command: str = ""
+    commit: str = ""
+    machine: dict[str, str] = field(default_factory=dict)
+    load_before: str = ""
+    load_after: str = ""
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

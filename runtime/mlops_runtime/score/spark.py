@@ -47,7 +47,7 @@ from mlops_runtime.score.scoring import REJECTS, Scorer
 DEFAULT_MASTER = "local[2]"
 KIND = "kind"
 SOURCE = "_mlops_source"
-EXIT_REJECTED, EXIT_USAGE, EXIT_NO_MODEL = 1, 2, 3
+EXIT_USAGE, EXIT_NO_MODEL = 2, 3
 
 
 @dataclass(frozen=True)
@@ -138,34 +138,19 @@ def run(args: argparse.Namespace, project: Project) -> int:
             spark.stop()
     for checksum in staging.dir.rglob(".*.crc"):  # Hadoop's local checksums of each file
         checksum.unlink()
-    if totals["rows"] == 0:
-        print(f"error: {args.input}: no rows to score", file=sys.stderr)
-        return EXIT_USAGE
-    seconds = time.monotonic() - started
-    ref = model.ref
-    summary = {
-        "input": str(args.input),
-        "parts": len(parts),
-        **{k: totals[k] for k in ("rows", "scored", "rejected")},
-        "model": ref.name,
-        "model_version": ref.version,
-        "run_id": ref.run_id,
-        "arm": arm,
-        "format": args.format,
-        "seconds": round(seconds, 3),
-        "log_request_prefix": totals["run"],
-        "engine": "spark",
-        "spark_master": master,
-    }
-    staging.commit(summary)
-    stage._history(project, summary, args.output)
-    rate = totals["rows"] / seconds if seconds > 0 else float("inf")
-    print(
-        f"{ref.name}: scored {totals['scored']:,} of {totals['rows']:,} rows "
-        f"({totals['rejected']:,} rejected) with version {ref.version} on Spark "
-        f"{master} in {seconds:.1f} s ({rate:,.0f} rows/s): {args.output}"
+    return stage.finish(
+        project,
+        args,
+        staging,
+        parts,
+        model,
+        arm,
+        totals,
+        started,
+        str(totals["run"]),
+        on=f" on Spark {master}",
+        extra={"engine": "spark", "spark_master": master},
     )
-    return EXIT_REJECTED if totals["rejected"] else 0
 
 
 def _check_headers(parts: Sequence[Part]) -> None:

@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from mlops_runtime.project import Project, Stopped, stop_on_signals
@@ -156,7 +155,27 @@ def _run(args: argparse.Namespace, project: Project) -> int:
         log.flush(timeout=60.0)
         log.close()
         progress.clear()
-    if totals["rows"] == 0:
+    return finish(project, args, staging, parts, model, arm, totals, started, run)
+
+
+def finish(
+    project: Project,
+    args: argparse.Namespace,
+    staging: Staging,
+    parts: Sequence[Part],
+    model: Any,
+    arm: str,
+    counts: Mapping[str, Any],
+    started: float,
+    request_prefix: str,
+    *,
+    on: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> int:
+    """The end every engine shares: no rows is an error; otherwise the summary, the output
+    renamed into place, the serving-history line and the summary line. `on` names the engine
+    in that line, `extra` adds to the summary."""
+    if counts["rows"] == 0:
         print(f"error: {args.input}: no rows to score", file=sys.stderr)
         return EXIT_USAGE
     seconds = time.monotonic() - started
@@ -164,24 +183,25 @@ def _run(args: argparse.Namespace, project: Project) -> int:
     summary = {
         "input": str(args.input),
         "parts": len(parts),
-        **totals,
+        **{k: counts[k] for k in ("rows", "scored", "rejected")},
         "model": ref.name,
         "model_version": ref.version,
         "run_id": ref.run_id,
         "arm": arm,
         "format": args.format,
         "seconds": round(seconds, 3),
-        "log_request_prefix": run,
+        "log_request_prefix": request_prefix,
+        **(extra or {}),
     }
     staging.commit(summary)
     _history(project, summary, args.output)
-    rate = totals["rows"] / seconds if seconds > 0 else float("inf")
+    rate = counts["rows"] / seconds if seconds > 0 else float("inf")
     print(
-        f"{ref.name}: scored {totals['scored']:,} of {totals['rows']:,} rows "
-        f"({totals['rejected']:,} rejected) with version {ref.version} in {seconds:.1f} s "
+        f"{ref.name}: scored {counts['scored']:,} of {counts['rows']:,} rows "
+        f"({counts['rejected']:,} rejected) with version {ref.version}{on} in {seconds:.1f} s "
         f"({rate:,.0f} rows/s): {args.output}"
     )
-    return EXIT_REJECTED if totals["rejected"] else 0
+    return EXIT_REJECTED if counts["rejected"] else 0
 
 
 def _door(config: Mapping[str, Any], contract: Mapping[str, Any]) -> Any:
@@ -276,23 +296,10 @@ def _log(log: Any, scorer: Scorer, scored: Scored, request_id: str, arm: str, be
         scored.labels,
         scored.proba,
         (time.perf_counter() - began) * 1000.0,
-        _log_columns(scorer, scored),
+        scorer.door.input_columns(scored.batch),
     )
     if not log.put(entry, timeout=300.0):
         raise RuntimeError(f"the prediction log in {log.directory} took no rows for 5 minutes")
-
-
-def _log_columns(scorer: Scorer, scored: Scored) -> dict[str, np.ndarray]:
-    batch = scored.batch
-    columns: dict[str, np.ndarray] = {}
-    for col in scorer.door.columns:
-        if col.feature == "numeric":
-            columns[col.name] = batch.numeric[:, col.slot]
-        elif col.feature == "categorical":
-            columns[col.name] = batch.categorical[:, col.slot]
-        else:
-            columns[col.name] = batch.other[:, col.slot]
-    return columns
 
 
 def _history(project: Project, summary: Mapping[str, Any], output: Path) -> None:

@@ -393,13 +393,7 @@ class ServingCore:
             values = np.empty(len(batch), dtype=object)
             values[:] = [r.get(key) if type(r) is dict else None for r in batch.records]
             columns[key] = values
-        for col in door.columns:
-            if col.feature == "numeric":
-                columns[col.name] = batch.numeric[:, col.slot]
-            elif col.feature == "categorical":
-                columns[col.name] = batch.categorical[:, col.slot]
-            else:
-                columns[col.name] = batch.other[:, col.slot]
+        columns.update(door.input_columns(batch))
         return columns
 
     async def _predict(self, batch: Batch, served: Served) -> tuple[list[Any], Any]:

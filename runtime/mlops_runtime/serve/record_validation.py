@@ -316,6 +316,19 @@ class Door:
                 other[:, col.slot] = typed
         return suspect, numeric, categorical, other
 
+    def input_columns(self, batch: Batch) -> dict[str, np.ndarray]:
+        """A validated batch's inputs, one array per contract column (views of its matrices):
+        what the prediction log records for a big batch."""
+        columns: dict[str, np.ndarray] = {}
+        for col in self.columns:
+            if col.feature == "numeric":
+                columns[col.name] = batch.numeric[:, col.slot]
+            elif col.feature == "categorical":
+                columns[col.name] = batch.categorical[:, col.slot]
+            else:
+                columns[col.name] = batch.other[:, col.slot]
+        return columns
+
     def _record_columns(self, records: Sequence[Any]) -> dict[str, Column] | None:
         """The contract columns of a list of records, or None if a record lacks one."""
         names = [c.name for c in self.columns]
