@@ -182,3 +182,30 @@ def test_a_reference_found_nowhere_is_a_problem(project: Path) -> None:
     (problem,) = [p for p in report["problems"] if p["status"] == "reference_missing"]
     assert "nor in the tracking store" in problem["message"], problem
     assert report["drift"] is None and report["traffic"]["rows"] == 150
+
+
+def test_log_lines_that_are_no_records_are_counted_and_the_window_judged(project: Path) -> None:
+    """JSON that is not a record, a time that is none, a string status, a key that is not
+    UTF-8: each is one corrupt line, and the window's other predictions are still judged
+    (drift, quality, the rollback triggers), the newest line included."""
+    log = log_lines(project, records("breast_cancer", 150))
+    good = log.read_bytes().splitlines()
+    first = json.loads(good[0])
+    hostile = [
+        b"[1,2,3]",
+        b'"str"',
+        b"null",
+        json.dumps({**first, "ts": "yesterday"}).encode(),
+        json.dumps({**first, "status": "bad"}).encode(),
+        b'{"request_id": "x", "\xff": 1, "ts": "' + first["ts"].encode() + b'"}',
+    ]
+    # A hostile line first (where Arrow's reader once died on `null`) and last (where the
+    # monitor looks for the serving run).
+    log.write_bytes(b"\n".join([b"null", *good[:75], *hostile, *good[75:], b"[1,2,3]"]) + b"\n")
+    code, report, _ = monitor(project)
+    (problem,) = [p for p in report["problems"] if p["status"] == "corrupt_log_lines"]
+    assert problem["message"].startswith(f"{len(hostile) + 2} lines of the log ")
+    assert report["window"]["rows"] == 150 and report["traffic"]["requests"] == 150
+    assert report["drift"] is not None and report["drift"]["status"] == "ok"
+    assert report["reference"]["status"] == "ok"
+    assert code == report["exit_code"] >= 1

@@ -5,8 +5,11 @@ Parquet files (big batches); see serve/prediction_log.py. Both are read with Arr
 readers into the same flat columns, one file (a partition) at a time, so a window of any
 size is summarised without holding it in memory: the caller folds each partition into
 mergeable statistics. A JSONL file whose values Arrow cannot type consistently (category
-codes sent as numbers by one client and as text by another) is parsed line by line instead;
-a line that is not JSON is counted as corrupt and skipped.
+codes sent as numbers by one client and as text by another), or types in a way no record of
+the server's has, is parsed line by line instead, each line through `parse_record`: the one
+gate of what a record is. A line that is not one (not JSON or not UTF-8, not an object, no
+time in `ts`, a known field of the wrong type) is counted as corrupt and skipped, and the rest
+of its file is still read; a Parquet file whose columns are not the log's is a corrupt file.
 
 Choosing the window takes a first pass over the timestamps only (cheap for Parquet, whose
 columns are read separately): the last `duration_s` before `end`, or the newest `records`
@@ -16,9 +19,11 @@ rows (rows sharing the cutoff timestamp are all kept).
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +52,23 @@ class Partition:
 @dataclass
 class WindowScan:
     files: list[Path] = field(default_factory=list)
-    corrupt_files: list[str] = field(default_factory=list)
-    corrupt_lines: int = 0
+    # By file, because choosing a window of the newest N records reads a file twice: once for
+    # its timestamps, once for its rows. A problem is counted once however often it is met.
+    bad_files: dict[Path, str] = field(default_factory=dict)  # file: why it cannot be read
+    bad_lines: dict[Path, int] = field(default_factory=dict)  # file: lines that are no record
     start: float | None = None  # epoch seconds of the window's bounds
     end: float | None = None
+
+    @property
+    def corrupt_files(self) -> list[str]:
+        return list(self.bad_files.values())
+
+    @property
+    def corrupt_lines(self) -> int:
+        return sum(self.bad_lines.values())
+
+    def unreadable(self, path: Path, exc: BaseException) -> None:
+        self.bad_files.setdefault(path, f"{path.name}: {type(exc).__name__}: {exc}"[:300])
 
 
 def log_files(directory: Path) -> list[Path]:
@@ -62,59 +80,277 @@ def log_files(directory: Path) -> list[Path]:
 
 
 def _epoch_seconds(ts: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
-        ts = pc.cast(ts, _TS)
-    micros = pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False)
+    # Through microseconds in UTC whatever the unit Arrow inferred (whole seconds for
+    # "2026-12-01T10:00:00+00:00"), so every spelling of a time lands on the same instant.
+    micros = pc.cast(pc.cast(ts, _TS), pa.int64()).to_numpy(zero_copy_only=False)
     return np.asarray(micros, dtype="float64") / 1e6
 
 
-def _read_jsonl(path: Path, scan: WindowScan) -> pa.Table:
+# The fields the monitor reads, and the JSON types a record may give each (besides null).
+_TEXT = ("request_id", "model_version", "run_id", "endpoint")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def parse_record(raw: bytes) -> dict[str, Any] | None:
+    """The record a log line holds, normalised (`ts` in microseconds since the epoch, inputs
+    and prediction as scalars, probabilities as floats), or None when the line is none.
+
+    The one gate of what the monitor reads: every line-by-line read goes through it, and the
+    columnar fast path is held to the same types (`_conforming`)."""
     try:
-        return pajson.read_json(path)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
-    records = []
-    with path.open("rb") as handle:
-        for raw in handle:
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                scan.corrupt_lines += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                scan.corrupt_lines += 1
+        value = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser
+        return None
+    if not isinstance(value, dict):
+        return None
+    ts = _micros(value.get("ts"))
+    if ts is None:
+        return None
+    out: dict[str, Any] = {"ts": ts}
+    for name in _TEXT:
+        text = value.get(name)
+        if text is not None and not isinstance(text, str):
+            return None
+        out[name] = text
+    row, status = value.get("row"), value.get("status")
+    if row is not None and not (_is_int(row) and _INT64_MIN <= row <= _INT64_MAX):
+        return None
+    if status is not None and not (_is_int(status) and 100 <= status <= 599):
+        return None
+    latency = _number(value.get("latency_ms"))
+    if latency is False:
+        return None
+    inputs, output = value.get("inputs"), value.get("output")
+    if not isinstance(inputs, dict | None) or not isinstance(output, dict | None):
+        return None
+    output = output or {}
+    probabilities = output.get("probabilities")
+    if probabilities is not None:
+        if not isinstance(probabilities, list):
+            return None
+        numbers = [_number(p) for p in probabilities]
+        if any(n is None or n is False for n in numbers):
+            return None
+        probabilities = numbers
+    out.update(
+        row=row,
+        status=status,
+        latency_ms=latency,
+        inputs={str(k): _scalar(v) for k, v in (inputs or {}).items()},
+        prediction=_scalar(output.get("prediction")),
+        probabilities=probabilities,
+    )
+    return out
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> float | bool | None:
+    """The float of a JSON number, None for null, False for anything else (a wrong type)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return float(value)
+    except OverflowError:  # an integer past any float
+        return False
+
+
+def _micros(value: object) -> int | None:
+    """Microseconds since the epoch of an ISO 8601 time (no zone: UTC), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return (moment - _EPOCH) // _MICROSECOND
+    except OverflowError:
+        return None
+
+
+def _read_jsonl(path: Path, scan: WindowScan) -> pa.Table:
+    data = path.read_bytes()
+    table = _fast_jsonl(data)
+    if table is not None:
+        scan.bad_lines[path] = 0
+        return table
+    records, bad = [], 0
+    for raw in data.split(b"\n"):
+        if not raw.strip():
+            continue  # as Arrow's reader: a blank line holds nothing, not a broken record
+        record = parse_record(raw)
+        if record is None:
+            bad += 1
+        else:
+            records.append(record)
+    scan.bad_lines[path] = bad
     return _records_table(records)
 
 
+# A line that does not open an object. pyarrow 26's JSON reader dies of a segmentation fault
+# on a file whose first value is `null`, so only files of objects are handed to it.
+_NOT_AN_OBJECT = re.compile(rb"(?:^|\n)[ \t\r]*[^{ \t\r\n]")
+
+
+def _fast_jsonl(data: bytes) -> pa.Table | None:
+    """The file through Arrow's reader when every line is a record as the server writes it."""
+    if _NOT_AN_OBJECT.search(data):
+        return None
+    try:
+        table = pajson.read_json(pa.BufferReader(data))
+        return table if _conforming(table, inferred=True) else None
+    except (pa.ArrowException, ValueError):  # ValueError: UnicodeDecodeError of a field name
+        return None
+
+
+_PRIMITIVE = (pa.types.is_null, pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating,
+              pa.types.is_string, pa.types.is_large_string)  # fmt: skip
+
+
+def _scalar_type(kind: pa.DataType, *, inferred: bool) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if any(test(kind) for test in _PRIMITIVE):
+        return True
+    # Arrow's JSON reader turns text that looks like a time into a timestamp; a line read
+    # alone keeps it as text, so such a file is read line by line. A Parquet file's inputs are
+    # typed by the contract, times included.
+    return not inferred and (pa.types.is_temporal(kind) or pa.types.is_decimal(kind))
+
+
+def _text_type(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(
+        pa.types.is_null(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    )
+
+
+def _conforming(table: pa.Table, *, inferred: bool) -> bool:
+    """Whether the table's columns are typed as `parse_record` would read each line: then the
+    columnar path and the line-by-line path see the same records. Unknown columns are the
+    writer's business and are not looked at."""
+    table.validate(full=True)  # raises on text that is not UTF-8
+    schema = table.schema
+    names = schema.names  # raises on a field name that is not UTF-8
+    if "ts" not in names:
+        return False
+    ts = table.column("ts")
+    if not (pa.types.is_timestamp(ts.type) or _text_type(ts.type)) or ts.null_count:
+        return False
+    try:
+        pc.cast(ts, _TS)  # text that is no time
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    kinds = {name: schema.field(name).type for name in names}
+    if any(not _text_type(kinds[n]) for n in _TEXT if n in kinds):
+        return False
+    for name, low, high in (("row", _INT64_MIN, _INT64_MAX), ("status", 100, 599)):
+        if name not in kinds:
+            continue
+        if not (pa.types.is_integer(kinds[name]) or pa.types.is_null(kinds[name])):
+            return False
+        bounds = pc.min_max(table.column(name))
+        least, most = bounds["min"].as_py(), bounds["max"].as_py()
+        if least is not None and not (low <= least and most <= high):
+            return False
+    latency = kinds.get("latency_ms")
+    if latency is not None and not (
+        pa.types.is_integer(latency) or pa.types.is_floating(latency) or pa.types.is_null(latency)
+    ):
+        return False
+    return _struct_conforms(table, kinds.get("inputs"), inferred) and _output_conforms(
+        table, kinds.get("output"), inferred
+    )
+
+
+def _struct_conforms(table: pa.Table, kind: pa.DataType | None, inferred: bool) -> bool:
+    if kind is None or pa.types.is_null(kind):
+        return True
+    if not pa.types.is_struct(kind):
+        return False
+    return all(_scalar_type(kind.field(i).type, inferred=inferred) for i in range(kind.num_fields))
+
+
+def _output_conforms(table: pa.Table, kind: pa.DataType | None, inferred: bool) -> bool:
+    if kind is None or pa.types.is_null(kind):
+        return True
+    if not pa.types.is_struct(kind):
+        return False
+    for i in range(kind.num_fields):
+        child = kind.field(i)
+        if child.name == "prediction" and not _scalar_type(child.type, inferred=inferred):
+            return False
+        if child.name == "probabilities":
+            if pa.types.is_null(child.type):
+                continue
+            if not (pa.types.is_list(child.type) or pa.types.is_fixed_size_list(child.type)):
+                return False
+            item = child.type.value_type
+            if not (pa.types.is_floating(item) or pa.types.is_integer(item)):
+                return False
+            values = pc.struct_field(table.column("output"), [i])
+            if pc.list_flatten(values).null_count:
+                return False
+    return True
+
+
 def _records_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Arrow columns from parsed lines; input values keep the type each line gave them."""
-    base = {name: [r.get(name) for r in records] for name in (*BASE_COLUMNS, "status")}
-    inputs = [r.get("inputs") or {} for r in records]
-    names = sorted({k for record in inputs if isinstance(record, dict) for k in record})
-    outputs = [r.get("output") or {} for r in records]
-    if all(v is None for v in base["status"]):
-        del base["status"]  # as Arrow's reader leaves it out: no line failed
-    arrays: dict[str, Any] = {k: pa.array(v, from_pandas=True) for k, v in base.items()}
-    arrays["ts"] = pc.cast(pa.array([str(t) for t in base["ts"]]), _TS)
-    for name in names:
-        values = [_scalar(rec.get(name)) if isinstance(rec, dict) else None for rec in inputs]
-        if _mixed(values):
-            # One column has one type: a value some lines sent as text is text in all of
-            # them, each other value spelled as its line wrote it (17, 3.5, true).
-            values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
-            arrays[f"inputs.{name}"] = pa.array(values, type=pa.string())
-        else:
-            arrays[f"inputs.{name}"] = pa.array(values)
-    arrays["output.prediction"] = pa.array([_scalar(o.get("prediction")) for o in outputs])
-    if any(o.get("probabilities") is not None for o in outputs):
-        arrays["output.probabilities"] = pa.array([o.get("probabilities") for o in outputs])
+    """Arrow columns from the records of `parse_record`; input values keep the type each line
+    gave them."""
+    arrays: dict[str, Any] = {
+        "ts": pa.array([r["ts"] for r in records], type=pa.int64()).cast(_TS),
+        **{name: pa.array([r[name] for r in records], type=pa.string()) for name in _TEXT},
+        "row": pa.array([r["row"] for r in records], type=pa.int64()),
+        "latency_ms": pa.array([r["latency_ms"] for r in records], type=pa.float64()),
+    }
+    if any(r["status"] is not None for r in records):  # else, as Arrow's reader: none failed
+        arrays["status"] = pa.array([r["status"] for r in records], type=pa.int64())
+    inputs: list[Mapping[str, Any]] = [r["inputs"] for r in records]
+    for name in sorted({k for record in inputs for k in record}):
+        values = [record.get(name) for record in inputs]
+        arrays[f"inputs.{name}"] = _column_of(values)
+    arrays["output.prediction"] = _column_of([r["prediction"] for r in records])
+    if any(r["probabilities"] is not None for r in records):
+        arrays["output.probabilities"] = pa.array(
+            [r["probabilities"] for r in records], type=pa.list_(pa.float64())
+        )
     return pa.table(arrays)
 
 
+def _column_of(values: list[Any]) -> pa.Array:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds == {int, float}:
+        # Arrow refuses an integer a double cannot hold exactly; a number column is floats.
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    if not _mixed(values):
+        return pa.array(values)
+    # One column has one type: a value some lines sent as text is text in all of
+    # them, each other value spelled as its line wrote it (17, 3.5, true).
+    values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+    return pa.array(values, type=pa.string())
+
+
 def _scalar(value: Any) -> Any:
-    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+    """A JSON value as one cell: nested values as their JSON text, integers past int64 as
+    floats (or text, past any float)."""
+    if _is_int(value) and not _INT64_MIN <= value <= _INT64_MAX:
+        try:
+            return float(value)
+        except OverflowError:
+            return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value)
 
 
 def _mixed(values: Sequence[Any]) -> bool:
@@ -122,14 +358,20 @@ def _mixed(values: Sequence[Any]) -> bool:
     return len(kinds - {int, float}) > 0 and len(kinds) > 1
 
 
+class _NotTheLog(ValueError):
+    """A Parquet file whose columns are not typed as the prediction log's."""
+
+
 def _read(path: Path, scan: WindowScan, columns: list[str] | None = None) -> pa.Table | None:
     try:
         if path.suffix == ".parquet":
             table = pq.read_table(path, columns=columns)
+            if not _conforming(table, inferred=False):
+                raise _NotTheLog("its columns are not the prediction log's")
         else:
             table = _read_jsonl(path, scan)
     except (OSError, pa.ArrowException, ValueError) as exc:
-        scan.corrupt_files.append(f"{path.name}: {type(exc).__name__}: {exc}"[:300])
+        scan.unreadable(path, exc)
         return None
     return table.flatten() if columns is None else table
 
@@ -203,9 +445,12 @@ def _tables(path: Path, scan: WindowScan) -> Iterator[pa.Table]:
         handle = pq.ParquetFile(path)
         names = [n for n in READ_COLUMNS if n in handle.schema_arrow.names]
         for batch in handle.iter_batches(batch_size=BATCH_ROWS, columns=names):
-            yield pa.Table.from_batches([batch]).flatten()
+            table = pa.Table.from_batches([batch])
+            if not _conforming(table, inferred=False):
+                raise _NotTheLog("its columns are not the prediction log's")
+            yield table.flatten()
     except (OSError, pa.ArrowException, ValueError) as exc:
-        scan.corrupt_files.append(f"{path.name}: {type(exc).__name__}: {exc}"[:300])
+        scan.unreadable(path, exc)
 
 
 def _column(table: pa.Table, name: str) -> Any:
@@ -237,16 +482,30 @@ def _partition(path: Path, table: pa.Table, start: float, end: float) -> Partiti
         table = table.filter(pa.array(keep))
     columns: dict[str, Any] = {"ts": ts[keep]}
     for name in table.column_names:
-        if name == "ts" or name == "output.probabilities":
+        if name in ("ts", "output.probabilities", "status", "latency_ms", "row"):
             continue
         key = name.replace("inputs.", "input.", 1).replace("output.", "", 1)
         columns[key] = _column(table, name)
-    if "status" not in columns:
-        columns["status"] = np.full(table.num_rows, 200, dtype="int64")
+    rows = table.num_rows
+    for name in ("request_id", "model_version"):
+        # Only `ts` makes a record: one without the identifiers is counted under none.
+        if name not in columns:
+            columns[name] = np.full(rows, None, dtype=object)
+    columns["status"] = _numbers(table, "status", pa.int64(), 200)
+    columns["row"] = _numbers(table, "row", pa.int64(), 0)  # a request of one row
+    columns["latency_ms"] = _numbers(table, "latency_ms", pa.float64(), None)
+    return Partition(path, rows, columns, _probabilities(table))
+
+
+def _numbers(table: pa.Table, name: str, kind: pa.DataType, missing: int | None) -> np.ndarray:
+    if name not in table.column_names:
+        column = pa.nulls(table.num_rows, type=kind)
     else:
-        status = table.column("status").fill_null(200)
-        columns["status"] = status.to_numpy(zero_copy_only=False).astype("int64")
-    return Partition(path, table.num_rows, columns, _probabilities(table))
+        column = pc.cast(table.column(name), kind)
+    if missing is not None:
+        column = column.fill_null(missing)
+    values = column.to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype="float64" if missing is None else kind.to_pandas_dtype())
 
 
 def _probabilities(table: pa.Table) -> np.ndarray | None:
@@ -254,14 +513,21 @@ def _probabilities(table: pa.Table) -> np.ndarray | None:
     if "output.probabilities" not in table.column_names:
         return None
     column = table.column("output.probabilities").combine_chunks()
+    if pa.types.is_null(column.type):
+        return None
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
     valid = column.is_valid().to_numpy(zero_copy_only=False)
     if not valid.any():
         return None
+    # The width most rows have: a line with another number of probabilities cannot be put
+    # beside them and has none, as a failed request.
+    widths, counts = np.unique(lengths[valid].astype("int64"), return_counts=True)
+    width = int(widths[np.argmax(counts)])
+    valid &= lengths == width
     present = column.filter(pa.array(valid))
     flat = np.asarray(pc.list_flatten(present).to_numpy(zero_copy_only=False), dtype="float64")
-    width = len(flat) // len(present)
     out = np.full((len(column), width), np.nan)
-    out[valid] = flat.reshape(len(present), width)
+    out[valid] = flat.reshape(int(valid.sum()), width)
     return out
 
 

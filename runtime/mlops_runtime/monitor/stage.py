@@ -206,7 +206,9 @@ def run_monitor(
         problems.append(
             {
                 "status": "corrupt_log_lines",
-                "message": f"{scan.corrupt_lines} lines of the log are not JSON and were skipped",
+                "message": f"{scan.corrupt_lines} lines of the log are not prediction records "
+                "(not JSON or not UTF-8, not an object, no time in `ts`, or a field of the wrong "
+                "type) and were skipped",
             }
         )
     if not summary.rows and not summary.errors and not summary.client_errors:
@@ -324,21 +326,25 @@ def _performance_violation(performance: Mapping[str, Any], violations: Any) -> N
 
 def _newest_run(scan: Any) -> str | None:
     """The run id of the newest logged prediction: the model serving now."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from mlops_runtime.monitor.prediction_window import parse_record
+
     for path in reversed(scan.files):
+        if path in scan.bad_files:
+            continue
         try:
             if path.suffix == ".parquet":
                 handle = pq.ParquetFile(path)
                 last = handle.read_row_group(handle.num_row_groups - 1, columns=["run_id"])
                 column = last.column("run_id").to_pylist()
             else:
-                column = [
-                    json.loads(line).get("run_id")
-                    for line in path.read_bytes().splitlines()[-50:]
-                    if line.strip()
-                ]
-        except (OSError, ValueError, KeyError):
+                # Through the window's gate: a line that is no record names no run (and was
+                # counted as corrupt when the window was read).
+                parsed = (parse_record(line) for line in path.read_bytes().splitlines()[-50:])
+                column = [record["run_id"] for record in parsed if record is not None]
+        except (OSError, ValueError, KeyError, IndexError, pa.ArrowException):
             continue
         for value in reversed(column):
             if value:
