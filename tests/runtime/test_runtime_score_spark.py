@@ -252,6 +252,29 @@ def test_bad_input_stops_before_spark_with_exit_2_and_nothing_written(
     assert not out.exists() and not out.with_name("scored.partial").exists()
 
 
+def test_a_csv_part_that_is_not_utf8_throughout_stops_with_exit_2_naming_it(
+    project: Path, tmp_path: Path
+) -> None:
+    """Spark's CSV reader decodes bad bytes to U+FFFD and reads on; in-process, Arrow refuses
+    the file. Both engines must refuse it, and name the part."""
+    folder = tmp_path / "in"
+    write_csv(folder / "a.csv", source_rows()[:50])
+    # The bad line well past the first read buffers, where a header read does not look.
+    bad = write_csv(folder / "b.csv", source_rows() * 2)
+    assert bad.stat().st_size > 1 << 17
+    with bad.open("ab") as out:
+        out.write(b"\xff\xfe" + b",1" * 30 + b"\n")
+    args = ("--input", str(folder))
+    local = score(project, *args, "--output", str(tmp_path / "local"))
+    assert local.returncode == 2 and "cannot be read" in local.stderr, local.stderr
+    out = tmp_path / "scored"
+    done = score(project, *args, "--output", str(out), "--engine", "spark")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{bad}: cannot be read" in done.stderr, done.stderr
+    assert "utf-8" in done.stderr.lower() and "Traceback" not in done.stderr, done.stderr
+    assert not out.exists() and not out.with_name("scored.partial").exists()
+
+
 def test_no_model_stops_with_exit_3(project: Path, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "rows.csv", source_rows()[:5])
     out = tmp_path / "scored"

@@ -7,6 +7,9 @@ text, as in-process) or Parquet reader and scored by `mapInArrow` over the same 
 executor process unpickles the driver's scorer once, from a broadcast whose sha256 it checks
 first, so the contract check and the prediction code are the in-process engine's, not a copy.
 
+A CSV part must be UTF-8 throughout, as in-process: Spark's CSV reader would decode a bad
+byte to U+FFFD and read on, so a pass of its text reader (which keeps the bytes) looks first.
+
 Row positions are the in-process engine's: a first pass counts the rows of each (file, Spark
 partition); Spark keeps a file's splits in file order, so the driver turns the counts into each
 partition's first position in its file, and the scoring pass adds the rows it has seen.
@@ -29,6 +32,7 @@ import argparse
 import hashlib
 import os
 import pickle
+import shutil
 import sys
 import time
 import uuid
@@ -133,6 +137,10 @@ def run(args: argparse.Namespace, project: Project) -> int:
             arm,
             log=(str(log_dir.resolve()), settings.rotate_mb, settings.keep_files),
         )
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        shutil.rmtree(staging.dir, ignore_errors=True)  # a Spark run is never resumed
+        return EXIT_USAGE
     finally:
         if not submitted:  # spark-submit's session is spark-submit's to stop
             spark.stop()
@@ -205,6 +213,32 @@ def _read(spark: Any, parts: Sequence[Part]) -> Any:
     )
 
 
+def _check_utf8(spark: Any, parts: Sequence[Part]) -> None:
+    """Every CSV part must be UTF-8 throughout, as Arrow's reader in-process requires.
+
+    Spark's CSV reader decodes a byte that is not UTF-8 to U+FFFD and reads on, so a file in
+    another encoding would be scored (or rejected row by row) instead of refused. Spark's text
+    reader keeps each line's bytes as they are, so `is_valid_utf8` sees them; the scan runs on
+    the executors and stops at the first bad line."""
+    if parts[0].kind != "csv":
+        return
+    from pyspark.sql import functions
+
+    lines = spark.read.text([str(p.path.resolve()) for p in parts])
+    bad = (
+        lines.filter(~functions.is_valid_utf8("value"))
+        .select(functions.col("_metadata.file_path").alias("path"))
+        .limit(1)
+        .collect()
+    )
+    if bad:
+        part = _part_of(bad[0]["path"], {str(p.path.resolve()): p for p in parts})
+        raise InputError(
+            f"{part.path}: cannot be read: a line holds bytes that are not UTF-8; CSV input "
+            "must be UTF-8 throughout"
+        )
+
+
 def _score(
     spark: Any,
     scorer: Scorer,
@@ -218,6 +252,7 @@ def _score(
     from pyspark.sql import functions
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    _check_utf8(spark, parts)
     frame = _read(spark, parts).withColumn(SOURCE, functions.col("_metadata.file_path"))
     # Pass 1: rows per (file, partition), in file order, for the rows' positions.
     counted = (
