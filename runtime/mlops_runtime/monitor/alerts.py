@@ -2,7 +2,8 @@
 
 Receivers come from config.json (`alerts`), their URLs only from the environment variable each
 one names, because a webhook URL is a bearer secret: it is never written to a file or a log
-line (lines name the variable and the host). Delivery is retried with exponential backoff on
+line (lines name the variable and the host). Credentials in the URL (`https://user:pass@host/`)
+are sent as an `Authorization: Basic` header, and scrubbed from every message like the rest. Delivery is retried with exponential backoff on
 the failures that can pass (network errors, timeouts, 5xx, 429); a receiver that already got
 the same set of violations within the cooldown is not sent them again, so a monitor scheduled
 every few minutes does not page every few minutes for one drift. Network problems never raise:
@@ -11,6 +12,7 @@ a monitor run must still write its report when the alerting channel is down.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -25,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mlops_runtime import __version__
 from mlops_runtime.config import AlertingConfig, AlertReceiver
@@ -334,13 +336,27 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+def _without_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without its `user:password@`, and the Authorization header they make.
+
+    urllib hands the userinfo to the socket as part of the host name (a lookup that fails),
+    so a receiver behind basic authentication, whose URL carries it as curl and requests
+    take it, was never reached."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return bare, "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
 def _post(url: str, body: bytes, timeout_s: float) -> _Attempt:
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT},
-    )
+    target, authorization = _without_credentials(url)
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(target, data=body, method="POST", headers=headers)
     try:
         with _OPENER.open(request, timeout=timeout_s) as response:
             response.read(RESPONSE_READ_LIMIT)
@@ -371,6 +387,9 @@ def _scrub(message: str, url: str) -> str:
     """Exception texts sometimes quote the URL or a piece of it; none of it may reach a log."""
     parts = urlsplit(url)
     secrets = [url, parts.netloc, parts.path, parts.query, parts.fragment]
+    for credential in (parts.username, parts.password):
+        if credential:
+            secrets += [credential, unquote(credential)]
     for secret in sorted((s for s in secrets if len(s) > 1), key=len, reverse=True):
         message = message.replace(secret, "<redacted>")
     return message
