@@ -357,3 +357,46 @@ def test_level_0_scores_with_its_model_file(tmp_path: Path) -> None:
     predictions = table(tmp_path / "scored", "predictions")
     assert predictions.num_rows == len(rows)
     assert predictions.column("model_version").to_pylist()[0].startswith("local-")
+
+
+def test_a_batch_of_rejects_alone_keeps_the_probability_columns(
+    project: Path, tmp_path: Path
+) -> None:
+    """Batches of 2 rows: rows 2 and 3 break the contract, so one batch scores no row; the
+    part's predictions file still has one schema, probabilities included."""
+    rows = source_rows()[:10]
+    rows[2]["mean_radius"] = "abc"
+    rows[3]["mean_texture"] = "-1"
+    data = write_csv(tmp_path / "rows.csv", rows)
+    out = tmp_path / "scored"
+    done = score(project, "--input", str(data), "--output", str(out), "--batch-rows", "2")
+    assert done.returncode == 1, done.stderr
+    assert "scored 8 of 10 rows (2 rejected)" in done.stdout, done.stderr
+    predictions = table(out, "predictions")
+    assert predictions.column("row").to_pylist() == [0, 1, 4, 5, 6, 7, 8, 9]
+    assert {"probability_0", "probability_1"} <= set(predictions.schema.names)
+
+
+def test_a_classifier_without_probabilities_writes_one_schema_for_empty_and_full_parts(
+    tmp_path: Path,
+) -> None:
+    text = (SPECS / "wine.mlops.yaml").read_text()
+    text = text.replace(
+        "estimator: sklearn.linear_model.LogisticRegression\n  params: {max_iter: 1000}",
+        "estimator: sklearn.linear_model.RidgeClassifier\n  params: {}",
+    )
+    assert "RidgeClassifier" in text
+    project = build_project(tmp_path, "wine", text)
+    train(project)
+    with (SPECS / "data" / "wine.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    folder = tmp_path / "parts"
+    write_csv(folder / "a.csv", rows)
+    (folder / "b.csv").write_text(",".join(rows[0]) + "\n")  # a header and no rows
+    out = tmp_path / "scored"
+    done = score(project, "--input", str(folder), "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    full, empty = (pq.read_schema(out / "predictions" / f"part-0000{i}.parquet") for i in (0, 1))
+    assert not [n for n in full.names if n.startswith("probability_")]
+    assert empty.remove_metadata() == full.remove_metadata()
+    assert table(out, "predictions").num_rows == len(rows)

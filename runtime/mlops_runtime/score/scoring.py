@@ -43,6 +43,13 @@ class Scorer:
         self.key = key
         classes = model.classes
         self.prediction_type = pa.array(classes).type if classes else pa.float64()
+        # A probability column per class only when the model gives probabilities: the same
+        # columns for every batch, one with no scored row and an empty part included.
+        self.probabilities = (
+            [f"probability_{label}" for label in classes]
+            if classes and gives_probabilities(model.predictor)
+            else []
+        )
         # The door's own columns; the others too when it refuses extra columns.
         self.names = None if door.forbid_extra else frozenset(c.name for c in door.columns)
 
@@ -52,8 +59,7 @@ class Scorer:
         if self.key is not None:
             fields.append((self.key, key_type or pa.string()))
         fields.append(("prediction", self.prediction_type))
-        if self.model.classes:
-            fields += [(f"probability_{label}", pa.float64()) for label in self.model.classes]
+        fields += [(name, pa.float64()) for name in self.probabilities]
         fields += [(name, pa.string()) for name in ("request_id", "model_version", "run_id")]
         return {"predictions": pa.schema(fields), "rejects": REJECTS}
 
@@ -74,9 +80,9 @@ class Scorer:
         out["prediction"] = pa.array(
             labels.tolist() if labels.dtype == object else labels, self.prediction_type
         )
-        if proba is not None and self.model.classes is not None:
-            for i, label in enumerate(self.model.classes):
-                out[f"probability_{label}"] = pa.array(proba[:, i], pa.float64())
+        for i, name in enumerate(self.probabilities):
+            values = proba[:, i] if proba is not None else np.empty(0, dtype=np.float64)
+            out[name] = pa.array(values, pa.float64())
         ref = self.model.ref
         out["request_id"] = _same(request_id, len(checked))
         out["model_version"] = _same(ref.version, len(checked))
@@ -95,6 +101,17 @@ class Scorer:
             },
         )
         return Scored(pa.RecordBatch.from_pydict(out), rejects, checked, labels, proba)
+
+
+def gives_probabilities(predictor: Any) -> bool:
+    """Whether the predictor's `predict` returns probabilities (the serving code decides the
+    same way: a classifier whose final step has `predict_proba`)."""
+    if getattr(predictor, "classes", None) is None:
+        return False
+    compiled = getattr(predictor, "has_proba", None)
+    if compiled is not None:
+        return bool(compiled)
+    return hasattr(predictor.pipeline, "predict_proba")
 
 
 def _same(value: str | None, n: int) -> pa.Array:
