@@ -353,6 +353,14 @@ def _serving(spec: Spec, consumed: set[str]) -> dict[str, Any]:
         ),
         "reload_interval_s": parse_duration(serving.reload_interval),
         "max_body_bytes": serving.max_body_bytes,
+        # One setting for the server's limits, so config.json says them on one line.
+        "limits": {
+            "header_s": parse_duration(serving.timeouts.header),
+            "body_s": parse_duration(serving.timeouts.body),
+            "model_s": parse_duration(serving.timeouts.model),
+            "drain_s": parse_duration(serving.timeouts.drain),
+            "unready_after_failures": serving.unready_after_failures,
+        },
         "unknown_categories": serving.unknown_categories,
         "prediction_log": serving.prediction_log.model_dump(mode="json"),
         "workers": serving.workers,

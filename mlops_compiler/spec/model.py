@@ -333,6 +333,35 @@ class PredictionLog(Strict):
     )
 
 
+class ServingTimeouts(Strict):
+    header: Duration = Field(
+        "5s",
+        description=(
+            "A client must send a request's line and headers within this long of its first "
+            "byte (or of connecting), else the connection is closed: slow clients hold no "
+            "connection open."
+        ),
+    )
+    body: Duration = Field(
+        "10s",
+        description="A request's body must arrive within this long of its headers, else 408.",
+    )
+    model: Duration = Field(
+        "10s",
+        description=(
+            "A model call that takes longer fails its requests with 504 (a late answer is not "
+            "sent as good) and counts as a failed call."
+        ),
+    )
+    drain: Duration = Field(
+        "20s",
+        description=(
+            "On SIGTERM the server finishes the requests in flight for at most this long, "
+            "then stops; keep it under the orchestrator's grace period."
+        ),
+    )
+
+
 class Serving(Strict):
     batching: Batching = Batching()
     ab_test: ABTest | None = None
@@ -348,6 +377,18 @@ class Serving(Strict):
         ge=1_000,
         le=1_000_000_000,
         description="Larger requests get 413; raise it for big batches (about 800 bytes a record).",
+    )
+    timeouts: ServingTimeouts = ServingTimeouts()
+    unready_after_failures: int = Field(
+        5,
+        ge=1,
+        le=100_000,
+        description=(
+            "After this many model calls in a row fail (raise, answer NaN or the wrong shape, "
+            "time out), the served version's server reports not ready until a call succeeds "
+            "or another version (a rollback's) is installed; each failed call answers 500 or "
+            "504 to its own requests only."
+        ),
     )
     unknown_categories: Literal["reject", "allow"] = "reject"
     prediction_log: PredictionLog = PredictionLog()

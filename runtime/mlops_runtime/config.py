@@ -125,6 +125,15 @@ class ExampleRequest(Record):
 
 
 @dataclass(frozen=True)
+class ServingLimits(Record):
+    header_s: float
+    body_s: float
+    model_s: float
+    drain_s: float
+    unready_after_failures: int
+
+
+@dataclass(frozen=True)
 class ServingConfig(Record):
     host: str
     port: int
@@ -133,6 +142,7 @@ class ServingConfig(Record):
     ab_test: AbTest | None
     reload_interval_s: float
     max_body_bytes: int
+    limits: ServingLimits
     unknown_categories: str
     prediction_log: PredictionLogConfig
     workers: int

@@ -29,6 +29,7 @@ values under `stale: reject`.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 import traceback
@@ -40,6 +41,8 @@ import orjson
 
 from mlops_runtime.serve.core import (
     InvalidInput,
+    ModelFailed,
+    ModelTimedOut,
     NotServing,
     Refused,
     ServingCore,
@@ -67,7 +70,13 @@ from mlops_runtime.serve.system_routes import SystemRoutes
 log = logging.getLogger("mlops_runtime.serve.stage")
 
 # What the core's refusals are answered with (the feature store's carry their own status).
-REFUSAL_STATUS: dict[type[Refused], int] = {NotServing: 503, UnknownVersion: 404, InvalidInput: 422}
+REFUSAL_STATUS: dict[type[Refused], int] = {
+    NotServing: 503,
+    UnknownVersion: 404,
+    InvalidInput: 422,
+    ModelFailed: 500,
+    ModelTimedOut: 504,
+}
 
 
 class ServingApp:
@@ -197,6 +206,10 @@ def app_from_config() -> ServingApp:
     from mlops_runtime.project import load_project
 
     project = load_project()
+    if importlib.util.find_spec("httptools") is not None:
+        from mlops_runtime.serve.http_guard import configure
+
+        configure(project.config)  # before this worker listens: its read deadlines
     return create_app(project.config, project.contract, root=project.root)
 
 

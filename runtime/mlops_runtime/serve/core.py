@@ -10,6 +10,13 @@ core knows nothing of requests or status codes: what it refuses to score it rais
 
 The slots are two attributes (`champion`, `challenger`) swapped by one assignment on the event
 loop (`install`), so a request keeps the `Served` it was given however the slots move.
+
+A model that fails (raises anything but an input refusal, answers NaN or the wrong shape, or
+takes longer than `serving.limits.model_s`) fails only the requests of that model call, as a
+`ModelFailed`; every failed call is counted and logged, and after
+`serving.limits.unready_after_failures` consecutive failed calls of the champion the server says it
+is not ready, so an orchestrator stops routing to it until another version is installed (a
+rollback moves the alias, the reload loop installs it) or a call succeeds again.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ import numpy as np
 from mlops_runtime.features.columns import feature_split
 from mlops_runtime.project import train_command
 from mlops_runtime.serve.ab import CHALLENGER, CHAMPION, ab_config, choose_arm, sticky_key
-from mlops_runtime.serve.batching import MicroBatcher, ModelInputError
+from mlops_runtime.serve.batching import MicroBatcher, ModelFailure, ModelInputError, failed
 from mlops_runtime.serve.fast_predict import Prediction
 from mlops_runtime.serve.feature_lookup import Completed, FeatureLookup, LookupRefused
 from mlops_runtime.serve.model_source import (
     LoadedModel,
     LocalSource,
+    ModelRef,
     RegistrySource,
     make_source,
     prepare,
@@ -48,6 +56,7 @@ from mlops_runtime.serve.rows import Rows
 
 log = logging.getLogger("mlops_runtime.serve.stage")
 
+BATCH_THREADS = "batch"  # the name prefix of the threads big batches are scored in
 COLUMNAR_ROWS = 32  # from this many rows the column-wise check beats the per-record one
 BIG_BATCH_ROWS = 256  # larger requests are validated off the event loop, logged as Parquet
 
@@ -77,6 +86,14 @@ class UnknownVersion(Refused):
 
 class InvalidInput(Refused):
     """Rows the contract or the model refused."""
+
+
+class ModelFailed(Refused):
+    """The model failed on the call that held these rows (see ModelFailure): a 500."""
+
+
+class ModelTimedOut(ModelFailed):
+    """The model call took longer than serving.limits.model_s: a 504."""
 
 
 @dataclass(frozen=True)
@@ -130,13 +147,18 @@ class ServingCore:
             on_drop=self.metrics.log_dropped.inc,
         )
         batching = serving.get("batching") or {}
-        self.batch_executor = ThreadPoolExecutor(2, thread_name_prefix="batch")
+        self.batch_executor = ThreadPoolExecutor(2, thread_name_prefix=BATCH_THREADS)
         self.batcher = MicroBatcher(
             self._run_model,
             int(batching.get("max_batch_size", 32)),
             float(batching.get("max_wait_ms", 2)),
             on_batch=self.metrics.batch_size.observe,
         )
+        limits = serving.get("limits") or {}
+        self.model_timeout_s = float(limits.get("model_s", 10))
+        self.unready_after = int(limits.get("unready_after_failures", 5))
+        # Consecutive failed model calls per version; any success clears its count.
+        self._failures: dict[ModelRef, int] = {}
         self.champion: Served | None = None
         self.challenger: Served | None = None
         self._store_failed = False
@@ -184,6 +206,9 @@ class ServingCore:
         before = (self.champion, self.challenger)
         self.champion = found.get(CHAMPION, self.champion)
         self.challenger = found.get(CHALLENGER)
+        # A version no longer served keeps no count: a rollback's version starts ready.
+        live = {s.model.ref for s in (self.champion, self.challenger) if s is not None}
+        self._failures = {ref: n for ref, n in self._failures.items() if ref in live}
         for arm, old, new in (
             (CHAMPION, before[0], self.champion),
             (CHALLENGER, before[1], self.challenger),
@@ -246,6 +271,13 @@ class ServingCore:
         model is loaded and, with a feature store, the store is open)."""
         if self.champion is None:
             return self._waiting or "no model loaded yet"
+        failures = self._failures.get(self.champion.model.ref, 0) if self._failures else 0
+        if failures >= self.unready_after:
+            return (
+                f"the model (version {self.champion.model.ref.version}) failed {failures} "
+                "model calls in a row (the server's log says why); ready again once a call "
+                "succeeds or another version is installed"
+            )
         if self.features is not None and self.features.online is None:
             return "the online feature store is not open yet (the server's log says why)"
         return None
@@ -280,7 +312,49 @@ class ServingCore:
     def _run_model(
         self, model: LoadedModel, numeric: np.ndarray, categorical: np.ndarray
     ) -> Prediction:
-        return model.predictor.predict(numeric, categorical)
+        """One model call, held to what an answer is: one finite label per row (and a row of
+        finite probabilities per class), in time; anything else raises ModelFailure. A
+        ValueError or TypeError is the model refusing an input and passes as it is."""
+        started = time.perf_counter()
+        try:
+            prediction = model.predictor.predict(numeric, categorical)
+        except (ValueError, TypeError):
+            raise
+        except Exception as exc:  # counted, then answered for this call only
+            failure = failed(exc)
+            self._model_failed(model, failure, exc)
+            raise failure from exc
+        problem = _unanswerable(prediction, len(numeric), model.classes)
+        elapsed = time.perf_counter() - started
+        if problem is None and elapsed > self.model_timeout_s:
+            # Too late is not good: the client was promised an answer within the limit.
+            limit = self.model_timeout_s
+            problem = ModelFailure(f"the model took {elapsed:.1f}s, over {limit:g}s", "timeout")
+        if problem is not None:
+            self._model_failed(model, problem, None)
+            raise problem
+        if self._failures:
+            self._failures.pop(model.ref, None)
+        return prediction
+
+    def _model_failed(
+        self, model: LoadedModel, failure: ModelFailure, exc: BaseException | None
+    ) -> None:
+        ref = model.ref
+        count = self._failures.get(ref, 0) + 1
+        self._failures[ref] = count
+        self.metrics.model_failures.labels(ref.version, failure.kind).inc()
+        # The first failure of a run is logged with its traceback; then a line now and then,
+        # so a model failing every call does not flood the log.
+        if count == 1 or count == self.unready_after or count % 1000 == 0:
+            log.error(
+                "model %s version %s failed (%d in a row): %s%s",
+                ref.name,
+                ref.version,
+                count,
+                failure.message,
+                "\n" + "".join(traceback.format_exception(exc)) if exc is not None else "",
+            )
 
     # -- who answers --------------------------------------------------------------------------
 
@@ -406,12 +480,24 @@ class ServingCore:
                 )
                 return [label], None if proba is None else [proba]
             loop = asyncio.get_running_loop()
-            prediction = await loop.run_in_executor(
+            call = loop.run_in_executor(
                 self.batch_executor, self._run_model, served.model, batch.numeric, batch.categorical
             )
+            try:
+                prediction = await asyncio.wait_for(call, self.model_timeout_s)
+            except TimeoutError:
+                # The thread cannot be stopped; its late answer is dropped when it comes.
+                failure = ModelFailure(
+                    f"the model gave no answer within {self.model_timeout_s:g}s", "timeout"
+                )
+                self._model_failed(served.model, failure, None)
+                raise failure from None
             self.metrics.batch_size.observe(len(batch))
         except (ModelInputError, ValueError, TypeError) as exc:
             raise InvalidInput(f"the model rejected the input: {exc}") from None
+        except ModelFailure as failure:
+            refused = ModelTimedOut if failure.kind == "timeout" else ModelFailed
+            raise refused(failure.message) from None
         # orjson writes a float64 array as fast as it reads one; labels may be objects.
         return prediction.labels.tolist(), prediction.proba
 
@@ -443,6 +529,30 @@ class ServingCore:
                 error=message,
             )
         )
+
+
+def _unanswerable(
+    prediction: Prediction, rows: int, classes: Sequence[Any] | None
+) -> ModelFailure | None:
+    """Why a prediction is no answer for `rows` rows (None when it is one): NaN would be sent
+    as null and a short or long answer would pair rows with other rows' labels."""
+    labels = prediction.labels
+    if not 1 <= labels.ndim <= 2 or labels.shape[0] != rows or labels.shape[1:] not in ((), (1,)):
+        return ModelFailure(f"the model answered shape {labels.shape} for {rows} rows", "shape")
+    if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+        return ModelFailure("the model answered NaN or infinity", "nan")
+    proba = prediction.proba
+    if proba is not None:
+        width = len(classes) if classes is not None else proba.shape[-1] if proba.ndim else 0
+        if proba.shape != (rows, width):
+            return ModelFailure(
+                f"the model answered probabilities of shape {proba.shape} for {rows} rows "
+                f"and {width} classes",
+                "shape",
+            )
+        if not np.isfinite(proba).all():
+            return ModelFailure("the model answered NaN or infinite probabilities", "nan")
+    return None
 
 
 def model_fields(served: Served, request_id: str) -> dict[str, Any]:

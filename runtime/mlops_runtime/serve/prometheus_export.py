@@ -74,6 +74,12 @@ class ServingMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.model_failures = Counter(
+            "mlops_model_failures_total",
+            "Model calls that failed (raised, NaN, wrong shape, timeout), by version and kind.",
+            ["model_version", "kind"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "mlops_model_info",
             "1 for each model being served, labelled with its arm, version and run id.",

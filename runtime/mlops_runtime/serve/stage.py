@@ -20,8 +20,13 @@ $PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder unless set) so /metrics, whi
 answers, reports the sum over all of them.
 
 Stopping: SIGTERM or SIGINT (Ctrl-C) drains the server (uvicorn stops accepting, finishes
-the requests in flight, runs the app's shutdown: the prediction log is flushed), frees the port
-and exits 0, with every worker process gone. A second SIGINT while draining stops at once.
+the requests in flight for at most serving.limits.drain_s, runs the app's shutdown: the
+prediction log is flushed), frees the port and exits 0, with every worker process gone. A
+second SIGINT while draining stops at once. A model call stuck in a thread past the drain does
+not keep the process alive.
+
+Reading a request has deadlines (serving.limits.header_s, body_s; http_guard.py): a client
+that does not finish sending its request in time gets 408 and its connection is closed.
 
 Exit codes: 0 stopped normally, also by SIGTERM or SIGINT; 2 configuration error; 3 the
 address cannot be listened on (the port is taken, or needs privileges): one line says which,
@@ -149,6 +154,47 @@ def example_command(config: dict[str, object], host: str, port: int) -> str | No
     )
 
 
+def uvicorn_settings(config: dict[str, object], host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options: the fast loop and parser, and the limits of serving.limits."""
+    serving = config.get("serving") or {}
+    assert isinstance(serving, dict)
+    limits = serving.get("limits") or {}
+    settings: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        # uvloop and httptools roughly double uvicorn's throughput where available.
+        "loop": "uvloop" if _available("uvloop") else "asyncio",
+        "http": "h11",
+        "lifespan": "on",
+        "access_log": False,  # the prediction log and /metrics record every request
+        "log_level": os.environ.get("LOG_LEVEL", "warning"),
+        "timeout_keep_alive": 30,
+        "timeout_graceful_shutdown": int(limits.get("drain_s", 20)),
+        "backlog": 2048,
+    }
+    if _available("httptools"):
+        from mlops_runtime.serve.http_guard import GuardedHttpToolsProtocol, configure
+
+        configure(config)  # this process; each worker configures its own (app_from_config)
+        settings["http"] = GuardedHttpToolsProtocol
+    return settings
+
+
+def _leave_stuck_model_calls() -> None:
+    """A model call that never returns holds a thread the interpreter would wait for at exit;
+    the server has drained, so the process leaves without it."""
+    from mlops_runtime.serve.core import BATCH_THREADS
+
+    stuck = [t for t in threading.enumerate() if t.name.startswith(BATCH_THREADS)]
+    for thread in stuck:
+        thread.join(1.0)
+    if any(t.is_alive() for t in stuck):
+        print("stopped with a model call still running (it was answered 504)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+
+
 def _server(config: uvicorn.Config) -> uvicorn.Server:
     """uvicorn's server, except that a stop by signal ends in a plain return.
 
@@ -200,18 +246,7 @@ def _main(project: Project) -> int:
     if problem is not None:
         print(f"{CONFIG.get('name')}: cannot serve on {host}:{port}: {problem}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN
-    settings: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        # uvloop and httptools roughly double uvicorn's throughput where available.
-        "loop": "uvloop" if _available("uvloop") else "asyncio",
-        "http": "httptools" if _available("httptools") else "h11",
-        "lifespan": "on",
-        "access_log": False,  # the prediction log and /metrics record every request
-        "log_level": os.environ.get("LOG_LEVEL", "warning"),
-        "timeout_keep_alive": 30,
-        "backlog": 2048,
-    }
+    settings = uvicorn_settings(CONFIG, host, port)
     if workers == 1:
         from mlops_runtime.serve.app import create_app
 
@@ -225,6 +260,7 @@ def _main(project: Project) -> int:
         if example is not None:
             print(example, flush=True)
         _server(uvicorn.Config(app, **settings)).run()
+        _leave_stuck_model_calls()
         return EXIT_OK
     # Each worker is a fresh interpreter (its own GIL) that builds the app from CONFIG. The
     # metrics folder must exist, empty, before any worker imports prometheus_client.

@@ -1,0 +1,329 @@
+"""The server under hostile input and broken models: never a 5xx for the client's fault, never
+a hang, never a wrong answer passed as good.
+
+Model faults are served by the real server (`python -m mlops_runtime serve`, on a free
+loopback port) of a level-0 project, whose model file is whatever the user's own training
+wrote: here a stand-in model that raises, answers NaN or the wrong shape, or sleeps. Swapping
+the file is how a new version arrives (the reload loop installs it within its interval), as a
+rollback would bring the previous version back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import pytest
+from serving_fixtures import Server, build_project, records, start_server
+
+# The user's model module, importable by the server from the project folder (its cwd).
+FAULTS = '''
+import time
+
+import numpy as np
+
+
+class Faulty:
+    """A wine classifier whose predict does what `kind` says."""
+
+    classes_ = np.array([0, 1, 2])
+
+    def __init__(self, kind, seconds=0.0):
+        self.kind = kind
+        self.seconds = seconds
+
+    def predict(self, frame):
+        rows = len(frame)
+        if self.kind == "attribute":
+            return frame.no_such_attribute
+        if self.kind == "runtime":
+            raise RuntimeError("the model's backend is gone")
+        if self.kind == "nan":
+            return np.full(rows, np.nan)
+        if self.kind == "shape":
+            return np.zeros(rows + 1, dtype=np.int64)
+        if self.kind == "sleep":
+            time.sleep(self.seconds)
+        return (frame["alcohol"].to_numpy() > 13).astype(np.int64)
+'''
+
+# Small limits, so a timeout shows within a test; three failed calls make the server unready.
+SERVING = """
+serving:
+  timeouts: {header: 1s, body: 1s, model: 1s, drain: 3s}
+  unready_after_failures: 3
+"""
+
+
+def write_model(project: Path, kind: str, seconds: float = 0.0) -> str:
+    """Write model/model.joblib and its digest as level-0 training does; returns the version
+    the server will report (local-<first 12 hex of the sha256>)."""
+    faults = sys.modules.get("faults")
+    if faults is None:
+        spec = importlib.util.spec_from_file_location("faults", project / "faults.py")
+        assert spec is not None and spec.loader is not None
+        faults = importlib.util.module_from_spec(spec)
+        sys.modules["faults"] = faults
+        spec.loader.exec_module(faults)
+    model_dir = project / "model"
+    model_dir.mkdir(exist_ok=True)
+    partial = model_dir / "model.joblib.partial"
+    joblib.dump(faults.Faulty(kind, seconds), partial)
+    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    (model_dir / "model.joblib.sha256").write_text(f"{digest}  model.joblib\n", encoding="utf-8")
+    partial.replace(model_dir / "model.joblib")
+    return f"local-{digest[:12]}"
+
+
+def serving_version(server: Server) -> str | None:
+    models = httpx.get(server.url + "/health", timeout=5).json()["models"]
+    return str(models[0]["model_version"]) if models else None
+
+
+def serve_model(server: Server, kind: str, seconds: float = 0.0) -> str:
+    """Install a model file and wait until the server answers with it."""
+    version = write_model(server.project, kind, seconds)
+    deadline = time.monotonic() + 30
+    while serving_version(server) != version:
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.1)
+    return version
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in httpx.get(server.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    spec = (Path(__file__).resolve().parents[2] / "specs" / "wine.mlops.yaml").read_text()
+    built = build_project(root, "wine", spec + SERVING)
+    (built / "faults.py").write_text(FAULTS, encoding="utf-8")
+    write_model(built, "good")
+    return built
+
+
+@pytest.fixture(scope="module")
+def server(project: Path) -> Iterator[Server]:
+    running = start_server(project, MLOPS_RELOAD_INTERVAL_S="0.2")
+    yield running
+    running.stop()
+
+
+WINE = records("wine", 8)
+V2_INFER = "/v2/models/wine/infer"
+
+
+def v2_body(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    columns = list(rows[0])
+    return {
+        "inputs": [
+            {
+                "name": c,
+                "shape": [len(rows)],
+                "datatype": "INT64" if isinstance(rows[0][c], int) else "FP64",
+                "data": [r[c] for r in rows],
+            }
+            for c in columns
+        ]
+    }
+
+
+# Every prediction endpoint, with one record and with several: (path, JSON body).
+REQUESTS = [
+    ("/predict", WINE[0]),
+    ("/predict", WINE),
+    ("/invocations", {"dataframe_records": WINE[:1]}),
+    ("/invocations", {"dataframe_records": WINE}),
+    (V2_INFER, v2_body(WINE[:1])),
+    (V2_INFER, v2_body(WINE)),
+]
+
+
+def test_the_good_model_answers(server: Server) -> None:
+    serve_model(server, "good")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for path, body in REQUESTS:
+            response = client.post(path, json=body)
+            assert response.status_code == 200, (path, response.text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "says"),
+    [
+        ("attribute", 500, "the model raised AttributeError"),
+        ("runtime", 500, "the model raised RuntimeError"),
+        ("nan", 500, "NaN"),
+        ("shape", 500, "shape"),
+    ],
+)
+def test_a_failing_model_fails_its_requests_with_5xx_and_never_hangs(
+    server: Server, kind: str, status: int, says: str
+) -> None:
+    version = serve_model(server, kind)
+    before = metric(server, "mlops_model_failures_total", model_version=version)
+    # Concurrent single records share a model call: every one of them must be answered.
+    with httpx.Client(base_url=server.url, timeout=10) as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda pb: client.post(pb[0], json=pb[1]), REQUESTS * 3))
+        singles = list(pool.map(lambda r: client.post("/predict", json=r), WINE))
+    for response in answers + singles:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert says in response.json()["error"], response.text
+        assert response.json()["request_id"]
+    # The exception's own text stays in the server's log, not in the answer.
+    assert "backend is gone" not in "".join(r.text for r in answers)
+    assert metric(server, "mlops_model_failures_total", model_version=version) > before
+    assert f"model wine version {version} failed" in server.output()
+    serve_model(server, "good")  # a new version is ready at once: its count starts at zero
+    assert httpx.get(server.url + "/ready", timeout=5).status_code == 200
+
+
+def test_consecutive_failures_make_the_server_unready_until_a_good_version(
+    server: Server,
+) -> None:
+    serve_model(server, "runtime")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for _ in range(2):
+            assert client.post("/predict", json=WINE[0]).status_code == 500
+        assert client.get("/ready").status_code == 200  # two failures: still routed to
+        assert client.post("/predict", json=WINE).status_code == 500
+        ready = client.get("/ready")
+        assert ready.status_code == 503, ready.text
+        assert "failed 3 model calls in a row" in ready.json()["detail"]
+        assert client.get("/v2/health/ready").status_code == 503
+        assert client.get("/health").status_code == 200  # alive: not to be restarted
+    serve_model(server, "good")  # what a rollback does: the previous version comes back
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=WINE[0]).status_code == 200
+
+
+def test_a_slow_model_call_is_a_504_not_a_late_answer(server: Server) -> None:
+    serve_model(server, "sleep", seconds=1.5)
+    with httpx.Client(base_url=server.url, timeout=15) as client:
+        for path, body in REQUESTS[:2]:
+            started = time.monotonic()
+            response = client.post(path, json=body)
+            assert response.status_code == 504, (path, response.text)
+            assert "1s" in response.json()["error"]
+            assert time.monotonic() - started < 10
+    serve_model(server, "good")
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
+    """What the server sent before closing `sock`, or None if it kept it open that long."""
+    sock.settimeout(seconds)
+    received = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return received
+            received += chunk
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        return received
+    return None
+
+
+def test_clients_that_never_finish_their_request_are_cut_off(server: Server) -> None:
+    serve_model(server, "good")
+    stalled: list[tuple[str, socket.socket]] = []
+    partial_body = (
+        b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b'content-length: 1000\r\n\r\n{"alcohol": '
+    )
+    try:
+        for i in range(300):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            kind = ("silent", "headers", "body")[i % 3]
+            if kind == "headers":
+                sock.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\n")
+            elif kind == "body":
+                sock.sendall(partial_body)
+            stalled.append((kind, sock))
+        # Meanwhile the server answers everyone else at once.
+        started = time.monotonic()
+        response = httpx.post(server.url + "/predict", json=WINE[0], timeout=5)
+        assert response.status_code == 200
+        assert time.monotonic() - started < 2
+        # The limits are 1 s (header) and 1 s (body); the sweep runs 4 times a second.
+        for kind, sock in stalled:
+            sent = _closed_within(sock, 5.0)
+            assert sent is not None, f"a {kind} connection is still open after 5 s"
+            if kind != "silent":
+                assert sent.startswith(b"HTTP/1.1 408"), (kind, sent[:100])
+    finally:
+        for _, sock in stalled:
+            sock.close()
+    # A client that trickles its headers a byte at a time is held to the same deadline.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            for byte in b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: " + b"a" * 200:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.05)
+                if _closed_within(sock, 0.001) is not None:
+                    raise ConnectionResetError("closed")
+        assert time.monotonic() - started < 4
+    assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+
+
+def test_a_keep_alive_connection_idle_between_requests_stays_usable(server: Server) -> None:
+    serve_model(server, "good")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.post("/predict", json=WINE[0]).status_code == 200
+        time.sleep(2.5)  # longer than the header and body deadlines, shorter than keep-alive
+        assert client.post("/predict", json=WINE[0]).status_code == 200
+
+
+def _post_quietly(url: str, body: Any) -> int | None:
+    try:
+        return httpx.post(url, json=body, timeout=15).status_code
+    except httpx.TransportError:
+        return None  # sent after the server stopped listening
+
+
+@pytest.mark.parametrize(("kind", "body"), [("attribute", WINE[0]), ("sleep", WINE)])
+def test_sigterm_stops_a_server_whose_model_fails_or_hangs(
+    server: Server, project: Path, kind: str, body: Any
+) -> None:
+    # A batch that sleeps 60 s holds a thread past the 3 s drain: the process leaves anyway.
+    serve_model(server, kind, seconds=60.0)
+    second = start_server(project, MLOPS_RELOAD_INTERVAL_S="0.2")
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            sent = [pool.submit(_post_quietly, second.url + "/predict", body) for _ in range(16)]
+            deadline = time.monotonic() + 20
+            while "failed (1 in a row)" not in second.output():  # the model is being called
+                assert time.monotonic() < deadline, second.output()
+                time.sleep(0.05)
+            second.process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert second.process.wait(15) == 0, second.output()
+            assert time.monotonic() - started < 8, second.output()
+            statuses = [f.result() for f in sent]
+        assert set(statuses) <= {500, 504, None}, statuses
+        assert statuses.count(None) < len(statuses)  # requests in flight were answered
+        if kind == "sleep":
+            assert "stopped with a model call still running" in second.output()
+    finally:
+        second.stop()
+    serve_model(server, "good")
