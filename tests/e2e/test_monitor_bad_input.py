@@ -209,3 +209,39 @@ def test_log_lines_that_are_no_records_are_counted_and_the_window_judged(project
     assert report["drift"] is not None and report["drift"]["status"] == "ok"
     assert report["reference"]["status"] == "ok"
     assert code == report["exit_code"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("status", "fires"), [(422, False), (500, True)], ids=["client-422", "server-500"]
+)
+def test_client_errors_do_not_trip_the_error_rate_rollback(
+    project: Path, status: int, fires: bool
+) -> None:
+    """The red-team finding: 100 anonymous 422s among 400 requests rolled a good champion
+    back. Refused requests are the callers'; the same number of server errors is the model's
+    and must fire the trigger (error rate bound 0.05 on at least 100 requests)."""
+    log = log_lines(project, records("breast_cancer", 300))
+    first = json.loads(log.read_text().splitlines()[0])
+    failed = {**first, "inputs": None, "output": None, "status": status, "error": "refused"}
+    # No request id: refused before one was read, or sent by a client that gives none.
+    lines = [json.dumps({**failed, "request_id": None}) for _ in range(100)]
+    with log.open("a") as handle:
+        handle.write("".join(line + "\n" for line in lines))
+    result = run_stage(project, "monitor", "--json", "--window", "1h", "--no-dashboard")
+    assert "Traceback" not in result.stderr, result.stderr
+    report = json.loads(result.stdout)
+
+    traffic = report["traffic"]
+    assert traffic["requests"] == 400
+    if status < 500:
+        assert (traffic["client_errors"], traffic["errors"], traffic["error_rate"]) == (100, 0, 0)
+    else:
+        assert (traffic["client_errors"], traffic["errors"]) == (0, 100)
+        assert traffic["error_rate"] == pytest.approx(0.25)
+    (judged,) = [
+        j for j in report["rollback"]["arms"]["champion"]["judged"] if j["on"] == "error_rate"
+    ]
+    assert judged["fired"] is fires and judged["samples"] == 400 - traffic["client_errors"]
+    checks = {v["check"] for v in report["violations"]}
+    assert ("error_rate" in checks) is fires
+    assert not [a for a in report["rollback"].get("actions") or [] if not fires], report

@@ -74,10 +74,9 @@ class WindowSummary:
             # refused by the contract) says nothing about the model and is counted apart.
             ids = cols["request_id"]
             server = status >= 500
-            self.errors += len(pd.unique(ids[server])) if server.any() else 0
-            client = ~ok & ~server
-            self.client_errors += len(pd.unique(ids[client])) if client.any() else 0
-            self.rejected += len(pd.unique(ids[status == 422]))
+            self.errors += _requests(ids, server)
+            self.client_errors += _requests(ids, ~ok & ~server)
+            self.rejected += _requests(ids, status == 422)
         first_rows = np.asarray(cols.get("row", np.zeros(part.rows)), dtype="float64") == 0
         self.requests += int((first_rows & ok).sum())  # served requests; failures are errors
         self.latencies.append(np.asarray(cols["latency_ms"], dtype="float64")[first_rows])
@@ -205,6 +204,17 @@ class WindowSummary:
 
     def labelled_frame(self) -> pd.DataFrame | None:
         return pd.concat(self.pairs, ignore_index=True) if self.pairs else None
+
+
+def _requests(ids: Any, mask: np.ndarray) -> int:
+    """Failed requests among the masked lines: distinct ids, and each line without an id (a
+    request refused before its id was read, a client that sent none) one request of its own,
+    not all of them one."""
+    if not mask.any():
+        return 0
+    chosen = ids[mask]
+    missing = np.asarray(pd.isna(chosen), dtype=bool)
+    return len(pd.unique(chosen[~missing])) + int(missing.sum())
 
 
 def _text_counts(values: np.ndarray) -> Counter[str]:
