@@ -327,3 +327,31 @@ def test_sigterm_stops_a_server_whose_model_fails_or_hangs(
     finally:
         second.stop()
     serve_model(server, "good")
+
+
+def nested_bodies(depth: int) -> list[tuple[str, bytes]]:
+    """A value nested `depth` arrays deep in every place a prediction body takes a value."""
+    deep = "[" * depth + "]" * depth
+    record = f'{{"alcohol": {deep}}}'
+    tensor = f'{{"name": "alcohol", "shape": [1], "datatype": "FP64", "data": {deep}}}'
+    bodies = [
+        ("/predict", deep),
+        ("/predict", record),
+        ("/predict", f"[{record}]"),
+        ("/invocations", f'{{"dataframe_records": [{record}]}}'),
+        ("/invocations", f'{{"dataframe_split": {{"columns": ["alcohol"], "data": {deep}}}}}'),
+        ("/invocations", f'{{"instances": {deep}}}'),
+        (V2_INFER, f'{{"inputs": [{tensor}]}}'),
+        (V2_INFER, f'{{"inputs": {deep}}}'),
+        (V2_INFER, f'{{"inputs": [], "parameters": {{"x": {deep}}}}}'),
+    ]
+    return [(path, body.encode()) for path, body in bodies]
+
+
+@pytest.mark.parametrize("depth", [100, 980, 990, 1000, 1024, 1025, 1100, 10_000])
+def test_deeply_nested_json_is_a_4xx_on_every_endpoint(server: Server, depth: int) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for path, body in nested_bodies(depth):
+            response = client.post(path, content=body, headers={"content-type": "application/json"})
+            assert 400 <= response.status_code < 500, (path, depth, response.text[:300])
+            assert response.json()["request_id"]

@@ -124,9 +124,34 @@ def clip(value: Any) -> Any:
         try:
             text = orjson.dumps(value).decode()
         except TypeError:
-            text = repr(value)
+            # orjson stops at 255 levels and repr() at the recursion limit (a RecursionError
+            # for a body nested ~1000 deep): a few levels are all a message needs.
+            text = _outline(value, _MAX_VALUE_CHARS + 1)
         return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
     return value
+
+
+def _outline(value: Any, budget: int, depth: int = 0) -> str:
+    """`value` as JSON-like text, its nesting cut at a few levels and about `budget` chars."""
+    if not isinstance(value, (list, dict)):
+        text = repr(value) if not isinstance(value, str) else orjson.dumps(value).decode()
+        return text[:budget]
+    if depth >= 8 or budget <= 2:
+        return "[...]" if isinstance(value, list) else "{...}"
+    parts: list[str] = []
+    used = 2
+    items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+    for key, item in items:
+        if used >= budget:
+            parts.append("...")
+            break
+        part = _outline(item, budget - used, depth + 1)
+        if key is not None:
+            part = f"{orjson.dumps(str(key)).decode()}: {part}"
+        parts.append(part)
+        used += len(part) + 2
+    opening, closing = ("[", "]") if isinstance(value, list) else ("{", "}")
+    return opening + ", ".join(parts) + closing
 
 
 class Door:
