@@ -355,3 +355,33 @@ def test_deeply_nested_json_is_a_4xx_on_every_endpoint(server: Server, depth: in
             response = client.post(path, content=body, headers={"content-type": "application/json"})
             assert 400 <= response.status_code < 500, (path, depth, response.text[:300])
             assert response.json()["request_id"]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "status"),
+    [
+        ("INT64", [13.5], 400),
+        ("INT64", [True], 400),
+        ("INT32", [2**40], 400),
+        ("UINT8", [-1], 400),
+        ("BOOL", [13.5], 400),
+        ("BOOL", [1], 400),
+        ("FP64", ["13.5"], 400),
+        ("FP64", [True], 400),
+        ("BYTES", [13.5], 400),
+        ("FP64", [13.5], 200),
+        ("FP32", [13], 200),
+        ("INT64", [13], 200),
+    ],
+)
+def test_v2_json_data_must_be_of_its_datatype(
+    server: Server, datatype: str, data: list[Any], status: int
+) -> None:
+    serve_model(server, "good")
+    body = v2_body(WINE[:1])
+    body["inputs"][0] = {"name": "alcohol", "shape": [1], "datatype": datatype, "data": data}
+    response = httpx.post(server.url + V2_INFER, json=body, timeout=10)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert "'alcohol'" in response.json()["error"], response.text
+        assert datatype in response.json()["error"], response.text

@@ -2,7 +2,9 @@
 (MLServer's pandas codec), and the binary tensor extension, inputs and outputs.
 
 Decoding only reshapes: the values reach the record checks as the client sent them, so a
-tensor is held to the contract exactly as a JSON record is.
+tensor is held to the contract exactly as a JSON record is. A JSON tensor's values must also
+be of its declared datatype (null aside, which the contract judges): a client that says INT64
+and sends 1.5 has a bug the server must not hide by reading the number anyway.
 """
 
 from __future__ import annotations
@@ -20,6 +22,21 @@ V2_TYPES = frozenset(
      "UINT8", "UINT16", "UINT32", "UINT64"}
 )  # fmt: skip
 V2_DATATYPE = {"float": "FP64", "int": "INT64", "bool": "BOOL", "category": "BYTES", "str": "BYTES"}
+
+_NUMBER: frozenset[type] = frozenset({int, float, type(None)})
+_INTEGER: frozenset[type] = frozenset({int, type(None)})
+# The JSON value types each datatype's data may hold, and an integer type's range.
+_JSON_TYPES: dict[str, frozenset[type]] = {
+    "BOOL": frozenset({bool, type(None)}),
+    "BYTES": frozenset({str, type(None)}),
+    **{t: _NUMBER for t in ("FP16", "FP32", "FP64")},
+    **{t: _INTEGER for t in ("INT8", "INT16", "INT32", "INT64")},
+    **{t: _INTEGER for t in ("UINT8", "UINT16", "UINT32", "UINT64")},
+}
+_INT_RANGE = {
+    name: (int(np.iinfo(name.lower()).min), int(np.iinfo(name.lower()).max))
+    for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+}
 
 # Little-endian element types of the binary tensor extension (BYTES is length-prefixed).
 _BINARY_DTYPES = {
@@ -94,6 +111,7 @@ def decode_inputs(payload: Any, binary: bytes | None = None) -> tuple[Rows, str 
                 data = [x for d in data for x in d]  # nested rows as some clients send them
             if not isinstance(data, list) or len(data) != shape[0]:
                 raise BadRequest(f"input {name!r}: data must be a list of {shape[0]} values")
+            _check_json_data(name, datatype, data)
             column = data
         if rows is not None and shape[0] != rows:
             raise BadRequest("all inputs must have the same number of rows")
@@ -104,6 +122,23 @@ def decode_inputs(payload: Any, binary: bytes | None = None) -> tuple[Rows, str 
     if not columns or rows is None:
         raise BadRequest("no inputs")
     return Rows(rows, columns=columns), request_id if isinstance(request_id, str) else None
+
+
+def _check_json_data(name: str, datatype: str, data: list[Any]) -> None:
+    """Refuse JSON data that is not of `datatype` (400 naming the input). One pass in C over
+    the value types; the integer range only where integers are declared."""
+    found = set(map(type, data))
+    allowed = _JSON_TYPES[datatype]
+    if not found <= allowed:
+        wrong = sorted(t.__name__ for t in found - allowed)
+        raise BadRequest(
+            f"input {name!r}: datatype {datatype} but the data holds {', '.join(wrong)} values"
+        )
+    bounds = _INT_RANGE.get(datatype)
+    if bounds is not None and int in found:
+        numbers = [d for d in data if d is not None] if type(None) in found else data
+        if min(numbers) < bounds[0] or max(numbers) > bounds[1]:
+            raise BadRequest(f"input {name!r}: a value is out of the range of {datatype}")
 
 
 def requested_outputs(payload: Any) -> tuple[list[Any] | None, bool | set[str]]:
