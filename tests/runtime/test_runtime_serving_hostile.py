@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import signal
 import socket
 import sys
@@ -385,3 +386,74 @@ def test_v2_json_data_must_be_of_its_datatype(
     if status == 400:
         assert "'alcohol'" in response.json()["error"], response.text
         assert datatype in response.json()["error"], response.text
+
+
+# A request's deadline: every answer, to anything, comes well within it.
+DEADLINE_S = 5.0
+
+
+def test_every_endpoint_fuzzed_from_its_openapi_answers_below_500_in_time(
+    server: Server,
+) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    serve_model(server, "good")
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    paths = set()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        paths.add(operation.path)
+
+        @settings(
+            max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        @given(case=operation.as_strategy())
+        def run(case: Any) -> None:
+            started = time.monotonic()
+            response = case.call(base_url=server.url, timeout=DEADLINE_S)
+            assert time.monotonic() - started < DEADLINE_S
+            assert response.status_code < 500, (case.path, case.body, response.text)
+
+        run()
+    wanted = {"/predict", "/invocations", "/v2/models/{name}/infer", "/health"}
+    wanted |= {"/ready", "/metrics", "/v2/health/ready"}
+    assert wanted <= paths, paths
+
+
+def test_arbitrary_bodies_to_every_prediction_endpoint_answer_4xx_in_time(
+    server: Server,
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    serve_model(server, "good")
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    values = st.recursive(
+        scalars, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=40
+    )
+    # Bodies near a valid one as well as anything at all: a record with one field replaced.
+    records = st.builds(lambda k, v: {**WINE[0], k: v}, st.sampled_from(list(WINE[0])), values)
+    bodies = st.one_of(
+        values.map(lambda v: json.dumps(v).encode()),
+        records.map(lambda r: json.dumps(r).encode()),
+        records.map(lambda r: json.dumps({"dataframe_records": [r]}).encode()),
+        records.map(lambda r: json.dumps(v2_body([r])).encode()),
+        st.binary(max_size=200),
+    )
+    paths = st.sampled_from(["/predict", "/invocations", V2_INFER])
+    types = st.sampled_from(["application/json", "text/csv", "application/octet-stream"])
+
+    with httpx.Client(base_url=server.url, timeout=DEADLINE_S) as client:
+
+        @settings(
+            max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        @given(path=paths, body=bodies, content_type=types)
+        def run(path: str, body: bytes, content_type: str) -> None:
+            started = time.monotonic()
+            response = client.post(path, content=body, headers={"content-type": content_type})
+            assert time.monotonic() - started < DEADLINE_S
+            assert response.status_code < 500, (path, body[:300], response.text[:300])
+
+        run()
