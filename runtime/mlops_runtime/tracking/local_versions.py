@@ -97,8 +97,8 @@ def keep_trained(
     _digest_file(trained).unlink(missing_ok=True)
     served = root / MODEL_FILE
     with history.serving_lock(history_file):
+        finish_interrupted(root, history_file)
         before = recorded(served)
-        install(kept, served)
         entry = history.record(
             history.PROMOTED,
             alias=CHAMPION,
@@ -108,7 +108,8 @@ def keep_trained(
             by=by,
             file=str(kept.relative_to(root)),
         )
-        history.append(history_file, entry)
+        with history.change(history_file, entry):
+            install(kept, served)
         for old in kept_versions(root)[keep + 1 :]:
             old.unlink(missing_ok=True)
             _digest_file(old).unlink(missing_ok=True)
@@ -138,6 +139,7 @@ def rollback(
     history_file = history.history_path(root, config)
     served = root / MODEL_FILE
     with history.serving_lock(history_file):
+        finish_interrupted(root, history_file)
         current = recorded(served)
         current_id = None if current is None else version_id(current)
         rolled_back = {
@@ -178,7 +180,6 @@ def rollback(
                 ),
             )
             raise RollbackRefused(message)
-        install(target, served)
         entry = history.record(
             history.ROLLED_BACK,
             alias=CHAMPION,
@@ -188,5 +189,33 @@ def rollback(
             by=by,
             file=str(target.relative_to(root)),
         )
-        history.append(history_file, entry)
+        with history.change(history_file, entry):
+            install(target, served)
         return Change(True, entry)
+
+
+def finish_interrupted(root: Path, history_file: Path) -> dict[str, Any] | None:
+    """Install again the file a killed promotion or rollback was installing, and record it
+    (hold the lock). Installing is two renames, each safe to repeat."""
+    entry = history.unfinished(history_file)
+    if entry is None:
+        return None
+    kept = root / str(entry["file"])
+    if kept.is_file():
+        install(kept, root / MODEL_FILE)
+        entry = {**entry, "completed_by": "the next change, after the writer was interrupted"}
+    else:
+        # The kept file is gone (pruned by hand): what serves is what the model file holds.
+        served = recorded(root / MODEL_FILE)
+        entry = {**entry, "to": None if served is None else version_id(served), "file": None}
+        entry["completed_by"] = f"the next change; {kept} was missing, so it was not installed"
+    history.complete(history_file, entry)
+    return entry
+
+
+def reconcile(root: Path, history_file: Path) -> dict[str, Any] | None:
+    """finish_interrupted under the serving lock: for a stage to call as it starts."""
+    if history.unfinished(history_file) is None:
+        return None
+    with history.serving_lock(history_file):
+        return finish_interrupted(root, history_file)

@@ -184,9 +184,10 @@ def rollback(
     With `expect_from`, nothing happens unless that version is still champion: a second
     rollback for the same trigger (another monitor, a retry) finds it already done.
     """
-    from mlops_runtime.tracking.registry import CHALLENGER, CHAMPION
+    from mlops_runtime.tracking.registry import CHAMPION
 
     with history.serving_lock(history_file):
+        finish_interrupted(client, name, history_file)
         current = _alias(client, name, CHAMPION)
         now_version = None if current is None else str(current.version)
         if expect_from is not None and now_version != str(expect_from):
@@ -221,19 +222,8 @@ def rollback(
             why={**why, **({"skipped": skipped} if skipped else {})},
             by=by,
         )
-        stamp = repr(entry["ts_epoch"])
-        client.set_registered_model_alias(name, CHAMPION, to_version)
-        challenger = _alias(client, name, CHALLENGER)
-        if challenger is not None and str(challenger.version) == to_version:
-            client.delete_registered_model_alias(name, CHALLENGER)
-        if now_version is not None:
-            _mark_rolled_back(client, name, now_version, entry, why, replaced_by=to_version)
-        client.set_model_version_tag(name, to_version, CHAMPION_SINCE, stamp)
-        client.set_model_version_tag(name, to_version, RESTORED_FROM, str(now_version))
-        client.set_model_version_tag(
-            name, to_version, LAST_EVENT, f"{entry['when']} restored by {by}: {_text(why)}"
-        )
-        history.append(history_file, entry)
+        with history.change(history_file, entry):
+            _apply(client, name, entry)
         return Change(True, entry)
 
 
@@ -248,9 +238,10 @@ def promote(
     by: str,
 ) -> Change:
     """Point `alias` (champion or challenger) at a newly registered version, recorded."""
-    from mlops_runtime.tracking.registry import CHAMPION, set_alias
+    from mlops_runtime.tracking.registry import CHAMPION
 
     with history.serving_lock(history_file):
+        finish_interrupted(client, name, history_file)
         before = _alias(client, name, alias)
         entry = history.record(
             history.PROMOTED if alias == CHAMPION else history.CHALLENGER_SET,
@@ -260,13 +251,8 @@ def promote(
             why=why,
             by=by,
         )
-        set_alias(client, name, alias, str(version))
-        tag = CHAMPION_SINCE if alias == CHAMPION else CHALLENGER_SINCE
-        client.set_model_version_tag(name, str(version), tag, repr(entry["ts_epoch"]))
-        client.set_model_version_tag(
-            name, str(version), LAST_EVENT, f"{entry['when']} {alias} by {by}: {_text(why)}"
-        )
-        history.append(history_file, entry)
+        with history.change(history_file, entry):
+            _apply(client, name, entry)
         return Change(True, entry)
 
 
@@ -283,6 +269,7 @@ def remove_challenger(
     from mlops_runtime.tracking.registry import CHALLENGER
 
     with history.serving_lock(history_file):
+        finish_interrupted(client, name, history_file)
         current = _alias(client, name, CHALLENGER)
         if current is None or str(current.version) != str(expect):
             return Change(
@@ -301,7 +288,70 @@ def remove_challenger(
             why=why,
             by=by,
         )
-        client.delete_registered_model_alias(name, CHALLENGER)
-        _mark_rolled_back(client, name, str(expect), entry, why)
-        history.append(history_file, entry)
+        with history.change(history_file, entry):
+            _apply(client, name, entry)
         return Change(True, entry)
+
+
+def finish_interrupted(
+    client: MlflowClient, name: str, history_file: Path
+) -> dict[str, Any] | None:
+    """Complete the change a killed writer left pending, and record it (hold the lock).
+
+    Every registry write of a change can be repeated, so applying it again from its pending
+    record is safe however far the killed writer got. Returns the record it completed.
+    """
+    entry = history.unfinished(history_file)
+    if entry is None:
+        return None
+    _apply(client, name, entry)
+    entry = {**entry, "completed_by": "the next change, after the writer was interrupted"}
+    history.complete(history_file, entry)
+    return entry
+
+
+def reconcile(client: MlflowClient, name: str, history_file: Path) -> dict[str, Any] | None:
+    """finish_interrupted under the serving lock: for a stage to call as it starts."""
+    if history.unfinished(history_file) is None:
+        return None  # the common case costs one stat, no lock
+    with history.serving_lock(history_file):
+        return finish_interrupted(client, name, history_file)
+
+
+def _apply(client: MlflowClient, name: str, entry: Mapping[str, Any]) -> None:
+    """The registry writes of one history record: aliases, then the tags that explain them."""
+    from mlops_runtime.tracking.registry import CHALLENGER, CHAMPION, set_alias
+
+    event, alias, by = entry["event"], str(entry["alias"]), str(entry["by"])
+    before, after = entry.get("from"), entry.get("to")
+    # The version rolled back from is tagged with the trigger's reason, not the versions skipped.
+    why = {k: v for k, v in dict(entry["why"]).items() if k != "skipped"}
+    stamp = repr(entry["ts_epoch"])
+    if event in (history.PROMOTED, history.CHALLENGER_SET):
+        version = str(after)
+        set_alias(client, name, alias, version)
+        tag = CHAMPION_SINCE if alias == CHAMPION else CHALLENGER_SINCE
+        client.set_model_version_tag(name, version, tag, stamp)
+        client.set_model_version_tag(
+            name, version, LAST_EVENT, f"{entry['when']} {alias} by {by}: {_text(entry['why'])}"
+        )
+    elif event == history.ROLLED_BACK:
+        version = str(after)
+        client.set_registered_model_alias(name, CHAMPION, version)
+        challenger = _alias(client, name, CHALLENGER)
+        if challenger is not None and str(challenger.version) == version:
+            client.delete_registered_model_alias(name, CHALLENGER)
+        if before is not None:
+            _mark_rolled_back(client, name, str(before), entry, why, replaced_by=version)
+        client.set_model_version_tag(name, version, CHAMPION_SINCE, stamp)
+        client.set_model_version_tag(name, version, RESTORED_FROM, str(before))
+        client.set_model_version_tag(
+            name, version, LAST_EVENT, f"{entry['when']} restored by {by}: {_text(why)}"
+        )
+    elif event == history.CHALLENGER_REMOVED:
+        current = _alias(client, name, CHALLENGER)
+        if current is not None and str(current.version) == str(before):
+            client.delete_registered_model_alias(name, CHALLENGER)
+        _mark_rolled_back(client, name, str(before), entry, why)
+    else:
+        raise ValueError(f"no registry change is recorded as {event!r}")

@@ -11,6 +11,13 @@ Every change of an alias and its history line happen under one exclusive lock (`
 beside the history), so concurrent promotions and rollbacks on this machine are serialised:
 the aliases always match the last record, and no record is lost. A registry shared by several
 machines needs the same discipline from whoever else moves its aliases.
+
+A change is written ahead: its record goes to `serving-history.jsonl.pending` (one rename)
+before the first registry or file write, and becomes a history line after the last one. A
+process killed in between leaves the pending record, and the next writer, under the same
+lock, applies the change again (each of its writes can be repeated) and records it before
+doing its own (`finish_interrupted` in registry_versions.py and local_versions.py). So the
+history never lags what serves, even across kill -9.
 """
 
 from __future__ import annotations
@@ -116,6 +123,57 @@ def read(path: Path) -> list[dict[str, Any]]:
             if isinstance(value, dict):
                 out.append(value)
     return out
+
+
+def pending_path(history: Path) -> Path:
+    return history.with_name(history.name + ".pending")
+
+
+@contextlib.contextmanager
+def change(history: Path, entry: Mapping[str, Any]) -> Iterator[None]:
+    """Write `entry` ahead, let the caller make the change, then record it (hold the lock)."""
+    intend(history, entry)
+    yield
+    complete(history, entry)
+
+
+def intend(history: Path, entry: Mapping[str, Any]) -> None:
+    """The change about to be made, durable before any of it is: replaced in one rename."""
+    target = pending_path(history)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with partial.open("w", encoding="utf-8") as handle:
+        json.dump(dict(entry), handle, sort_keys=True, default=str, allow_nan=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, target)
+    _sync_folder(target.parent)
+
+
+def unfinished(history: Path) -> dict[str, Any] | None:
+    """The change a killed writer left half made, if any (a rename never leaves half a file)."""
+    try:
+        value = json.loads(pending_path(history).read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        # Not written by intend(); it cannot be replayed, and must not block every change.
+        pending_path(history).unlink(missing_ok=True)
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def complete(history: Path, entry: Mapping[str, Any]) -> None:
+    append(history, entry)
+    pending_path(history).unlink(missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

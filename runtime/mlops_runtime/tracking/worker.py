@@ -23,7 +23,10 @@ group; the stage decides and stops the worker); SIGTERM, which the stage sends w
 stopped and which on Linux the kernel sends when the stage dies any other way
 (PR_SET_PDEATHSIG), ends a started run as FAILED and exits 143. One step finishes first: once
 a version is being registered, the worker completes the registration and its alias and
-replies, so a stop never leaves a version half registered.
+replies, so a stop never leaves a version half registered; and no registration starts once
+the stage is gone. When both are killed outright, the run is tagged with the worker's process
+(`mlops.process`), and the next run ends it as KILLED; the alias change, written ahead in the
+serving history, is completed by the next change (tracking/serving_history.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
@@ -106,6 +110,7 @@ def start_run(session: Session, message: Mapping[str, Any]) -> None:
     if session.client is None:
         session.client = connect(session.config, uri=session.uri)
     experiment_id = ensure_experiment(session.client, session.config)
+    end_orphaned_runs(session.client, experiment_id)
     # The whole step is one: MLflow writes the run's row (RUNNING) before it makes the run
     # active, and a stop raised inside one of the writes after it can leave the store's session
     # holding SQLite's write lock, so the ending cannot mark the run FAILED. A stop meanwhile
@@ -116,9 +121,53 @@ def start_run(session: Session, message: Mapping[str, Any]) -> None:
         session.feature_views = _feature_views(session.config)
         if session.feature_views:
             mlflow.log_dict({"views": session.feature_views}, "reports/feature_views.json")
-        mlflow.set_tags({**lineage_tags(session), **session.environment})
+        mlflow.set_tags(
+            {**lineage_tags(session), **session.environment, PROCESS_TAG: process_tag()}
+        )
         mlflow.log_params(message["params"])
         mlflow.log_dict(message["contract_report"], "reports/contract_report.json")
+
+
+# host:pid:start time of the process holding a run open, so a later run can tell that
+# process died (kill -9 of the stage and its worker) and end the run it left RUNNING.
+PROCESS_TAG = "mlops.process"
+
+
+def process_tag(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _start_time(pid: int) -> str:
+    """Ticks since boot when `pid` started (/proc), so a reused pid is not taken for it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def holder_is_gone(tag: str) -> bool:
+    """Whether the process named by a PROCESS_TAG is certainly dead (on this host)."""
+    parts = tag.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False  # another machine's run, or a tag we did not write: leave it be
+    if not Path("/proc").is_dir():
+        return False
+    now = _start_time(int(parts[1]))
+    return now == "" or (parts[2] != "" and now != parts[2])
+
+
+def end_orphaned_runs(client: Any, experiment_id: str) -> list[str]:
+    """End as KILLED the runs still RUNNING whose worker died without ending them."""
+    ended = []
+    for run in client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=200
+    ):
+        tag = run.data.tags.get(PROCESS_TAG)
+        if tag and holder_is_gone(tag):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
+    return ended
 
 
 def lineage_tags(session: Session) -> dict[str, str]:
@@ -210,6 +259,9 @@ def finish_run(session: Session, message: Mapping[str, Any]) -> dict[str, Any]:
         **metric_tags(metrics),
         **artifact_tags(session, info.model_id),
     }
+    if _STAGE.gone():
+        # Killed outright, the stage reports nothing: register nothing it would not report.
+        raise Stopped(signal.SIGTERM)
     _STOPPING.critical = True  # until the reply is sent: registered, aliased, answered
     version = str(register(info.model_uri, session.model_name, version_tags).version)
     promote(
@@ -278,8 +330,22 @@ class _Stopping:
 _STOPPING = _Stopping()
 
 
+class _Stage:
+    """The stage process this worker serves, once main() was told its pid."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+
+    def gone(self) -> bool:
+        return self.pid is not None and os.getppid() != self.pid
+
+
+_STAGE = _Stage()
+
+
 def _die_with(parent: int) -> None:
     """Linux: have the kernel send SIGTERM when the stage dies, however it dies."""
+    _STAGE.pid = parent
     if not sys.platform.startswith("linux"):
         return
     import ctypes
