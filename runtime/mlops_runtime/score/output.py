@@ -54,11 +54,15 @@ class Staging:
     def part(self, index: int) -> PartWriter:
         return PartWriter(self, index)
 
+    def write_record(self, index: int, record: Mapping[str, Any]) -> None:
+        """Part `index` is finished: what it held (its source and counts)."""
+        write_text(self._record(index), json.dumps(dict(record)) + "\n")
+
     def _record(self, index: int) -> Path:
         return self.dir / "_parts" / f"{index:05d}.json"
 
     def commit(self, summary: Mapping[str, Any]) -> None:
-        _write_text(self.dir / "_summary.json", json.dumps(summary, indent=2) + "\n")
+        write_text(self.dir / "_summary.json", json.dumps(summary, indent=2) + "\n")
         os.replace(self.dir, self.output)
 
 
@@ -89,7 +93,7 @@ class PartWriter:
                 writer = _open(path, schemas[kind], self.staging.fmt)
             writer.close()
             os.replace(_tmp(path), path)
-        _write_text(self.staging._record(self.index), json.dumps(dict(record)) + "\n")
+        self.staging.write_record(self.index, record)
 
     def abandon(self) -> None:
         for kind, writer in self._writers.items():
@@ -112,7 +116,7 @@ def _open(path: Path, schema: pa.Schema, fmt: str) -> Any:
     return csv.CSVWriter(_tmp(path), schema)
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     tmp = _tmp(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

@@ -108,8 +108,8 @@ def run(args: argparse.Namespace, project: Project) -> int:
             raise InputError(
                 f"{args.input}: holds both CSV and Parquet parts; --engine spark reads one format"
             )
-        door = stage._door(config, contract)
-        stage._check_columns(parts, door.columns, args.key)
+        door = stage.serving_door(config, contract)
+        stage.check_columns(parts, door.columns, args.key)
         _check_headers(parts)
         staging = Staging(args.output, args.format, resume=False)
     except InputError as exc:
@@ -321,21 +321,13 @@ def _score(
     for row in kinds:
         column = "scored" if row[KIND] == "predictions" else "rejected"
         by_name[row["source"]][column] += row["count"]
-    from mlops_runtime.score.output import _write_text
-
     totals: dict[str, Any] = {"rows": 0, "scored": 0, "rejected": 0, "run": run_id}
     for index, part in enumerate(parts):
         record = {"source": part.name, **by_name[part.name]}
-        _write_text(staging._record(index), _json(record))
+        staging.write_record(index, record)
         for key in ("rows", "scored", "rejected"):
             totals[key] += record[key]
     return totals
-
-
-def _json(record: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(dict(record)) + "\n"
 
 
 def _part_of(path: str, by_path: Mapping[str, Part]) -> Part:
@@ -425,7 +417,7 @@ def _score_task(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
             request_id = f"{job.run}-{job.indexes[name]}-{partition}-{number}"
             began = time.perf_counter()
             scored = scorer.score(chunk, name, first, request_id)
-            stage._log(log, scorer, scored, request_id, job.arm, began)
+            stage.log_scored(log, scorer, scored, request_id, job.arm, began)
             yield _tagged(scored.predictions, "predictions", job.schema)
             yield _tagged(scored.rejects, "rejects", job.schema)
             seen[path] = seen.get(path, 0) + (end - start)

@@ -124,8 +124,8 @@ def _run(args: argparse.Namespace, project: Project) -> int:
         return EXIT_USAGE
     try:
         parts = find_parts(args.input)
-        scorer_door = _door(config, contract)
-        _check_columns(parts, scorer_door.columns, args.key)
+        scorer_door = serving_door(config, contract)
+        check_columns(parts, scorer_door.columns, args.key)
         staging = Staging(args.output, args.format, resume=args.resume)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -204,7 +204,8 @@ def finish(
     return EXIT_REJECTED if counts["rejected"] else 0
 
 
-def _door(config: Mapping[str, Any], contract: Mapping[str, Any]) -> Any:
+def serving_door(config: Mapping[str, Any], contract: Mapping[str, Any]) -> Any:
+    """The serving door of the project's contract, as the server builds it."""
     from mlops_runtime.features.columns import feature_split
     from mlops_runtime.serve.record_validation import Door
 
@@ -212,7 +213,7 @@ def _door(config: Mapping[str, Any], contract: Mapping[str, Any]) -> Any:
     return Door(config, contract, numeric, categorical)
 
 
-def _check_columns(parts: Sequence[Part], columns: Sequence[Any], key: str | None) -> None:
+def check_columns(parts: Sequence[Part], columns: Sequence[Any], key: str | None) -> None:
     """A column the door needs that a whole part lacks is a wrong file, not bad rows."""
     from mlops_runtime.score.inputs import column_names
 
@@ -246,7 +247,7 @@ def _score_part(
             for kind, out in (("predictions", scored.predictions), ("rejects", scored.rejects)):
                 schemas[kind] = out.schema
                 writer.write(kind, out)
-            _log(log, scorer, scored, request_id, arm, began)
+            log_scored(log, scorer, scored, request_id, arm, began)
             counts["rows"] += batch.num_rows
             counts["scored"] += scored.predictions.num_rows
             counts["rejected"] += scored.rejects.num_rows
@@ -277,8 +278,11 @@ def _prediction_log(project: Project, batch_rows: int) -> Any:
     return log
 
 
-def _log(log: Any, scorer: Scorer, scored: Scored, request_id: str, arm: str, began: float) -> None:
-    """The scored rows as the server logs a big batch; waits for room rather than drop."""
+def log_scored(
+    log: Any, scorer: Scorer, scored: Scored, request_id: str, arm: str, began: float
+) -> None:
+    """The scored rows as the server logs a big batch; waits for room rather than drop.
+    Every engine logs through this, the Spark executors too."""
     from mlops_runtime.serve.prediction_log import Entry
 
     if not len(scored.batch):
