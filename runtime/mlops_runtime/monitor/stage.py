@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -379,7 +380,7 @@ def write_outputs(project: Project, report: MonitorReport, now: float, dashboard
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     data = _report_json(report) + "\n"
     path = folder / f"report-{stamp}.json"
-    _atomic(path, data)
+    _atomic(path, data, "report-*.json")
     _atomic(folder / "latest.json", data)
     # Replaced atomically, so node-exporter's textfile collector never reads half of it.
     textfile = project.root / monitor.textfile
@@ -414,10 +415,56 @@ def _report_json(report: MonitorReport) -> str:
     return json.dumps(report.to_json(), indent=1, sort_keys=True, allow_nan=False, default=str)
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+def _atomic(path: Path, text: str, family: str | None = None) -> None:
+    """Replace `path` whole: a reader (the dashboard's browser, node-exporter, the next run)
+    sees the old file or the new one, and so does a run killed in the middle of it.
+    `family`: the glob of the names this file's earlier runs wrote (report-*.json)."""
+    _sweep_partials(path.parent, family or path.name)
+    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        # On disk before the rename, so a machine that loses power keeps one of the two too.
+        os.fsync(handle.fileno())
     tmp.replace(path)
+
+
+# The writer's host is in a partial file's name: a pid means something only on its own host
+# (a reports folder can be a volume that monitors in several containers write).
+_HOST = socket.gethostname().replace(".", "_").replace("/", "_") or "host"
+# A partial file of another host is a killed run's once it is this old: a write takes
+# milliseconds.
+ABANDONED_S = 3600.0
+
+
+def _sweep_partials(folder: Path, family: str) -> None:
+    """Remove what runs killed before their rename left: `.<name>.<host>.<pid>.tmp` of a
+    process of this host that is gone, or of another host long ago. A running monitor's own
+    partial file is left to it."""
+    now = time.time()
+    for partial in folder.glob(f".{family}.*.tmp"):
+        _, host, pid = partial.name[: -len(".tmp")].rsplit(".", 2)
+        try:
+            if host == _HOST and pid.isdigit():
+                stale = not _alive(int(pid))
+            else:
+                stale = now - partial.stat().st_mtime > ABANDONED_S
+            if stale:
+                partial.unlink(missing_ok=True)
+        except OSError:
+            continue  # gone already, or not ours to remove: the next run tries again
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
 
 
 def _alert(project: Project, report: MonitorReport) -> None:
