@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from mlops_runtime import sketches
 from mlops_runtime.monitor.prediction_window import (
     WindowScan,
     choose_window,
@@ -52,13 +53,38 @@ def encode(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def summarise(scan: WindowScan, start: float = 0.0, end: float = 4e9) -> WindowSummary:
+# A reference profile's sketches, so a window's values are also binned against them (the
+# drift checks' input) whatever a line put in them.
+REFERENCE = {
+    "features": {
+        "x": {"sketch": sketches.reference_numeric(np.linspace(0.0, 50.0, 200))},
+        "c": {"sketch": sketches.reference_categorical(np.array(["a", "b"] * 50, dtype=object))},
+    },
+    "predictions": {
+        "sketch": sketches.reference_categorical(np.array(["0", "1"] * 50, dtype=object))
+    },
+}
+PREDICTIONS = {
+    "classification": REFERENCE["predictions"],
+    "regression": {"sketch": sketches.reference_numeric(np.linspace(-1.0, 1.0, 100))},
+}
+
+
+def summarise(
+    scan: WindowScan, start: float = 0.0, end: float = 4e9, task: str = "classification"
+) -> WindowSummary:
     summary = WindowSummary(
-        task="classification",
+        task=task,
         features=["x", "c"],
         categorical={"c"},
-        contract={"columns": {"x": {"type": "float", "min": 0}, "c": {"type": "category"}}},
-        reference=None,
+        contract={
+            "columns": {
+                "x": {"type": "float", "min": 0},
+                "c": {"type": "category", "values": ["a", "b"]},
+            }
+        },
+        reference={**REFERENCE, "predictions": PREDICTIONS[task]},
+        keep_values={"x"},
         keep_pairs=True,
     )
     for part in partitions(scan, start, end):
@@ -280,11 +306,13 @@ NOT_RECORDS = st.one_of(
         st.tuples(st.sampled_from(["record", "wrong", "junk"]), st.data()), min_size=1, max_size=12
     ),
     records_window=st.booleans(),
+    task=st.sampled_from(["classification", "regression"]),
 )
 def test_any_line_is_counted_never_raised(
     tmp_path_factory: pytest.TempPathFactory,
     lines: list[tuple[str, st.DataObject]],
     records_window: bool,
+    task: str,
 ) -> None:
     drawn: list[tuple[str, bytes]] = []
     for kind, data in lines:
@@ -293,7 +321,7 @@ def test_any_line_is_counted_never_raised(
     folder = tmp_path_factory.mktemp("log")
 
     scan = read_lines(folder, [raw for _, raw in drawn], records=10**9 if records_window else None)
-    summary = summarise(scan)
+    summary = summarise(scan, task=task)
 
     good = [raw for kind, raw in drawn if kind == "record"]
     assert scan.corrupt_files == []

@@ -129,8 +129,10 @@ class WindowSummary:
     def _add_predictions(self, prediction: np.ndarray) -> None:
         reference = (self.reference or {}).get("predictions", {})
         if self.task == "regression":
-            values = np.asarray(prediction, dtype="float64")
-            self.predicted_values.append(values)
+            # A logged prediction that is no number (a line's text) is a null of the sketch and
+            # left out of the quantiles and the mean, which would otherwise all be NaN.
+            values = pd.to_numeric(pd.Series(prediction), errors="coerce").to_numpy("float64")
+            self.predicted_values.append(values[np.isfinite(values)])
             ref = reference.get("sketch")
             if ref is not None:
                 self._fold_prediction(sketches.numeric_against(ref, values))
