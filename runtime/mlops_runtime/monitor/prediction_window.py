@@ -198,12 +198,13 @@ def _read_jsonl(path: Path, scan: WindowScan) -> pa.Table:
 
 # A line that does not open an object. pyarrow 26's JSON reader dies of a segmentation fault
 # on a file whose first value is `null`, so only files of objects are handed to it.
-_NOT_AN_OBJECT = re.compile(rb"(?:^|\n)[ \t\r]*[^{ \t\r\n]")
+# (A literal newline first: an alternation with ^ made the search slower than the parse.)
+_NOT_AN_OBJECT = re.compile(rb"\n[ \t\r]*[^{ \t\r\n]")
 
 
 def _fast_jsonl(data: bytes) -> pa.Table | None:
     """The file through Arrow's reader when every line is a record as the server writes it."""
-    if _NOT_AN_OBJECT.search(data):
+    if _NOT_AN_OBJECT.search(b"\n" + data):
         return None
     try:
         table = pajson.read_json(pa.BufferReader(data))
