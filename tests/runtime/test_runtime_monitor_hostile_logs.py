@@ -118,6 +118,8 @@ HOSTILE = {
     "status-out-of-range": encode(record(90, status=7000)),
     "key-0xff": b'{"request_id": "r90", "\xff": 1, "ts": "2026-12-01T10:01:30Z"}',
     "value-0xff": b'{"request_id": "r\xff", "ts": "2026-12-01T10:01:30Z"}',
+    "input-key-0xff": b'{"ts": "2026-12-01T10:01:30Z", "inputs": {"\xff": 1}}',
+    "nested-key-0xff": b'{"ts": "2026-12-01T10:01:30Z", "extra": [{"a": {"\xff": 1}}]}',
     "row-string": encode(record(90, row="a")),
     "latency-string": encode(record(90, latency_ms="fast")),
     "version-object": encode(record(90, model_version={"a": 1})),
@@ -295,6 +297,7 @@ NOT_RECORDS = st.one_of(
     st.binary(max_size=40).map(lambda b: b.replace(b"\n", b" ")).filter(_not_a_record),
     JSON.filter(lambda v: not isinstance(v, dict)).map(encode),
     st.just(b'{"\xff": 1, "ts": "2026-12-01T10:00:00Z"}'),
+    st.just(b'{"ts": "2026-12-01T10:00:00Z", "inputs": {"x": 1, "\xff": 2}}'),
 )
 
 

@@ -243,6 +243,8 @@ def _conforming(table: pa.Table, *, inferred: bool) -> bool:
     table.validate(full=True)  # raises on text that is not UTF-8
     schema = table.schema
     names = schema.names  # raises on a field name that is not UTF-8
+    for name in names:
+        _decode_names(schema.field(name).type)
     if "ts" not in names:
         return False
     ts = table.column("ts")
@@ -272,6 +274,20 @@ def _conforming(table: pa.Table, *, inferred: bool) -> bool:
     return _struct_conforms(table, kinds.get("inputs"), inferred) and _output_conforms(
         table, kinds.get("output"), inferred
     )
+
+
+def _decode_names(kind: pa.DataType) -> None:
+    """Raise UnicodeDecodeError on a nested field name that is not UTF-8 (Arrow keeps the bytes
+    and fails only when the name is read, much later)."""
+    if pa.types.is_struct(kind):
+        for i in range(kind.num_fields):
+            child = kind.field(i)
+            child.name  # noqa: B018 - decoding is the check
+            _decode_names(child.type)
+    elif (
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    ):
+        _decode_names(kind.value_type)
 
 
 def _struct_conforms(table: pa.Table, kind: pa.DataType | None, inferred: bool) -> bool:
