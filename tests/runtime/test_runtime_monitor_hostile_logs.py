@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mlops_runtime import sketches
+from mlops_runtime.monitor import labels
 from mlops_runtime.monitor.prediction_window import (
     WindowScan,
     choose_window,
@@ -368,3 +369,28 @@ def test_the_columnar_and_the_line_reader_agree(tmp_path: Path, stamp: str) -> N
     fast_pairs, slow_pairs = fast.labelled_frame(), slow.labelled_frame()
     assert fast_pairs is not None and slow_pairs is not None
     assert fast_pairs.equals(slow_pairs)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\xff\xfe\x00garbage\n\x00\x01", b"request_id,malignant\nr\xff,1\n", b"PAR1xxxx"],
+    ids=["empty", "binary", "not-utf8", "not-parquet"],
+)
+def test_an_unreadable_labels_file_is_a_problem(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / ("labels.parquet" if content.startswith(b"PAR1") else "labels.csv")
+    path.write_bytes(content)
+
+    frame, problem = labels.read_labels(path, "request_id", "malignant")
+
+    assert frame is None and problem is not None and problem["status"] == "labels_unreadable"
+
+
+def test_a_labels_row_that_is_no_position_is_row_zero(tmp_path: Path) -> None:
+    """As a blank `row`: a position that is text, infinite or past int64 joins as row 0."""
+    path = tmp_path / "labels.csv"
+    path.write_text("request_id,malignant,row\na,1,zz\nb,0,1e400\nc,1,1e30\nd,0,2\n")
+
+    frame, problem = labels.read_labels(path, "request_id", "malignant")
+
+    assert problem is None and frame is not None
+    assert frame.set_index("request_id")["row"].to_dict() == {"a": 0, "b": 0, "c": 0, "d": 2}

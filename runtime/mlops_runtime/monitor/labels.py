@@ -75,13 +75,17 @@ def read_labels(
         )
     frame = frame.rename(columns={join_key: "request_id"})
     frame["request_id"] = frame["request_id"].astype(str)
-    frame["row"] = (
-        pd.to_numeric(frame["row"], errors="coerce").fillna(0).astype("int64")
-        if "row" in frame.columns
-        else 0
-    )
+    frame["row"] = _positions(frame["row"]) if "row" in frame.columns else 0
     frame = frame.drop_duplicates(["request_id", "row"], keep="last")
     return frame, None
+
+
+def _positions(column: pd.Series) -> pd.Series:
+    """`row` as int64; a cell that is no position (blank, text, infinite, fractional, past
+    int64) is row 0, as an absent column is, instead of stopping the monitor in the cast."""
+    numbers = pd.to_numeric(column, errors="coerce").astype("float64")
+    valid = np.isfinite(numbers) & (numbers == np.floor(numbers)) & (numbers.abs() < 2.0**63)
+    return numbers.where(valid, 0.0).astype("int64")
 
 
 def join(pairs: pd.DataFrame | None, labels: pd.DataFrame | None) -> pd.DataFrame | None:
