@@ -375,7 +375,7 @@ def _mixed(values: Sequence[Any]) -> bool:
     return len(kinds - {int, float}) > 0 and len(kinds) > 1
 
 
-class _NotTheLog(ValueError):
+class LogSchemaError(ValueError):
     """A Parquet file whose columns are not typed as the prediction log's."""
 
 
@@ -384,7 +384,7 @@ def _read(path: Path, scan: WindowScan, columns: list[str] | None = None) -> pa.
         if path.suffix == ".parquet":
             table = pq.read_table(path, columns=columns)
             if not _conforming(table, inferred=False):
-                raise _NotTheLog("its columns are not the prediction log's")
+                raise LogSchemaError("its columns are not the prediction log's")
         else:
             table = _read_jsonl(path, scan)
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -464,7 +464,7 @@ def _tables(path: Path, scan: WindowScan) -> Iterator[pa.Table]:
         for batch in handle.iter_batches(batch_size=BATCH_ROWS, columns=names):
             table = pa.Table.from_batches([batch])
             if not _conforming(table, inferred=False):
-                raise _NotTheLog("its columns are not the prediction log's")
+                raise LogSchemaError("its columns are not the prediction log's")
             yield table.flatten()
     except (OSError, pa.ArrowException, ValueError) as exc:
         scan.unreadable(path, exc)
