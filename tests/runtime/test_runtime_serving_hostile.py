@@ -67,8 +67,8 @@ serving:
 
 
 def write_model(project: Path, kind: str, seconds: float = 0.0) -> str:
-    """Write model/model.joblib and its digest as level-0 training does; returns the version
-    the server will report (local-<first 12 hex of the sha256>)."""
+    """Write model/model.joblib and its digest as level-0 training does with pickle; returns
+    the version the server will report (local-<first 12 hex of the sha256>)."""
     faults = sys.modules.get("faults")
     if faults is None:
         spec = importlib.util.spec_from_file_location("faults", project / "faults.py")
@@ -113,6 +113,11 @@ def metric(server: Server, name: str, **labels: str) -> float:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hostile")
     spec = (Path(__file__).resolve().parents[2] / "specs" / "wine.mlops.yaml").read_text()
+    # A model class of the user's own is not an estimator skops may restore: pickle, opted in.
+    spec = spec.replace(
+        "  params: {max_iter: 1000}\n", "  params: {max_iter: 1000}\n  serialization: pickle\n"
+    )
+    assert "serialization: pickle" in spec
     built = build_project(root, "wine", spec + SERVING)
     (built / "faults.py").write_text(FAULTS, encoding="utf-8")
     write_model(built, "good")
@@ -285,6 +290,25 @@ def test_clients_that_never_finish_their_request_are_cut_off(server: Server) -> 
                     raise ConnectionResetError("closed")
         assert time.monotonic() - started < 4
     assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+
+
+def test_the_read_deadlines_hold_in_every_worker(project: Path) -> None:
+    version = write_model(project, "good")
+    workers = start_server(project, WEB_CONCURRENCY="2", MLOPS_RELOAD_INTERVAL_S="0.2")
+    try:
+        assert serving_version(workers) == version
+        # Enough connections that both workers accept some of them.
+        stalled = [
+            socket.create_connection(("127.0.0.1", workers.port), timeout=5) for _ in range(8)
+        ]
+        for sock in stalled:
+            sock.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\n")
+        for sock in stalled:
+            sent = _closed_within(sock, 5.0)
+            assert sent is not None and sent.startswith(b"HTTP/1.1 408"), sent
+            sock.close()
+    finally:
+        workers.stop()
 
 
 def test_a_keep_alive_connection_idle_between_requests_stays_usable(server: Server) -> None:
