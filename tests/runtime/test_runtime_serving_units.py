@@ -26,7 +26,7 @@ from mlops_runtime.features.pipeline import (
     target_array,
 )
 from mlops_runtime.serve.ab import bucket, choose_arm
-from mlops_runtime.serve.batching import MicroBatcher
+from mlops_runtime.serve.batching import MicroBatcher, ModelFailure
 from mlops_runtime.serve.fast_predict import CompiledPredictor, build_predictor
 from mlops_runtime.serve.model_source import feature_split, known_categories
 from mlops_runtime.serve.prediction_log import Entry, PredictionLog
@@ -262,3 +262,70 @@ def test_micro_batcher_groups_concurrent_rows() -> None:
     results = asyncio.run(main())
     assert [label for label, _ in results] == [2.0 * i for i in range(20)]
     assert calls == [8, 8, 4]  # full batches go at once, the rest after one quiet loop turn
+
+
+@pytest.mark.parametrize("error", [AttributeError, RuntimeError, KeyError, ZeroDivisionError])
+def test_micro_batcher_resolves_every_request_of_a_batch_whose_model_raises(
+    error: type[Exception],
+) -> None:
+    def run(model: Any, numeric: np.ndarray, categorical: np.ndarray) -> Any:
+        raise error("broken")
+
+    async def main() -> list[Any]:
+        batcher = MicroBatcher(run, max_batch_size=4, max_wait_ms=50)
+        model = object()
+        futures = [
+            batcher.submit(model, np.array([float(i)]), np.empty(0, dtype=object))
+            for i in range(10)
+        ]
+        return list(
+            await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout=5)
+        )
+
+    results = asyncio.run(main())
+    assert len(results) == 10
+    assert all(isinstance(r, ModelFailure) for r in results), results
+    assert all(r.kind == "exception" and error.__name__ in r.message for r in results)
+
+
+def test_micro_batcher_times_out_a_slow_model_in_its_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlops_runtime.serve.fast_predict import Prediction
+
+    release = threading.Event()
+    timed_out: list[str] = []
+
+    def run(model: Any, numeric: np.ndarray, categorical: np.ndarray) -> Any:
+        release.wait(10)
+        return Prediction(numeric[:, 0], None)
+
+    async def main() -> tuple[list[Any], float]:
+        model = object()
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(
+                run,
+                max_batch_size=4,
+                max_wait_ms=1,
+                slow={id(model)},
+                executor=pool,
+                timeout_s=0.3,
+                on_timeout=lambda m, failure: timed_out.append(failure.kind),
+            )
+            started = time.monotonic()
+            futures = [
+                batcher.submit(model, np.array([float(i)]), np.empty(0, dtype=object))
+                for i in range(3)
+            ]
+            # The loop is free while the model runs: this sleep ends on time.
+            await asyncio.sleep(0.1)
+            assert time.monotonic() - started < 0.25
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            elapsed = time.monotonic() - started
+            release.set()
+        return list(results), elapsed
+
+    results, elapsed = asyncio.run(main())
+    assert all(isinstance(r, ModelFailure) and r.kind == "timeout" for r in results), results
+    assert elapsed < 2
+    assert timed_out == ["timeout"]

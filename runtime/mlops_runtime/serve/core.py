@@ -148,15 +148,22 @@ class ServingCore:
         )
         batching = serving.get("batching") or {}
         self.batch_executor = ThreadPoolExecutor(2, thread_name_prefix=BATCH_THREADS)
+        limits = serving.get("limits") or {}
+        self.model_timeout_s = float(limits.get("model_s", 10))
+        self.unready_after = int(limits.get("unready_after_failures", 5))
+        # id() of the loaded models that took longer than the limit once: from then on their
+        # micro-batches run in a thread, with a real timeout (batching.py).
+        self._slow: set[int] = set()
         self.batcher = MicroBatcher(
             self._run_model,
             int(batching.get("max_batch_size", 32)),
             float(batching.get("max_wait_ms", 2)),
             on_batch=self.metrics.batch_size.observe,
+            slow=self._slow,
+            executor=self.batch_executor,
+            timeout_s=self.model_timeout_s,
+            on_timeout=lambda model, failure: self._model_failed(model, failure, None),
         )
-        limits = serving.get("limits") or {}
-        self.model_timeout_s = float(limits.get("model_s", 10))
-        self.unready_after = int(limits.get("unready_after_failures", 5))
         # Consecutive failed model calls per version; any success clears its count.
         self._failures: dict[ModelRef, int] = {}
         self.champion: Served | None = None
@@ -208,7 +215,9 @@ class ServingCore:
         self.challenger = found.get(CHALLENGER)
         # A version no longer served keeps no count: a rollback's version starts ready.
         live = {s.model.ref for s in (self.champion, self.challenger) if s is not None}
-        self._failures = {ref: n for ref, n in self._failures.items() if ref in live}
+        # list(): a batch's thread may clear a count meanwhile.
+        self._failures = {ref: n for ref, n in list(self._failures.items()) if ref in live}
+        self._slow.intersection_update(id(s.model) for s in self.served())
         for arm, old, new in (
             (CHAMPION, before[0], self.champion),
             (CHALLENGER, before[1], self.challenger),
@@ -330,6 +339,9 @@ class ServingCore:
             # Too late is not good: the client was promised an answer within the limit.
             limit = self.model_timeout_s
             problem = ModelFailure(f"the model took {elapsed:.1f}s, over {limit:g}s", "timeout")
+            if id(model) in self._slow:
+                raise problem  # a thread's call: its timeout answered and counted it already
+            self._slow.add(id(model))
         if problem is not None:
             self._model_failed(model, problem, None)
             raise problem
@@ -490,6 +502,7 @@ class ServingCore:
                 failure = ModelFailure(
                     f"the model gave no answer within {self.model_timeout_s:g}s", "timeout"
                 )
+                self._slow.add(id(served.model))
                 self._model_failed(served.model, failure, None)
                 raise failure from None
             self.metrics.batch_size.observe(len(batch))
