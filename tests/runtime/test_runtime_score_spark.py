@@ -136,6 +136,15 @@ def test_csv_parts_with_broken_rows_score_as_in_process_and_are_logged(
     assert rejects.column("row").to_pylist() == [3, 7, 9, 272, 276, 278]
     assert not out.with_name("spark.partial").exists()
     assert not list(out.rglob("*.crc")) and not list(out.rglob("*.tmp"))
+    # Where the run's time went, phase by phase, within the stage's own clock (the model
+    # loads beside the session's start, so its phase overlaps the others).
+    summary = json.loads((out / "_summary.json").read_text())
+    phases = summary["spark_phases"]
+    assert {"Spark session", "UTF-8 check (CSV)", "predictions written"} <= set(phases)
+    assert all(v >= 0 for v in phases.values())
+    spent = sum(v for k, v in phases.items() if not k.startswith("model"))
+    assert spent <= summary["seconds"] + 0.01
+    assert phases["model loaded (beside the session's start)"] <= summary["seconds"]
     # Executors wrote the prediction log: every scored row, under the outputs' request ids.
     predictions = pq.read_table(sorted((out / "predictions").glob("*.parquet")))
     logged = pq.read_table(sorted(log.glob("*.parquet")))

@@ -37,9 +37,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -49,6 +50,7 @@ from mlops_runtime.score.output import Staging
 from mlops_runtime.score.scoring import REJECTS, Scorer
 
 DEFAULT_MASTER = "local[2]"
+T = TypeVar("T")
 KIND = "kind"
 SOURCE = "_mlops_source"
 EXIT_USAGE, EXIT_NO_MODEL = 2, 3
@@ -76,7 +78,7 @@ class Job:
 
 def run(args: argparse.Namespace, project: Project) -> int:
     from mlops_runtime.score import stage
-    from mlops_runtime.score.model import ModelMissing, resolve
+    from mlops_runtime.score.model import ModelMissing, find, load
 
     config, contract = project.config, project.contract
     if project.settings.feature_store:
@@ -116,14 +118,37 @@ def run(args: argparse.Namespace, project: Project) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        model, arm = resolve(config, contract, args.model)
+        found = find(config, args.model)
     except ModelMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_MODEL
-    scorer = Scorer(model, door, args.key)
     started = time.monotonic()
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit
-    spark = session(args.spark_master, args.batch_rows, submitted=submitted)
+    # The model loads (skops, the compiled predictor and its check) in a thread while Spark's
+    # JVM starts: each takes seconds and neither needs the other. `phases`: where the run's
+    # time goes, for _summary.json.
+    phases: dict[str, float] = {}
+    with ThreadPoolExecutor(1, thread_name_prefix="mlops-model") as pool:
+        loading = pool.submit(
+            _timed,
+            phases,
+            "model loaded (beside the session's start)",
+            load,
+            found,
+            config,
+            contract,
+        )
+        spark = session(args.spark_master, args.batch_rows, submitted=submitted)
+        phases["Spark session"] = time.monotonic() - started
+        try:
+            model = loading.result()
+        except ModelMissing as exc:  # its file did not match its recorded hash
+            if not submitted:
+                spark.stop()
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_NO_MODEL
+    arm = found.arm
+    scorer = Scorer(model, door, args.key)
     settings = project.settings.serving.prediction_log
     log_dir = project.root / (os.environ.get("MLOPS_PREDICTION_LOG_DIR") or settings.dir)
     master = spark.sparkContext.master
@@ -136,14 +161,17 @@ def run(args: argparse.Namespace, project: Project) -> int:
             args,
             arm,
             log=(str(log_dir.resolve()), settings.rotate_mb, settings.keep_files),
+            phases=phases,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         shutil.rmtree(staging.dir, ignore_errors=True)  # a Spark run is never resumed
         return EXIT_USAGE
     finally:
+        stopping = time.monotonic()
         if not submitted:  # spark-submit's session is spark-submit's to stop
             spark.stop()
+        phases["Spark stopped"] = time.monotonic() - stopping
     for checksum in staging.dir.rglob(".*.crc"):  # Hadoop's local checksums of each file
         checksum.unlink()
     return stage.finish(
@@ -157,8 +185,20 @@ def run(args: argparse.Namespace, project: Project) -> int:
         started,
         str(totals["run"]),
         on=f" on Spark {master}",
-        extra={"engine": "spark", "spark_master": master},
+        extra={
+            "engine": "spark",
+            "spark_master": master,
+            "spark_phases": {k: round(v, 3) for k, v in phases.items()},
+        },
     )
+
+
+def _timed(phases: dict[str, float], name: str, call: Callable[..., T], *args: Any) -> T:
+    began = time.monotonic()
+    try:
+        return call(*args)
+    finally:
+        phases[name] = time.monotonic() - began
 
 
 def _check_headers(parts: Sequence[Part]) -> None:
@@ -247,12 +287,17 @@ def _score(
     args: argparse.Namespace,
     arm: str,
     log: tuple[str, float, int | None],
+    phases: dict[str, float],
 ) -> dict[str, Any]:
     from pyspark import StorageLevel
     from pyspark.sql import functions
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    began = time.monotonic()
     _check_utf8(spark, parts)
+    if parts[0].kind == "csv":
+        phases["UTF-8 check (CSV)"] = time.monotonic() - began
+    began = time.monotonic()
     frame = _read(spark, parts).withColumn(SOURCE, functions.col("_metadata.file_path"))
     # Pass 1: rows per (file, partition), in file order, for the rows' positions.
     counted = (
@@ -265,6 +310,7 @@ def _score(
     for row in sorted(counted, key=lambda r: (r[SOURCE], r["p"])):
         offsets[(row[SOURCE], row["p"])] = rows.get(row[SOURCE], 0)
         rows[row[SOURCE]] = rows.get(row[SOURCE], 0) + row["count"]
+    phases["rows counted per split (pass 1)"] = time.monotonic() - began
     key_type = None
     if args.key is not None:
         from pyspark.sql.pandas.types import to_arrow_type
@@ -304,8 +350,11 @@ def _score(
     )
     try:
         # Pass 2 scores (once: the result is persisted), then the two filtered writes.
+        began = time.monotonic()
         kinds = scored.groupBy("source", KIND).count().collect()
+        phases["read, contract check, predict, log (pass 2)"] = time.monotonic() - began
         for kind, fields in schemas.items():
+            began = time.monotonic()
             chosen = scored.filter(functions.col(KIND) == kind).select(*fields.names)
             writer = chosen.write.mode("overwrite")
             target = str(staging.dir.resolve() / kind)
@@ -313,6 +362,7 @@ def _score(
                 writer.option("header", True).option("escape", '"').csv(target)
             else:
                 writer.parquet(target)
+            phases[f"{kind} written"] = time.monotonic() - began
     finally:
         scored.unpersist()
     by_name = {p.name: {"rows": 0, "scored": 0, "rejected": 0} for p in parts}
@@ -431,7 +481,7 @@ def _tagged(batch: pa.RecordBatch, kind: str, schema: pa.Schema) -> pa.RecordBat
     arrays = []
     for field in schema:
         if field.name == KIND:
-            arrays.append(pa.array([kind] * batch.num_rows, pa.string()))
+            arrays.append(pa.repeat(pa.scalar(kind, pa.string()), batch.num_rows))
         elif field.name in batch.schema.names:
             arrays.append(batch.column(field.name).cast(field.type))
         else:
