@@ -195,6 +195,20 @@ def test_a_failing_model_fails_its_requests_with_5xx_and_never_hangs(
     assert "backend is gone" not in "".join(r.text for r in answers)
     assert metric(server, "mlops_model_failures_total", model_version=version) > before
     assert f"model wine version {version} failed" in server.output()
+    # The prediction log has each failed request, for the monitor's error rate.
+    ids = {r.json()["request_id"] for r in answers}
+    deadline = time.monotonic() + 10
+    while True:
+        logged = {
+            line["request_id"]: line
+            for path in (server.project / "prediction_log").glob("*.jsonl")
+            for line in map(json.loads, path.read_text().splitlines())
+        }
+        if ids <= set(logged) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert ids <= set(logged)
+    assert {logged[i]["status"] for i in ids} == {status}
     serve_model(server, "good")  # a new version is ready at once: its count starts at zero
     assert httpx.get(server.url + "/ready", timeout=5).status_code == 200
 
@@ -498,3 +512,48 @@ def test_arbitrary_bodies_to_every_prediction_endpoint_answer_4xx_in_time(
             assert response.status_code < 500, (path, body[:300], response.text[:300])
 
         run()
+
+
+def test_a_challenger_that_keeps_failing_leaves_the_ab_split(project: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from mlops_runtime.serve.ab import CHALLENGER, CHAMPION
+    from mlops_runtime.serve.batching import ModelFailure
+    from mlops_runtime.serve.core import Served, ServingCore
+    from mlops_runtime.serve.model_source import LocalSource, ModelRef, prepare
+
+    config = json.loads((project / "config.json").read_text(encoding="utf-8"))
+    contract = json.loads((project / "contract.json").read_text(encoding="utf-8"))
+    config["serving"]["ab_test"] = {"challenger_weight": 0.5, "sticky_key": None}
+    core = ServingCore(
+        config,
+        contract,
+        source=LocalSource(config, tmp_path / "model.joblib"),
+        environ={"MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "log")},
+        root=tmp_path,
+    )
+    write_model(project, "good")  # imports the model module
+    faults = sys.modules["faults"]
+
+    def served(arm: str, kind: str, version: str) -> Served:
+        ref = ModelRef("wine", version, None, "memory")
+        model = prepare(ref, faults.Faulty(kind), config, contract)
+        return Served(arm, model, core.base_door.with_known_categories(model.known_categories))
+
+    def arms() -> set[str]:
+        return {core.pick({}, {}, f"request-{i}").arm for i in range(200)}
+
+    core.install(
+        {CHAMPION: served(CHAMPION, "good", "1"), CHALLENGER: served(CHALLENGER, "runtime", "2")}
+    )
+    assert arms() == {CHAMPION, CHALLENGER}
+    assert core.challenger is not None
+    rows = np.zeros((1, len(core.numeric))), np.empty((1, len(core.categorical)), dtype=object)
+    for _ in range(core.unready_after):
+        with pytest.raises(ModelFailure):
+            core._run_model(core.challenger.model, *rows)
+    assert arms() == {CHAMPION}
+    assert core.unready() is None  # the champion serves: the server stays ready
+    core.install({CHAMPION: core.champion, CHALLENGER: served(CHALLENGER, "good", "3")})
+    assert arms() == {CHAMPION, CHALLENGER}
+    core.batch_executor.shutdown()

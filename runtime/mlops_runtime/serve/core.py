@@ -14,9 +14,11 @@ loop (`install`), so a request keeps the `Served` it was given however the slots
 A model that fails (raises anything but an input refusal, answers NaN or the wrong shape, or
 takes longer than `serving.limits.model_s`) fails only the requests of that model call, as a
 `ModelFailed`; every failed call is counted and logged, and after
-`serving.limits.unready_after_failures` consecutive failed calls of the champion the server says it
-is not ready, so an orchestrator stops routing to it until another version is installed (a
-rollback moves the alias, the reload loop installs it) or a call succeeds again.
+`serving.limits.unready_after_failures` consecutive failed calls of the champion the server
+says it is not ready, so an orchestrator stops routing to it until another version is installed
+(a rollback moves the alias, the reload loop installs it) or a call succeeds again. A challenger
+that failed as many calls in a row gets no more of the A/B split until another version is
+installed as challenger.
 """
 
 from __future__ import annotations
@@ -275,6 +277,10 @@ class ServingCore:
             "training registers it"
         )
 
+    def failing(self, served: Served) -> bool:
+        """Whether `served` failed serving.limits.unready_after_failures calls in a row."""
+        return self._failures.get(served.model.ref, 0) >= self.unready_after
+
     def unready(self) -> str | None:
         """Why the server is not ready, in one line for people; None when it is ready (a
         model is loaded and, with a feature store, the store is open)."""
@@ -380,6 +386,8 @@ class ServingCore:
         challenger = self.challenger
         if challenger is None or self.ab is None:
             return champion
+        if self._failures and self.failing(challenger):
+            return champion  # a challenger that keeps failing leaves the split
         key = sticky_key(self.base_door.sticky, first, headers, request_id)
         return (
             challenger if choose_arm(key, self.ab["challenger_weight"]) == CHALLENGER else champion
