@@ -357,13 +357,16 @@ def _post_quietly(url: str, body: Any) -> int | None:
         return None  # sent after the server stopped listening
 
 
-@pytest.mark.parametrize(("kind", "body"), [("attribute", WINE[0]), ("sleep", WINE)])
+@pytest.mark.parametrize(
+    ("kind", "body", "workers"),
+    [("attribute", WINE[0], "1"), ("sleep", WINE, "1"), ("sleep", WINE, "2")],
+)
 def test_sigterm_stops_a_server_whose_model_fails_or_hangs(
-    server: Server, project: Path, kind: str, body: Any
+    server: Server, project: Path, kind: str, body: Any, workers: str
 ) -> None:
     # A batch that sleeps 60 s holds a thread past the 3 s drain: the process leaves anyway.
     serve_model(server, kind, seconds=60.0)
-    second = start_server(project, MLOPS_RELOAD_INTERVAL_S="0.2")
+    second = start_server(project, MLOPS_RELOAD_INTERVAL_S="0.2", WEB_CONCURRENCY=workers)
     try:
         with ThreadPoolExecutor(16) as pool:
             sent = [pool.submit(_post_quietly, second.url + "/predict", body) for _ in range(16)]

@@ -101,6 +101,8 @@ class ServingApp:
             **self.open_inference.routes(),
         }
         self._paths = {path for _, path in self.routes}
+        # One of several worker processes (app_from_config): nothing runs after its shutdown.
+        self.worker_process = False
 
     # -- ASGI ---------------------------------------------------------------------------------
 
@@ -120,6 +122,10 @@ class ServingApp:
             elif message["type"] == "lifespan.shutdown":
                 await self.core.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
+                if self.worker_process:
+                    from mlops_runtime.serve.stage import leave_stuck_model_calls
+
+                    leave_stuck_model_calls()  # the process ends after this anyway
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -210,7 +216,9 @@ def app_from_config() -> ServingApp:
         from mlops_runtime.serve.http_guard import configure
 
         configure(project.config)  # before this worker listens: its read deadlines
-    return create_app(project.config, project.contract, root=project.root)
+    app = create_app(project.config, project.contract, root=project.root)
+    app.worker_process = True
+    return app
 
 
 def create_app(

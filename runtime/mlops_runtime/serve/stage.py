@@ -180,9 +180,9 @@ def uvicorn_settings(config: dict[str, object], host: str, port: int) -> dict[st
     return settings
 
 
-def _leave_stuck_model_calls() -> None:
+def leave_stuck_model_calls() -> None:
     """A model call that never returns holds a thread the interpreter would wait for at exit;
-    the server has drained, so the process leaves without it."""
+    the server has drained and flushed its log, so the process leaves without it."""
     from mlops_runtime.serve.core import BATCH_THREADS
 
     stuck = [t for t in threading.enumerate() if t.name.startswith(BATCH_THREADS)]
@@ -260,7 +260,7 @@ def _main(project: Project) -> int:
         if example is not None:
             print(example, flush=True)
         _server(uvicorn.Config(app, **settings)).run()
-        _leave_stuck_model_calls()
+        leave_stuck_model_calls()
         return EXIT_OK
     # Each worker is a fresh interpreter (its own GIL) that builds the app from CONFIG. The
     # metrics folder must exist, empty, before any worker imports prometheus_client.
