@@ -26,8 +26,8 @@ What it does, in a temp dir:
      project: Parquet batches through the serving door (the contract check of every row), the
      served model, the predictions and rejects Parquet, the prediction log;
    - bare: a script that loads the same fitted pipeline as a user would
-     (`mlflow.sklearn.load_model("models:/NAME@champion")`, at level 0 `joblib.load` of the
-     model file), reads the same Parquet in batches of B rows with pyarrow and calls
+     (`mlflow.sklearn.load_model("models:/NAME@champion")`, at level 0 skops' or joblib's
+     `load` of the model file), reads the same Parquet in batches of B rows with pyarrow and calls
      `pipeline.predict` on each batch's pandas frame; nothing is written.
    rows/s of each: the rows over the scoring loop's seconds (ours: the `seconds` of the run's
    `_summary.json`, the stage's own clock from the model loaded to the output renamed into
@@ -143,6 +143,9 @@ path, batch_rows, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if model == "registry":
     import mlflow.sklearn
     pipeline = mlflow.sklearn.load_model(f"models:/{sys.argv[4]}@champion")
+elif model.endswith(".skops"):
+    import skops.io
+    pipeline = skops.io.load(model, trusted=skops.io.get_untrusted_types(file=model))
 else:
     import joblib
     pipeline = joblib.load(model)
@@ -268,9 +271,9 @@ def model_arg(project: Path) -> list[str]:
     if (project / "mlruns.db").is_file():
         name = config.get("tracking", {}).get("registered_model") or config["name"]
         return ["registry", str(name)]
-    found = sorted((project / "model").glob("*.joblib"))
+    found = [p for p in (project / "model").glob("model.*") if p.suffix in (".skops", ".joblib")]
     if not found:
-        raise BenchError(f"{project}: no registry and no model/*.joblib after training")
+        raise BenchError(f"{project}: no registry and no model file in model/ after training")
     return [str(found[0])]
 
 

@@ -159,7 +159,7 @@ def run(spec: Path, stage: str, args: tuple[str, ...], out: Path, python: str | 
     Stages, in the order they run (the spec's level decides which exist):
       features-apply, features-materialize  the feature store (level 2+)
       check-data       the data contract on the training data (level 1+)
-      train            fit, gate, register (level 0: save model/model.joblib)
+      train            fit, gate, register (level 0: save model/model.skops)
       lineage          where the serving model came from (level 1+)
       serve            the model server on HOST:PORT (default 127.0.0.1:8080)
       predict          send a file's rows to a running server: --file ROWS

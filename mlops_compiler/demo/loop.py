@@ -144,7 +144,7 @@ class Demo:
                 return None
             if not self.tracked:
                 version = self._local_version()
-                step.done(f"saved model/model.joblib as local version {version}; {metrics}")
+                step.done(f"saved the model in model/ as local version {version}; {metrics}")
                 return version
             found = _REGISTERED.search(run.stdout)
             if found is None:

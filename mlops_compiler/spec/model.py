@@ -294,12 +294,13 @@ class Model(Strict):
     serialization: Literal["skops", "pickle"] = Field(
         "skops",
         description=(
-            "How the registered model is stored (level >= 1). 'skops' restores only the exact "
-            "types recorded when the model was logged. 'pickle' (MLflow's cloudpickle format) "
-            "runs arbitrary code when the model is loaded: use it only for estimators skops "
-            "cannot represent, such as functions or classes not defined at a module's top "
-            "level. Either way the server checks the artifact's sha256 before loading it. "
-            "The level-0 model file is always joblib (pickle), checked against its sha256."
+            "How the model is stored. 'skops' restores only types of the packages the "
+            "estimator allows (a registered model: exactly the types recorded when it was "
+            "logged; level 0: model/model.skops). 'pickle' (MLflow's cloudpickle format; "
+            "model/model.joblib at level 0) runs arbitrary code when the model is loaded: use "
+            "it only for estimators skops cannot represent, such as functions or classes not "
+            "defined at a module's top level. Either way the server checks the model's sha256 "
+            "before loading it."
         ),
     )
     gate: Gate = Gate()

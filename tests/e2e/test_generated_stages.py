@@ -58,7 +58,7 @@ def test_trained_version_is_champion_with_lineage(trained: Path, name: str) -> N
 @pytest.mark.slow
 def test_level0_project_saves_a_local_model_and_no_registry(trained: Path) -> None:
     project = trained / "generated/wine"
-    assert (project / "model/model.joblib").is_file()
+    assert (project / "model/model.skops").is_file()
     assert not (project / "mlruns.db").exists()
 
 

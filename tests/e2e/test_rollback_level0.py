@@ -53,9 +53,9 @@ def test_rollback_swaps_the_previous_file_back_and_the_server_follows(tmp_path: 
             assert version == first, "the server serves the previous file again within 10 s"
     finally:
         server.stop()
-    kept = sorted((project / "model/versions").glob("*.joblib"))
+    kept = sorted((project / "model/versions").glob("*.skops"))
     assert len(kept) == 2
-    served = (project / "model/model.joblib").read_bytes()
+    served = (project / "model/model.skops").read_bytes()
     assert served == next(p for p in kept if first.removeprefix("local-") in p.name).read_bytes()
 
     refused = run_stage(project, "rollback")
@@ -78,7 +78,7 @@ def test_kept_files_are_bounded_and_checked(tmp_path: Path) -> None:
     config["rollback"]["keep_versions"] = 1
     (project / "config.json").write_text(json.dumps(config))
     ids = [train_on(project, rows) for rows in (178, 150, 120)]
-    kept = sorted((project / "model/versions").glob("*.joblib"))
+    kept = sorted((project / "model/versions").glob("*.skops"))
     assert len(kept) == 2, "the served file and keep_versions earlier ones"
     assert ids[0].removeprefix("local-") not in " ".join(p.name for p in kept)
 
@@ -86,4 +86,4 @@ def test_kept_files_are_bounded_and_checked(tmp_path: Path) -> None:
     previous.write_bytes(previous.read_bytes() + b"\0")
     refused = run_stage(project, "rollback")
     assert refused.returncode == 5 and "no longer matches its sha256" in refused.stderr
-    assert (project / "model/model.joblib").read_bytes() != previous.read_bytes()
+    assert (project / "model/model.skops").read_bytes() != previous.read_bytes()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import joblib
 import numpy as np
 import orjson
 import pandas as pd
@@ -31,7 +30,7 @@ from mlops_runtime.contract.training_gate import validate_frame
 from mlops_runtime.data import load_table
 from mlops_runtime.features.pipeline import build_pipeline, model_frame, target_array
 from mlops_runtime.serve.fast_predict import build_predictor
-from mlops_runtime.serve.model_source import feature_split, known_categories
+from mlops_runtime.serve.model_source import LocalSource, feature_split, known_categories
 from mlops_runtime.serve.open_inference_codec import decode_inputs, encode_tensor
 from mlops_runtime.serve.openapi import record_schema
 from mlops_runtime.serve.record_validation import (
@@ -293,10 +292,13 @@ def test_parquet_int_codes_pass_the_gate_and_train(dataset_config: Any, tmp_path
     from_csv = coerce_frame(load_table(DIABETES, contract), contract)[0]
     pd.testing.assert_series_equal(typed["sex"], from_csv["sex"])
     metrics, model_path = train(
-        config, contract, environ={"MLOPS_TRAIN_DATA": str(path)}, model_path=tmp_path / "m.jl"
+        config, contract, environ={"MLOPS_TRAIN_DATA": str(path)}, model_path=tmp_path / "m.skops"
     )
     assert metrics
-    pipeline = joblib.load(model_path)
+    source = LocalSource(config, model_path)
+    ref = source.lookup("champion")
+    assert ref is not None
+    pipeline = source.load(ref)
     assert known_categories(pipeline) == {"sex": {"1", "2"}}
 
 

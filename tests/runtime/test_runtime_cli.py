@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import pandas as pd
 import pytest
 
@@ -86,7 +85,7 @@ def test_level0_script_trains_without_mlflow_or_pandera(dataset_config, project_
         "    runpy.run_module('mlops_runtime', run_name='__main__', alter_sys=True)\n"
         "except SystemExit as exc:\n"
         "    code = exc.code\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'pandera', 'skops'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'pandera'})\n"
         "print('HEAVY', heavy)\n"
         "sys.exit(code)\n"
     )
@@ -94,7 +93,13 @@ def test_level0_script_trains_without_mlflow_or_pandera(dataset_config, project_
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
     assert "saved" in result.stdout and "accuracy=" in result.stdout
-    model = joblib.load(root / "model" / "model.joblib")
+    from mlops_runtime.serve.model_source import LocalSource
+
+    config = json.loads((root / "config.json").read_text())
+    source = LocalSource(config, root / "model" / "model.skops")
+    ref = source.lookup("champion")
+    assert ref is not None
+    model = source.load(ref)
     sample = pd.DataFrame(
         {
             "bill_length_mm": [39.1],

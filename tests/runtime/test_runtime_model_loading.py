@@ -256,17 +256,18 @@ def test_level_0_model_file_is_checked_against_its_digest(
     dataset_config: Callable[[str], Config], workdir: Path, deserialised: list[str]
 ) -> None:
     config, contract = dataset_config(NAME)
-    path = workdir / "model" / "model.joblib"
+    path = workdir / "model" / "model.skops"
     plain.train(config, contract, model_path=path)
-    digest_file = workdir / "model" / "model.joblib.sha256"
+    digest_file = workdir / "model" / "model.skops.sha256"
     recorded = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest_file.read_text() == f"{recorded}  model.joblib\n"  # `sha256sum -c` reads it
+    assert digest_file.read_text() == f"{recorded}  model.skops\n"  # `sha256sum -c` reads it
 
     source = LocalSource(config, path)
     ref = source.lookup("champion")
     assert ref is not None and ref.version == f"local-{recorded[:12]}"
     typed = load_table(Path(config["data"]["path"]), contract)
     assert len(source.load(ref).predict(model_frame(typed.head(5), config))) == 5
+    assert deserialised == ["skops"]
 
     marker = workdir / "payload-ran"
     path.write_bytes(pickle.dumps(Payload(marker)))
@@ -277,7 +278,60 @@ def test_level_0_model_file_is_checked_against_its_digest(
     assert not marker.exists()
 
     digest_file.unlink()
-    with pytest.raises(ModelLoadRefused, match=r"model\.joblib\.sha256 is missing"):
+    with pytest.raises(ModelLoadRefused, match=r"model\.skops\.sha256 is missing"):
+        source.load(ref)
+    assert not marker.exists()
+    assert deserialised == ["skops"]
+
+
+def rewrite_digest(path: Path) -> None:
+    """What someone who can write to the model folder does: the digest follows the file."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+
+
+def test_level_0_refuses_a_replaced_model_even_with_its_digest_rewritten(
+    dataset_config: Callable[[str], Config], workdir: Path, deserialised: list[str]
+) -> None:
+    """The red-team's finding: model file and digest replaced together ran the attacker's
+    pickle on the next hot reload. skops restores only the estimator's packages' types."""
+    import skops.io
+
+    config, contract = dataset_config(NAME)
+    path = workdir / "model" / "model.skops"
+    plain.train(config, contract, model_path=path)
+    source = LocalSource(config, path)
+    marker = workdir / "payload-ran"
+
+    path.write_bytes(pickle.dumps(Payload(marker)))
+    rewrite_digest(path)
+    ref = source.lookup("champion")
+    assert ref is not None
+    with pytest.raises(ModelLoadRefused, match="is not a skops file"):
+        source.load(ref)
+
+    # A real skops file naming a type outside sklearn/numpy/scipy is refused before loading.
+    skops.io.dump({"payload": Payload(marker)}, path)
+    rewrite_digest(path)
+    ref = source.lookup("champion")
+    assert ref is not None
+    with pytest.raises(ModelLoadRefused, match=r"names types outside .*Payload"):
         source.load(ref)
     assert not marker.exists()
     assert deserialised == []
+
+
+def test_level_0_pickle_only_where_the_spec_opted_in(
+    dataset_config: Callable[[str], Config], workdir: Path
+) -> None:
+    config, contract = dataset_config(NAME)
+    pickled = {**config, "model": {**config["model"], "serialization": "pickle"}}
+    path = workdir / "model" / "model.joblib"
+    plain.train(pickled, contract, model_path=path)
+    ref = LocalSource(pickled, path).lookup("champion")
+    assert ref is not None
+    typed = load_table(Path(config["data"]["path"]), contract)
+    rows = model_frame(typed.head(5), config)
+    assert len(LocalSource(pickled, path).load(ref).predict(rows)) == 5
+    with pytest.raises(ModelLoadRefused, match="is not a skops file"):
+        LocalSource(config, path).load(ref)  # the same joblib file, the spec's default

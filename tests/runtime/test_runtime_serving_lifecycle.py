@@ -144,9 +144,9 @@ def test_without_a_challenger_everything_goes_to_the_champion(tmp_path: Path) ->
 
 
 def test_level_0_serves_the_local_file_without_mlflow(tmp_path: Path) -> None:
-    project = build_project(tmp_path, "wine")  # level 0: train_plain.py, model/model.joblib
+    project = build_project(tmp_path, "wine")  # level 0: model/model.skops
     train(project)
-    assert (project / "model" / "model.joblib").is_file()
+    assert (project / "model" / "model.skops").is_file()
     # Any attempt to import MLflow in the server now fails loudly.
     shim = tmp_path / "no_mlflow"
     shim.mkdir()

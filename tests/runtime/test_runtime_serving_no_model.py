@@ -136,7 +136,7 @@ def test_level_0_without_a_model_file_says_how_to_train_then_serves_it(tmp_path:
     try:
         record = records("wine", 1)[0]
         line = said(server)[0]
-        model = project.resolve() / "model" / "model.joblib"
+        model = project.resolve() / "model" / "model.skops"
         assert line.startswith(f"wine: no model to serve yet: no model file {model}")
         assert "`mlops run specs/wine.mlops.yaml train`" in line
         detail = check_unready(server, "wine", record)

@@ -5,10 +5,10 @@ so a request that started on one version finishes on it. MLflow is imported only
 `RegistrySource`, so a project without tracking (level 0) never needs it.
 
 Loading a model file can run code, so nothing is deserialised before its bytes match the
-sha256 recorded when it was trained, and a registered model is restored with skops and the
-exact types recorded when it was logged. Pickle is read only where the spec opted in
-(`model.serialization: pickle`) or at level 0, whose joblib file the user's own training
-wrote. MLFLOW_ALLOW_PICKLE_DESERIALIZATION is never set: it would allow every MLflow loader in
+sha256 recorded when it was trained, and a model is restored with skops, whose types must lie
+in the packages the spec's estimator allows: a registered model with exactly the types
+recorded when it was logged, a level-0 file with the types it names. Pickle is read only where
+the spec opted in (`model.serialization: pickle`). MLFLOW_ALLOW_PICKLE_DESERIALIZATION is never set: it would allow every MLflow loader in
 the process to unpickle whatever it is given.
 """
 
@@ -33,7 +33,6 @@ from mlops_runtime.tracking.store import PICKLE, ModelLoadRefused
 if TYPE_CHECKING:
     from mlops_runtime.tracking.store import ModelFiles, Serialization
 
-LOCAL_MODEL_PATH = Path("model") / "model.joblib"
 # Written beside the model by train/plain.py, in `sha256sum` format.
 DIGEST_SUFFIX = ".sha256"
 PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
@@ -94,19 +93,26 @@ def prepare(
 
 
 class LocalSource:
-    """Level 0: `model/model.joblib` as train/plain.py writes it; version = content hash.
+    """Level 0: `model/model.skops` as train/plain.py writes it; version = content hash.
 
-    joblib is pickle: loading runs whatever code the file names. The file is loaded only if
-    its sha256 matches `model.joblib.sha256`, which the training script writes beside it.
-    Both come from the user's own machine and folder, so this catches a file that was
-    truncated, half-written or replaced by one from elsewhere without its digest; it cannot
-    stop someone who can write to the folder, who could rewrite the digest too. That is the
-    trust level 0 runs at: no registry holds a digest out of the folder's reach.
+    The file is loaded only if its sha256 matches `model.skops.sha256`, written beside it by
+    training: that catches a file truncated, half-written or replaced without its digest. It
+    cannot stop someone who can write to the folder, who could rewrite the digest too, so the
+    file is restored with skops and only types of the packages the estimator allows: a
+    replaced file can make a wrong model, not run code. Where the spec opted in to pickle
+    (`model/model.joblib`), the digest is the only check, and loading runs what the file names.
     """
 
     def __init__(self, config: Mapping[str, Any], path: Path | None = None):
+        from mlops_runtime.tracking.local_versions import model_file
+        from mlops_runtime.tracking.store import allowed_roots, serialization_of
+
         self.name = str(config.get("name"))
-        self.path = path or Path(os.environ.get("MLOPS_MODEL_PATH", str(LOCAL_MODEL_PATH)))
+        self.serialization = serialization_of(config)
+        estimator = (config.get("model") or {}).get("estimator") or "sklearn"
+        self.allowed_roots = allowed_roots(str(estimator))
+        default = str(model_file(config))
+        self.path = path or Path(os.environ.get("MLOPS_MODEL_PATH", default))
         self._stat: tuple[int, int] | None = None
         self._ref: ModelRef | None = None
 
@@ -129,8 +135,6 @@ class LocalSource:
         return f"no model file {self.path.resolve()} (nothing trained yet)"
 
     def load(self, ref: ModelRef) -> Any:
-        import joblib
-
         path = Path(ref.uri)
         # Read once: the bytes checked are the bytes loaded, whatever happens to the file.
         data = path.read_bytes()
@@ -141,7 +145,33 @@ class LocalSource:
                 f"{path}: sha256 mismatch, the file is not the one training wrote "
                 f"(expected {expected} from {digest_path(path)}, found {actual}); not loaded"
             )
-        return joblib.load(io.BytesIO(data))
+        if self.serialization == PICKLE:
+            import joblib
+
+            return joblib.load(io.BytesIO(data))
+        return load_local_skops(data, self.allowed_roots, str(path))
+
+
+def load_local_skops(data: bytes, roots: Sequence[str], label: str) -> Any:
+    """A level-0 skops file: no logged list of types to hold it to, so every type it names
+    must lie in `roots` (the same packages a registered model's list is checked against)."""
+    import zipfile
+
+    import skops.io
+
+    try:
+        named = skops.io.get_untrusted_types(data=data)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ModelLoadRefused(
+            f"{label} is not a skops file ({type(exc).__name__}: {exc}); not loaded (a joblib "
+            "file needs model.serialization: pickle in the spec)"
+        ) from None
+    foreign = sorted(t for t in named if t.split(".")[0] not in roots)
+    if foreign:
+        raise ModelLoadRefused(
+            f"{label} names types outside {sorted(roots)}: {foreign}; not loaded"
+        )
+    return skops.io.loads(data, trusted=named)
 
 
 def digest_path(model_path: Path) -> Path:

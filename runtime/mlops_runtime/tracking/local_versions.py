@@ -1,7 +1,8 @@
 """Who serves at level 0: the model file, and the trained files kept beside it for rollback.
 
-Training writes each model to `model/versions/<time>-<sha12>.joblib` with its sha256 beside
-it, then installs a copy as `model/model.joblib`, the file the server loads. The newest
+Training writes each model to `model/versions/<time>-<sha12>.skops` with its sha256 beside
+it, then installs a copy as `model/model.skops`, the file the server loads (`.joblib` for
+both where the spec opted in to `model.serialization: pickle`). The newest
 `keep_versions + 1` trained files are kept. A rollback installs the newest kept file that is
 not the one serving, whose bytes still match its digest, and that was not itself rolled back
 from (the serving history says which were). Installing writes the digest first and the model
@@ -21,11 +22,20 @@ from typing import Any
 
 from mlops_runtime.tracking import serving_history as history
 from mlops_runtime.tracking.registry_versions import Change, RollbackRefused
+from mlops_runtime.tracking.store import PICKLE, serialization_of
 
 VERSIONS_DIR = Path("model") / "versions"
-MODEL_FILE = Path("model") / "model.joblib"
 DIGEST_SUFFIX = ".sha256"
 CHAMPION = "champion"
+
+
+def model_suffix(config: Mapping[str, Any]) -> str:
+    return ".joblib" if serialization_of(config) == PICKLE else ".skops"
+
+
+def model_file(config: Mapping[str, Any]) -> Path:
+    """The file the level-0 server loads: model/model.skops (model.joblib for pickle)."""
+    return Path("model") / f"model{model_suffix(config)}"
 
 
 def version_id(digest: str) -> str:
@@ -70,10 +80,10 @@ def install(kept: Path, served: Path) -> None:
     os.replace(partial, served)
 
 
-def kept_versions(root: Path) -> list[Path]:
-    """Trained files, newest first (their names start with the training time)."""
+def kept_versions(root: Path, suffix: str) -> list[Path]:
+    """Trained files in the spec's format, newest first (their names start with the time)."""
     folder = root / VERSIONS_DIR
-    return sorted(folder.glob("*.joblib"), reverse=True) if folder.is_dir() else []
+    return sorted(folder.glob(f"*{suffix}"), reverse=True) if folder.is_dir() else []
 
 
 def keep_trained(
@@ -91,13 +101,14 @@ def keep_trained(
     folder = root / VERSIONS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
-    kept = folder / f"{stamp}-{digest[:12]}.joblib"
+    suffix = model_suffix(config)
+    kept = folder / f"{stamp}-{digest[:12]}{suffix}"
     os.replace(trained, kept)
     write_digest(kept, digest)
     _digest_file(trained).unlink(missing_ok=True)
-    served = root / MODEL_FILE
+    served = root / model_file(config)
     with history.serving_lock(history_file):
-        finish_interrupted(root, history_file)
+        finish_interrupted(root, config)
         before = recorded(served)
         entry = history.record(
             history.PROMOTED,
@@ -110,7 +121,7 @@ def keep_trained(
         )
         with history.change(history_file, entry):
             install(kept, served)
-        for old in kept_versions(root)[keep + 1 :]:
+        for old in kept_versions(root, suffix)[keep + 1 :]:
             old.unlink(missing_ok=True)
             _digest_file(old).unlink(missing_ok=True)
     return Change(True, entry)
@@ -137,9 +148,9 @@ def rollback(
 ) -> Change:
     keep = int((config.get("rollback") or {}).get("keep_versions", 5))
     history_file = history.history_path(root, config)
-    served = root / MODEL_FILE
+    served = root / model_file(config)
     with history.serving_lock(history_file):
-        finish_interrupted(root, history_file)
+        finish_interrupted(root, config)
         current = recorded(served)
         current_id = None if current is None else version_id(current)
         rolled_back = {
@@ -147,7 +158,11 @@ def rollback(
             for e in history.read(history_file)
             if e.get("event") == history.ROLLED_BACK
         }
-        eligible = [p for p in kept_versions(root) if version_id(recorded(p) or "") != current_id]
+        eligible = [
+            p
+            for p in kept_versions(root, model_suffix(config))
+            if version_id(recorded(p) or "") != current_id
+        ]
         eligible = eligible[:keep]
         skipped = []
         target = None
@@ -194,28 +209,31 @@ def rollback(
         return Change(True, entry)
 
 
-def finish_interrupted(root: Path, history_file: Path) -> dict[str, Any] | None:
+def finish_interrupted(root: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
     """Install again the file a killed promotion or rollback was installing, and record it
     (hold the lock). Installing is two renames, each safe to repeat."""
+    history_file = history.history_path(root, config)
     entry = history.unfinished(history_file)
     if entry is None:
         return None
     kept = root / str(entry["file"])
+    served = root / model_file(config)
     if kept.is_file():
-        install(kept, root / MODEL_FILE)
+        install(kept, served)
         entry = {**entry, "completed_by": "the next change, after the writer was interrupted"}
     else:
         # The kept file is gone (pruned by hand): what serves is what the model file holds.
-        served = recorded(root / MODEL_FILE)
-        entry = {**entry, "to": None if served is None else version_id(served), "file": None}
+        serving = recorded(served)
+        entry = {**entry, "to": None if serving is None else version_id(serving), "file": None}
         entry["completed_by"] = f"the next change; {kept} was missing, so it was not installed"
     history.complete(history_file, entry)
     return entry
 
 
-def reconcile(root: Path, history_file: Path) -> dict[str, Any] | None:
+def reconcile(root: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
     """finish_interrupted under the serving lock: for a stage to call as it starts."""
+    history_file = history.history_path(root, config)
     if history.unfinished(history_file) is None:
         return None
     with history.serving_lock(history_file):
-        return finish_interrupted(root, history_file)
+        return finish_interrupted(root, config)

@@ -1,10 +1,13 @@
 """Training script of a level-0 project: python -m mlops_runtime.train.stage
 
-Fits the pipeline, prints test metrics and saves it to model/model.joblib, with its sha256 in
-model/model.joblib.sha256 (`sha256sum` format) that the server checks before loading it. The
-trained file is also kept in model/versions/ for `rollback` (tracking/local_versions.py), and
-the change of model is a line of the serving history. No tracking, no registry, no contract
-gate: imports neither MLflow nor pandera.
+Fits the pipeline, prints test metrics and saves it to model/model.skops, with its sha256 in
+model/model.skops.sha256 (`sha256sum` format) that the server checks before loading it. skops,
+as at every level: the server restores only types of the packages the estimator allows, so a
+replaced model file cannot run code. A spec that opted in to `model.serialization: pickle`
+gets model/model.joblib instead, loaded with pickle. The trained file is also kept in
+model/versions/ for `rollback` (tracking/local_versions.py), and the change of model is a line
+of the serving history. No tracking, no registry, no contract gate: imports neither MLflow
+nor pandera.
 
 Exit codes: 0 trained and saved; 2 configuration error, or no data file at the path
 (`error: training data not found: PATH`); 3 the data file cannot be read or is empty
@@ -21,15 +24,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from mlops_runtime.contract.coercion import coerce_frame
 from mlops_runtime.contract.report import ContractViolation
 from mlops_runtime.data import DataNotFound, file_sha256, load_table, require_data
 from mlops_runtime.project import Project, Stopped, stop_on_signals
+from mlops_runtime.tracking.store import PICKLE, allowed_roots, serialization_of, trusted_types
 from mlops_runtime.train.fitting import fit_and_evaluate
 
-MODEL_PATH = Path("model") / "model.joblib"
 DIGEST_SUFFIX = ".sha256"  # serve/model_source.py reads it under the same name
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -47,11 +48,31 @@ def train(
     # Without a contract pandas' own inference types the columns.
     frame = coerce_frame(raw, contract)[0] if contract else raw
     fitted = fit_and_evaluate(frame, config)
-    target = Path.cwd() / MODEL_PATH if model_path is None else model_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(fitted.pipeline, target)
-    write_digest(target)
-    return fitted.metrics, target
+    if model_path is None:
+        from mlops_runtime.tracking.local_versions import model_file
+
+        model_path = Path.cwd() / model_file(config)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    save(fitted.pipeline, model_path, config)
+    write_digest(model_path)
+    return fitted.metrics, model_path
+
+
+def save(pipeline: Any, path: Path, config: Mapping[str, Any]) -> None:
+    """skops, refusing a pipeline with types the server would refuse; joblib for pickle."""
+    if serialization_of(config) == PICKLE:
+        import joblib
+
+        joblib.dump(pipeline, path)
+        return
+    import skops.io
+
+    estimator = str(config["model"]["estimator"])
+    try:
+        trusted_types(pipeline, allowed_roots(estimator))
+    except ValueError as foreign:
+        raise ValueError(f"{foreign}; set model.serialization: pickle to save it") from None
+    skops.io.dump(pipeline, path)
 
 
 def write_digest(model_path: Path) -> Path:
@@ -74,7 +95,8 @@ def main(argv: list[str], project: Project) -> int:
     from mlops_runtime.tracking import local_versions
     from mlops_runtime.tracking import serving_history as history
 
-    fresh = project.root / local_versions.VERSIONS_DIR / f".training-{os.getpid()}.joblib"
+    suffix = local_versions.model_suffix(project.config)
+    fresh = project.root / local_versions.VERSIONS_DIR / f".training-{os.getpid()}{suffix}"
     name = project.config.get("name")
     try:
         with stop_on_signals():
@@ -100,7 +122,7 @@ def main(argv: list[str], project: Project) -> int:
     except (ImportError, ValueError, KeyError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    path = project.root / local_versions.MODEL_FILE
+    path = project.root / local_versions.model_file(project.config)
     print(f"{name}: saved {path} ({change.entry['to']})")
     print("  metrics: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     return EXIT_OK
