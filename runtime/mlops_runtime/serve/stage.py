@@ -155,7 +155,7 @@ def example_command(config: dict[str, object], host: str, port: int) -> str | No
 
 
 def uvicorn_settings(config: dict[str, object], host: str, port: int) -> dict[str, Any]:
-    """uvicorn's options: the fast loop and parser, and the limits of serving.limits."""
+    """uvicorn's options: the fast loop and parser, the read deadlines and the drain limit."""
     serving = config.get("serving") or {}
     assert isinstance(serving, dict)
     limits = serving.get("limits") or {}
@@ -164,6 +164,7 @@ def uvicorn_settings(config: dict[str, object], host: str, port: int) -> dict[st
         "port": port,
         # uvloop and httptools roughly double uvicorn's throughput where available.
         "loop": "uvloop" if _available("uvloop") else "asyncio",
+        # Only if httptools is missing (it is a dependency): h11, without the read deadlines.
         "http": "h11",
         "lifespan": "on",
         "access_log": False,  # the prediction log and /metrics record every request
