@@ -9,6 +9,7 @@ a run whose stage and worker were killed together is ended by the next run, not 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -83,6 +84,7 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registry(project: Path) -> dict[str, Any]:
     """Aliases, serving tags and history lines, read by a fresh process."""
     read = """
+import itertools
 import json
 from pathlib import Path
 from mlops_runtime.tracking import registry_versions as versions
@@ -251,3 +253,117 @@ def test_a_live_runs_holder_is_not_taken_for_dead() -> None:
     child.wait()
     assert holder_is_gone(tag)
     assert not holder_is_gone("another-host:1:1")  # not ours to judge
+
+
+CONCURRENT_CHANGES = """
+import json, sys
+from pathlib import Path
+
+from mlops_runtime.tracking import registry_versions as versions
+from mlops_runtime.tracking import serving_history as history
+from mlops_runtime.tracking.store import connect
+
+writer, count = sys.argv[1], int(sys.argv[2])
+config = json.loads(Path("config.json").read_text())
+client = connect(config)
+name = config["tracking"].get("registered_model") or config["name"]
+path = history.history_path(Path.cwd(), config)
+made = 0
+for i in range(count):
+    alias = "champion" if i % 2 else "challenger"
+    version = str(1 + (i + int(writer)) % 2)
+    change = versions.promote(
+        client, name, path, alias=alias, version=version, why={"writer": writer, "i": i}, by=writer
+    )
+    made += change.changed
+print(made)
+"""
+
+
+def test_concurrent_promotions_from_several_processes_chain_and_lose_nothing(
+    two_versions: Path, tmp_path: Path
+) -> None:
+    project = copy_of(two_versions, tmp_path)
+    start = len(history_lines(project))
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_CHANGES, str(w), "6"],
+            cwd=project,
+            env=stage_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(4)
+    ]
+    made = 0
+    for writer in writers:
+        out, err = writer.communicate(timeout=600)
+        assert writer.returncode == 0, err
+        made += int(out.strip().splitlines()[-1])
+    after = registry(project)
+    lines = after["history"][start:]
+    assert made == 24 and len(lines) == 24  # every change recorded, none twice
+    for alias in ("champion", "challenger"):
+        chain = [line for line in after["history"] if line["alias"] == alias]
+        # Serialised: each change starts from where the one before it left the alias.
+        for earlier, later in itertools.pairwise(chain):
+            assert later["from"] == earlier["to"], (alias, earlier, later)
+        assert after[alias] == chain[-1]["to"]
+
+
+LEVEL_0_ROLLBACK_KILLED_BEFORE_ITS_LINE = """
+import json, os, signal
+from pathlib import Path
+
+from mlops_runtime.tracking import local_versions
+from mlops_runtime.tracking import serving_history as history
+
+config = json.loads(Path("config.json").read_text())
+history.append = lambda path, entry: os.kill(os.getpid(), signal.SIGKILL)
+local_versions.rollback(Path.cwd(), config, why={"trigger": "test"}, by="test")
+"""
+
+
+def test_level_0_rollback_killed_after_installing_is_recorded_by_the_next_change(
+    tmp_path: Path,
+) -> None:
+    from mlops_runtime.tracking import local_versions
+    from mlops_runtime.tracking import serving_history as history
+
+    project = build_project(tmp_path, "wine")
+    train(project)
+    config = json.loads((project / "config.json").read_text())
+    # A second model that differs from the first: trained on part of the rows.
+    rows = (project / config["data"]["path"]).read_text().splitlines()
+    part = tmp_path / "part.csv"
+    part.write_text("\n".join(rows[: len(rows) * 2 // 3]) + "\n")
+    again = subprocess.run(
+        [sys.executable, "-m", "mlops_runtime", "train"],
+        cwd=project,
+        env=stage_env(MLOPS_TRAIN_DATA=str(part)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    served = project / local_versions.model_file(config)
+    before = local_versions.recorded(served)
+    lines = history_lines(project)
+    done = subprocess.run(
+        [sys.executable, "-c", LEVEL_0_ROLLBACK_KILLED_BEFORE_ITS_LINE],
+        cwd=project,
+        env=stage_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    installed = local_versions.recorded(served)
+    assert installed != before  # the older file serves, and no line says so yet
+    assert history_lines(project) == lines
+    entry = local_versions.finish_interrupted(project, config)
+    assert entry is not None and entry["to"] == local_versions.version_id(installed or "")
+    assert history_lines(project)[: len(lines)] == lines
+    assert json.loads(history_lines(project)[-1])["event"] == history.ROLLED_BACK
+    assert not history.pending_path(history.history_path(project, config)).exists()

@@ -116,6 +116,8 @@ def evaluate(
     now = time.time() if now is None else now
     client = connect(config, uri=absolute_uri(resolve_tracking_uri(config), project.root))
     name = model_name(settings)
+    # A change killed half made would leave the champion without the tag its window starts at.
+    registry_versions.reconcile(client, name, history.history_path(project.root, config))
     labelled = settings.monitor.labels is not None
     judging = _judging_project(project)
     arms: dict[str, ArmJudgement] = {}

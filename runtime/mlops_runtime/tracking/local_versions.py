@@ -228,12 +228,3 @@ def finish_interrupted(root: Path, config: Mapping[str, Any]) -> dict[str, Any] 
         entry["completed_by"] = f"the next change; {kept} was missing, so it was not installed"
     history.complete(history_file, entry)
     return entry
-
-
-def reconcile(root: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """finish_interrupted under the serving lock: for a stage to call as it starts."""
-    history_file = history.history_path(root, config)
-    if history.unfinished(history_file) is None:
-        return None
-    with history.serving_lock(history_file):
-        return finish_interrupted(root, config)
