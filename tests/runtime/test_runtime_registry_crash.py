@@ -109,17 +109,22 @@ print(json.dumps({
     "completed": completed is not None,
 }))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", read],
+    done = python(project, ["-c", read])
+    assert done.returncode == 0, done.stderr
+    state: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return state
+
+
+def python(project: Path, argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """`python ARGV` in the project, as a stage runs there."""
+    return subprocess.run(
+        [sys.executable, *argv],
         cwd=project,
-        env=stage_env(),
+        env=stage_env(**env),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr
-    state: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return state
 
 
 def copy_of(project: Path, into: Path) -> Path:
@@ -130,14 +135,7 @@ def copy_of(project: Path, into: Path) -> Path:
 
 
 def killed_at(project: Path, write: int, operation: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", CHANGE_KILLED_AT_WRITE, str(write), operation],
-        cwd=project,
-        env=stage_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return python(project, ["-c", CHANGE_KILLED_AT_WRITE, str(write), operation])
 
 
 def history_lines(project: Path) -> list[str]:
@@ -211,26 +209,12 @@ worker.start_run(session, {"rows": 3, "params": {"depth": "4"}, "contract_report
 print(session.run_id, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
-    done = subprocess.run(
-        [sys.executable, "-c", start_and_die],
-        cwd=project,
-        env=stage_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = python(project, ["-c", start_and_die])
     assert done.returncode == -signal.SIGKILL, done.stderr
     orphan = done.stdout.strip().splitlines()[-1]
     assert status(project, orphan) == "RUNNING"
     data = (two_versions / "../../specs/data/breast_cancer.csv").resolve()
-    trained = subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", "train"],
-        cwd=project,
-        env=stage_env(MLOPS_TRAIN_DATA=str(data)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    trained = python(project, ["-m", "mlops_runtime", "train"], MLOPS_TRAIN_DATA=str(data))
     assert trained.returncode == 0, trained.stderr
     assert status(project, orphan) == "KILLED"
 
@@ -338,26 +322,12 @@ def test_level_0_rollback_killed_after_installing_is_recorded_by_the_next_change
     rows = (project / config["data"]["path"]).read_text().splitlines()
     part = tmp_path / "part.csv"
     part.write_text("\n".join(rows[: len(rows) * 2 // 3]) + "\n")
-    again = subprocess.run(
-        [sys.executable, "-m", "mlops_runtime", "train"],
-        cwd=project,
-        env=stage_env(MLOPS_TRAIN_DATA=str(part)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = python(project, ["-m", "mlops_runtime", "train"], MLOPS_TRAIN_DATA=str(part))
     assert again.returncode == 0, again.stderr
     served = project / local_versions.model_file(config)
     before = local_versions.recorded(served)
     lines = history_lines(project)
-    done = subprocess.run(
-        [sys.executable, "-c", LEVEL_0_ROLLBACK_KILLED_BEFORE_ITS_LINE],
-        cwd=project,
-        env=stage_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = python(project, ["-c", LEVEL_0_ROLLBACK_KILLED_BEFORE_ITS_LINE])
     assert done.returncode == -signal.SIGKILL, done.stderr
     installed = local_versions.recorded(served)
     assert installed != before  # the older file serves, and no line says so yet
