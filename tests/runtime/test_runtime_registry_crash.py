@@ -337,3 +337,29 @@ def test_level_0_rollback_killed_after_installing_is_recorded_by_the_next_change
     assert history_lines(project)[: len(lines)] == lines
     assert json.loads(history_lines(project)[-1])["event"] == history.ROLLED_BACK
     assert not history.pending_path(history.history_path(project, config)).exists()
+
+
+def test_a_change_that_fails_with_an_error_is_not_left_pending(tmp_path: Path) -> None:
+    from mlops_runtime.tracking import serving_history as history
+
+    path = tmp_path / "serving-history.jsonl"
+    with pytest.raises(RuntimeError, match="refused"), history.change(path, {"event": "x"}):
+        assert history.unfinished(path) == {"event": "x"}  # written ahead
+        raise RuntimeError("the registry refused the write")
+    assert history.unfinished(path) is None
+    assert history.read(path) == []
+
+
+def test_a_pending_change_that_cannot_be_completed_is_set_aside_not_blocking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_runtime.tracking import registry_versions
+    from mlops_runtime.tracking import serving_history as history
+
+    path = tmp_path / "serving-history.jsonl"
+    history.intend(path, {"event": "not_a_change", "alias": "champion", "by": "x", "why": {}})
+    assert registry_versions.finish_interrupted(None, "model", path) is None  # type: ignore[arg-type]
+    assert history.unfinished(path) is None
+    kept = list(tmp_path.glob("serving-history.jsonl.pending.failed-*"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["event"] == "not_a_change"
+    assert "could not be completed" in capsys.readouterr().err

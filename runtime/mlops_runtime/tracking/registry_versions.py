@@ -304,7 +304,11 @@ def finish_interrupted(
     entry = history.unfinished(history_file)
     if entry is None:
         return None
-    _apply(client, name, entry)
+    try:
+        _apply(client, name, entry)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, it must not block later changes
+        history.set_aside(history_file, f"{type(exc).__name__}: {exc}")
+        return None
     entry = {**entry, "completed_by": "the next change, after the writer was interrupted"}
     history.complete(history_file, entry)
     return entry

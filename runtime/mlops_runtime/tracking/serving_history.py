@@ -27,6 +27,7 @@ import fcntl
 import getpass
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -131,9 +132,18 @@ def pending_path(history: Path) -> Path:
 
 @contextlib.contextmanager
 def change(history: Path, entry: Mapping[str, Any]) -> Iterator[None]:
-    """Write `entry` ahead, let the caller make the change, then record it (hold the lock)."""
+    """Write `entry` ahead, let the caller make the change, then record it (hold the lock).
+
+    A change that fails with an error (the registry refused a write) is not pending: it is
+    the caller's to report, as before anything was written ahead. Only an interruption (a
+    kill, Ctrl-C) leaves the record for the next writer.
+    """
     intend(history, entry)
-    yield
+    try:
+        yield
+    except Exception:
+        pending_path(history).unlink(missing_ok=True)
+        raise
     complete(history, entry)
 
 
@@ -161,6 +171,17 @@ def unfinished(history: Path) -> dict[str, Any] | None:
         pending_path(history).unlink(missing_ok=True)
         return None
     return value if isinstance(value, dict) else None
+
+
+def set_aside(history: Path, why: str) -> Path:
+    """A pending change the next writer could not complete: kept for people, out of the way
+    of every later change (a rollback must never be blocked by it)."""
+    target = pending_path(history).with_name(f"{pending_path(history).name}.failed-{os.getpid()}")
+    os.replace(pending_path(history), target)
+    print(
+        f"warning: {target}: an interrupted change could not be completed: {why}", file=sys.stderr
+    )
+    return target
 
 
 def complete(history: Path, entry: Mapping[str, Any]) -> None:
