@@ -1,14 +1,14 @@
 """Serving stage: python -m mlops_runtime serve
 
 Serves the registry's `champion` (with an A/B test also `challenger`) or the local
-model/model.joblib, as config.json's serving.model_source says, over HTTP; see app.py for the
+model/model.skops, as config.json's serving.model_source says, over HTTP; see app.py for the
 endpoints.
 
 Environment:
     HOST, PORT                  where to listen (default CONFIG["serving"]["host"] / ["port"])
     MLOPS_RELOAD_INTERVAL_S     seconds between alias polls (default serving.reload_interval_s)
     MLOPS_PREDICTION_LOG_DIR    prediction log folder (default serving.prediction_log.dir)
-    MLOPS_MODEL_PATH            the local model file (default model/model.joblib)
+    MLOPS_MODEL_PATH            the local model file (default model/model.skops)
     MLFLOW_TRACKING_URI         the tracking/registry store (default tracking.uri)
     LOG_LEVEL                   uvicorn log level (default "warning")
     WEB_CONCURRENCY             server processes (default CONFIG["serving"]["workers"])
