@@ -534,7 +534,13 @@ def test_the_monitor_job_runs_over_the_serving_pods_log(played: Played, labelled
     # Every request the serving pod logged: the examples (3 protocols, 1 row each) and the
     # labelled rows; the labels all joined; the train Job's reference profile found.
     examples = len(example_requests(played.project))
-    assert report["traffic"]["requests"] == labelled + examples, report["traffic"]
+    folder = played.claim(f"prediction-log-{played.port}")
+    assert report["traffic"]["requests"] == labelled + examples, (
+        report["traffic"],
+        report.get("problems"),
+        report.get("window"),
+        {p.name: (p.stat().st_mtime, p.read_text()[:600]) for p in folder.iterdir()},
+    )
     assert report["reference"]["status"] == "ok", report["reference"]
     # The live metric from the late labels, every one joined.
     performance = report["performance"]
