@@ -28,7 +28,7 @@ import numpy as np
 from mlops_runtime.features.columns import feature_columns, feature_split
 from mlops_runtime.serve import labels
 from mlops_runtime.serve.fast_predict import CompiledPredictor, PipelinePredictor, build_predictor
-from mlops_runtime.tracking.store import PICKLE, ModelLoadRefused
+from mlops_runtime.tracking.store import PICKLE, ModelLoadRefused, foreign_types
 
 if TYPE_CHECKING:
     from mlops_runtime.tracking.store import ModelFiles, Serialization
@@ -166,7 +166,7 @@ def load_local_skops(data: bytes, roots: Sequence[str], label: str) -> Any:
             f"{label} is not a skops file ({type(exc).__name__}: {exc}); not loaded (a joblib "
             "file needs model.serialization: pickle in the spec)"
         ) from None
-    foreign = sorted(t for t in named if t.split(".")[0] not in roots)
+    foreign = foreign_types(named, roots)
     if foreign:
         raise ModelLoadRefused(
             f"{label} names types outside {sorted(roots)}: {foreign}; not loaded"
@@ -304,7 +304,7 @@ def load_skops(files: ModelFiles, roots: Sequence[str], label: str = "model") ->
     trusted = files.flavor.get("skops_trusted_types") or []
     if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
         raise ModelLoadRefused(f"{label}: skops_trusted_types in MLmodel is not a list of names")
-    foreign = sorted(t for t in trusted if t.split(".")[0] not in roots)
+    foreign = foreign_types(trusted, roots)
     if foreign:
         raise ModelLoadRefused(
             f"{label} trusts types outside {sorted(roots)}: {foreign}; not loaded"

@@ -188,12 +188,25 @@ def trusted_types(model: Any, extra_roots: Iterable[str] = ()) -> list[str]:
     """
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return trusted_types_of(skops.io.dumps(model), extra_roots)
+
+
+def trusted_types_of(data: bytes, extra_roots: Iterable[str] = ()) -> list[str]:
+    """trusted_types of a model already serialised by skops."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=data)
     roots = set(TRUSTED_ROOTS) | set(extra_roots)
-    foreign = sorted(t for t in untrusted if t.split(".")[0] not in roots)
+    foreign = foreign_types(untrusted, roots)
     if foreign:
         raise ValueError(f"model contains types outside {sorted(roots)}: {foreign}")
     return sorted(untrusted)
+
+
+def foreign_types(names: Iterable[str], roots: Iterable[str]) -> list[str]:
+    """The type names not in one of the packages `roots`, sorted."""
+    allowed = set(roots)
+    return sorted(name for name in names if name.split(".")[0] not in allowed)
 
 
 def model_requirements(serialization: Serialization = SKOPS) -> list[str]:

@@ -28,7 +28,7 @@ from mlops_runtime.contract.coercion import coerce_frame
 from mlops_runtime.contract.report import ContractViolation
 from mlops_runtime.data import DataNotFound, file_sha256, load_table, require_data
 from mlops_runtime.project import Project, Stopped, stop_on_signals
-from mlops_runtime.tracking.store import PICKLE, allowed_roots, serialization_of, trusted_types
+from mlops_runtime.tracking.store import PICKLE, allowed_roots, serialization_of, trusted_types_of
 from mlops_runtime.train.fitting import fit_and_evaluate
 
 DIGEST_SUFFIX = ".sha256"  # serve/model_source.py reads it under the same name
@@ -68,11 +68,12 @@ def save(pipeline: Any, path: Path, config: Mapping[str, Any]) -> None:
     import skops.io
 
     estimator = str(config["model"]["estimator"])
+    data = skops.io.dumps(pipeline)  # once: the bytes checked are the bytes saved
     try:
-        trusted_types(pipeline, allowed_roots(estimator))
+        trusted_types_of(data, allowed_roots(estimator))
     except ValueError as foreign:
         raise ValueError(f"{foreign}; set model.serialization: pickle to save it") from None
-    skops.io.dump(pipeline, path)
+    path.write_bytes(data)
 
 
 def write_digest(model_path: Path) -> Path:
